@@ -1,0 +1,47 @@
+# bayes_mlr: set-up and everyday commands. Every target creates .venv/ on first use.
+# A Python >= 3.12 is found by .ci/find-python ($PYTHON, python3.12/3.13 on PATH, or pyenv).
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test test-fast bench lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(PY):
+	@interp=$$(.ci/find-python) || exit 1; \
+	echo "Creating $(VENV) with $$interp"; \
+	"$$interp" -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install the project with the dev extra
+
+demo: $(STAMP)  ## fit EM on simulated data and print a summary
+	$(PY) -m bayes_mlr.demo
+
+test: $(STAMP)  ## run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)  ## the test suite without tests marked slow
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## run the benchmarks (figures and ratios, not pass/fail)
+	$(PY) -m tests.benchmarks
+
+lint: $(STAMP)  ## ruff check and format check
+	$(PY) -m ruff check bayes_mlr tests
+	$(PY) -m ruff format --check bayes_mlr tests
+
+format: $(STAMP)  ## apply ruff's formatting and fixes
+	$(PY) -m ruff format bayes_mlr tests
+	$(PY) -m ruff check --fix bayes_mlr tests
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
