@@ -1,0 +1,49 @@
+"""bayes_mlr: mixtures of linear regressions by soft EM, with an honest Bayesian posterior.
+
+The EM core (:func:`fit_em`, :class:`MixtureOfRegressions`) is plain numpy/scipy and imports in a
+blink. The Bayesian layer (PyMC and ArviZ) loads lazily, on first use of its names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .em import fit_em
+from .estimator import MixtureOfRegressions
+from .exceptions import ConvergenceWarning, DegenerateFitWarning, NotFittedError
+from .results import EMResult
+from .simulate import simulate
+
+__version__ = "0.1.0"
+
+# Names served lazily: importing them pulls in PyMC / ArviZ, so only on first access.
+_LAZY = {
+    "build_model": "bayes_mlr.bayes",
+    "compare_em_posterior": "bayes_mlr.diagnostics",
+    "diagnose": "bayes_mlr.diagnostics",
+}
+
+__all__ = [
+    "ConvergenceWarning",
+    "DegenerateFitWarning",
+    "EMResult",
+    "MixtureOfRegressions",
+    "NotFittedError",
+    "__version__",
+    "fit_em",
+    "simulate",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayes_mlr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

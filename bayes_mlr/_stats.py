@@ -1,0 +1,160 @@
+"""Sufficient statistics of one EM iteration, accumulated over row blocks.
+
+An EM iteration for a mixture of regressions only needs, for every component ``j``, the totals
+
+    N_j = Σ_i w_i γ_ij,      S_j = Σ_i w_i γ_ij z_i z_iᵀ,      z_i = [x1_i, y_i],
+
+where ``x1_i`` is the design row (intercept column first when fitted) and ``w_i`` the sample
+weight. ``S_j`` holds the weighted Gram matrix ``X1ᵀ Γ_j X1``, the cross-products ``X1ᵀ Γ_j y`` and
+``yᵀ Γ_j y``. The observed-data log-likelihood of the current parameters comes with them for free.
+Everything is a sum over rows, so the same code serves in-memory arrays (one block or many),
+memory-mapped files and chunked (Dask) data: sum the blocks' statistics, then solve the M-step from
+the totals.
+
+Data enter as the augmented matrix ``Z = [X1, y]`` of shape (n, q + 1), built once per fit, so
+that the residuals of all components come from one matrix product ``Z @ [-β_j; 1]``. Per-row work
+is laid out component-major, (K, n), so that the reductions over components are vectorised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+# Rows per block: large enough for BLAS to run at full speed, small enough that the (K, rows)
+# temporaries stay cache-friendly and memory bounded.
+DEFAULT_BLOCK_ROWS = 8_192
+
+
+@dataclass
+class SufficientStats:
+    """Totals of one E-step.
+
+    Attributes
+    ----------
+    nk : ndarray of shape (n_components,)
+        Σ_i w_i γ_ij.
+    gram : ndarray of shape (n_components, q + 1, q + 1)
+        Σ_i w_i γ_ij z_i z_iᵀ with z_i = [x1_i, y_i] (q design columns, then y).
+    log_likelihood : float
+        Σ_i w_i log Σ_j π_j N(y_i | x1_iᵀ β_j, σ_j²) at the parameters of the E-step
+        (NaN when the statistics were built from given responsibilities).
+    n_obs : float
+        Σ_i w_i.
+    """
+
+    nk: np.ndarray
+    gram: np.ndarray
+    log_likelihood: float
+    n_obs: float
+
+    def __add__(self, other: SufficientStats) -> SufficientStats:
+        return SufficientStats(
+            self.nk + other.nk,
+            self.gram + other.gram,
+            self.log_likelihood + other.log_likelihood,
+            self.n_obs + other.n_obs,
+        )
+
+
+def augment(X1: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The augmented data matrix Z = [X1, y] of shape (n, q + 1)."""
+    Z = np.empty((X1.shape[0], X1.shape[1] + 1))
+    Z[:, :-1] = X1
+    Z[:, -1] = y
+    return Z
+
+
+def log_resp(
+    Z: np.ndarray, log_weights: np.ndarray, beta: np.ndarray, sigma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """E-step in log space (Bayes' rule with logsumexp over components).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, q + 1)
+        Augmented data [X1, y].
+    log_weights : ndarray of shape (K,)
+        log π_j (``-inf`` allowed for empty components).
+    beta : ndarray of shape (K, q)
+    sigma : ndarray of shape (K,)
+
+    Returns
+    -------
+    log_resp : ndarray of shape (K, n)
+        log γ_ij, component-major.
+    loglik : ndarray of shape (n,)
+        log Σ_j π_j N(y_i | x1_iᵀ β_j, σ_j²).
+    """
+    K = beta.shape[0]
+    # Coefficients that map z_i to the scaled residual (y_i - x1_iᵀβ_j) / σ_j in one product.
+    C = np.empty((K, Z.shape[1]))
+    C[:, :-1] = -beta
+    C[:, -1] = 1.0
+    C /= sigma[:, None]
+    out = C @ Z.T  # (K, n)
+    np.square(out, out=out)
+    out *= -0.5
+    out += (log_weights - np.log(sigma) - 0.5 * LOG_2PI)[:, None]
+    row_max = out.max(axis=0)
+    out -= row_max
+    loglik = np.log(np.exp(out).sum(axis=0))
+    out -= loglik
+    loglik += row_max
+    return out, loglik
+
+
+def block_stats(
+    Z: np.ndarray,
+    log_weights: np.ndarray | None,
+    beta: np.ndarray | None,
+    sigma: np.ndarray | None,
+    sample_weight: np.ndarray | None = None,
+    resp: np.ndarray | None = None,
+) -> SufficientStats:
+    """E-step statistics of one block of rows of the augmented data Z = [X1, y].
+
+    If ``resp`` (γ, shape (n, K)) is given it is used instead of the E-step (an M-step from
+    given responsibilities); the log-likelihood is then NaN.
+    """
+    if resp is None:
+        gamma, loglik_rows = log_resp(Z, log_weights, beta, sigma)
+        np.exp(gamma, out=gamma)
+        loglik = float(
+            loglik_rows @ sample_weight if sample_weight is not None else loglik_rows.sum()
+        )
+    else:
+        gamma = np.array(resp, dtype=np.float64).T.copy()
+        loglik = float("nan")
+    if sample_weight is not None:
+        gamma *= sample_weight
+    # All K weighted Gram matrices in one batched product: Zᵀ (γ_j ⊙ Z).
+    gram = np.matmul(Z.T, gamma[:, :, None] * Z)
+    n_obs = float(sample_weight.sum()) if sample_weight is not None else float(Z.shape[0])
+    return SufficientStats(gamma.sum(axis=1), gram, loglik, n_obs)
+
+
+def iter_blocks(n: int, block_rows: int = DEFAULT_BLOCK_ROWS):
+    """Yield slices covering range(n) in blocks of at most ``block_rows`` rows."""
+    for start in range(0, n, block_rows):
+        yield slice(start, min(start + block_rows, n))
+
+
+def accumulate(
+    Z: np.ndarray,
+    log_weights: np.ndarray,
+    beta: np.ndarray,
+    sigma: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> SufficientStats:
+    """Sum :func:`block_stats` over row blocks of in-memory (or memory-mapped) data."""
+    total = None
+    for sl in iter_blocks(Z.shape[0], block_rows):
+        sw = sample_weight[sl] if sample_weight is not None else None
+        stats = block_stats(Z[sl], log_weights, beta, sigma, sw)
+        total = stats if total is None else total + stats
+    return total

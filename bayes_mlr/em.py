@@ -1,0 +1,565 @@
+"""Soft EM for mixtures of linear regressions.
+
+The model is ``y_i ~ Σ_j π_j N(x1_iᵀ β_j, σ_j²)`` with hidden labels ``z_i`` and design rows
+``x1_i = [1, x_i]`` (the intercept column only when fitted). Following the derivation in the
+project's seed question:
+
+* **E-step** — Bayes' rule gives the responsibilities
+  ``γ_ij = π_j N(y_i | x1_iᵀβ_j, σ_j²) / Σ_k π_k N(y_i | x1_iᵀβ_k, σ_k²)`` (computed in log space).
+* **M-step** — the expected complete-data log-likelihood
+  ``Σ_ij γ_ij log π_j + Σ_ij γ_ij log N(y_i | x1_iᵀβ_j, σ_j²)`` keeps γ_ij *outside* the logs, so
+  it separates: ``π_j = Σ_i γ_ij / n`` and each ``β_j`` solves a weighted least-squares problem with
+  weights γ_ij; ``σ_j²`` is the γ-weighted mean squared residual (pooled over components for
+  ``variance="shared"``; given for ``variance="fixed"``).
+
+Each iteration is written as an accumulation of sufficient statistics over row blocks
+(:mod:`bayes_mlr._stats`) followed by an M-step solved from the totals. Internally the data are
+centred and scaled (which leaves the model unchanged) so that values around 1e8 or 1e-8 fit as
+well as values around 1; results are mapped back to the original units.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import linalg
+
+from ._stats import SufficientStats, accumulate, augment, block_stats, log_resp
+from ._validation import check_data, check_settings, check_sizes, check_start_values
+from .exceptions import ConvergenceWarning, DegenerateFitWarning
+from .results import EMResult
+
+__all__ = ["e_step", "fit_em", "m_step"]
+
+# A component's sigma may not fall below this fraction of the response's standard deviation:
+# the mixture likelihood is unbounded as sigma_j -> 0 on a handful of points, and a run that
+# reaches the floor is reported as degenerate.
+SIGMA_FLOOR_REL = 1e-6
+# init="auto"/"short_runs": iterations of every start before only the best continue.
+SHORT_RUN_ITER = 20
+# Pivots below this (on the unit-diagonal scaled Gram matrix) mean "rank deficient".
+_RANK_TOL = 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters on the internal (standardised) scale
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Params:
+    """weights (K,), beta (K, q) with the intercept first when fitted, sigma (K,)."""
+
+    weights: np.ndarray
+    beta: np.ndarray
+    sigma: np.ndarray
+
+
+@dataclass
+class _Scaler:
+    """Affine change of units: x_s = (x - x_shift) / x_scale, y_s = (y - y_shift) / y_scale."""
+
+    x_shift: np.ndarray
+    x_scale: np.ndarray
+    y_shift: float
+    y_scale: float
+    fit_intercept: bool
+
+    @classmethod
+    def from_data(cls, X, y, sample_weight, fit_intercept: bool) -> _Scaler:
+        w = sample_weight
+        if fit_intercept:
+            x_shift = np.average(X, axis=0, weights=w)
+            y_shift = float(np.average(y, weights=w))
+        else:  # without an intercept, shifting would change the model: scale only
+            x_shift = np.zeros(X.shape[1])
+            y_shift = 0.0
+        x_scale = np.sqrt(np.average((X - x_shift) ** 2, axis=0, weights=w))
+        y_scale = float(np.sqrt(np.average((y - y_shift) ** 2, weights=w)))
+        x_scale = np.where(x_scale > 0, x_scale, 1.0)
+        if not y_scale > 0:
+            y_scale = max(abs(y_shift), 1.0) if fit_intercept else 1.0
+        return cls(x_shift, x_scale, y_shift, y_scale, fit_intercept)
+
+    def design(self, X: np.ndarray) -> np.ndarray:
+        """Standardised design matrix (n, q), intercept column first when fitted."""
+        Xs = (X - self.x_shift) / self.x_scale
+        if self.fit_intercept:
+            return np.hstack([np.ones((X.shape[0], 1)), Xs])
+        return np.ascontiguousarray(Xs)
+
+    def response(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.y_shift) / self.y_scale
+
+    def to_internal(self, weights, intercept, coef, sigma) -> _Params:
+        coef_s = coef * self.x_scale / self.y_scale
+        beta = coef_s
+        if self.fit_intercept:
+            int_s = (intercept + coef @ self.x_shift - self.y_shift) / self.y_scale
+            beta = np.column_stack([int_s, coef_s])
+        return _Params(np.asarray(weights, float), beta, np.asarray(sigma, float) / self.y_scale)
+
+    def to_external(self, params: _Params):
+        """Return (weights, intercept, coef, sigma) in the original units."""
+        beta = params.beta
+        coef_s = beta[:, 1:] if self.fit_intercept else beta
+        coef = coef_s * self.y_scale / self.x_scale
+        if self.fit_intercept:
+            intercept = self.y_shift + self.y_scale * beta[:, 0] - coef @ self.x_shift
+        else:
+            intercept = np.zeros(beta.shape[0])
+        return params.weights.copy(), intercept, coef, params.sigma * self.y_scale
+
+    def loglik_offset(self, n_obs: float) -> float:
+        """log-likelihood(original units) = log-likelihood(standardised) - n_obs log(y_scale)."""
+        return -n_obs * math.log(self.y_scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# E-step and M-step
+# ---------------------------------------------------------------------------------------------
+
+
+def e_step(
+    X1: np.ndarray, y: np.ndarray, weights: np.ndarray, beta: np.ndarray, sigma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Responsibilities by Bayes' rule, computed in log space.
+
+    Parameters
+    ----------
+    X1 : ndarray of shape (n, q)
+        Design matrix (with the intercept column if one is fitted).
+    y : ndarray of shape (n,)
+    weights : ndarray of shape (K,)
+    beta : ndarray of shape (K, q)
+    sigma : ndarray of shape (K,)
+
+    Returns
+    -------
+    resp : ndarray of shape (n, K)
+        γ_ij; rows sum to one.
+    loglik : ndarray of shape (n,)
+        Per-row observed-data log-likelihood log Σ_j π_j N(y_i | x1_iᵀβ_j, σ_j²).
+    """
+    log_gamma, loglik = log_resp(augment(X1, y), _log(weights), beta, sigma)
+    return np.exp(log_gamma).T, loglik
+
+
+def _log(weights: np.ndarray) -> np.ndarray:
+    """log π, with log 0 = -inf (an emptied component) and no warning."""
+    with np.errstate(divide="ignore"):
+        return np.log(weights)
+
+
+def solve_weighted_least_squares(gram: np.ndarray, xty: np.ndarray) -> np.ndarray:
+    """Solve ``gram @ beta = xty`` for a weighted Gram matrix, stably.
+
+    The system is scaled to unit diagonal (Jacobi) and solved by Cholesky. When it is rank
+    deficient (collinear columns, a component with too little weight) the least-squares
+    solution of minimum norm in those unit-diagonal coordinates is returned instead (eigen-decomposition with a relative cutoff), so
+    collinear designs still give finite coefficients.
+
+    Parameters
+    ----------
+    gram : ndarray of shape (q, q)
+        ``X1ᵀ Γ X1``, symmetric positive semi-definite.
+    xty : ndarray of shape (q,)
+        ``X1ᵀ Γ y``.
+
+    Returns
+    -------
+    ndarray of shape (q,)
+    """
+    d = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+    beta = np.zeros_like(xty)
+    if d.max(initial=0.0) <= 0:
+        return beta
+    active = d > _RANK_TOL * d.max()
+    da = d[active]
+    g = gram[np.ix_(active, active)] / np.outer(da, da)
+    b = xty[active] / da
+    try:
+        chol, lower = linalg.cho_factor(g, lower=True, check_finite=False)
+        if np.min(np.diag(chol)) ** 2 < _RANK_TOL:
+            raise linalg.LinAlgError("rank deficient")
+        x = linalg.cho_solve((chol, lower), b, check_finite=False)
+    except linalg.LinAlgError:
+        evals, evecs = linalg.eigh(g, check_finite=False)
+        keep = evals > _RANK_TOL * evals.max()
+        x = evecs[:, keep] @ ((evecs[:, keep].T @ b) / evals[keep])
+    beta[active] = x / da
+    return beta
+
+
+def m_step_from_stats(
+    stats: SufficientStats, *, variance: str, sigma_fixed: float | None, sigma_floor: float
+) -> _Params:
+    """M-step from the sufficient statistics of one E-step (see :mod:`bayes_mlr._stats`)."""
+    nk, gram = stats.nk, stats.gram
+    K, q = nk.shape[0], gram.shape[1] - 1
+    weights = nk / nk.sum()
+    beta = np.empty((K, q))
+    rss = np.empty(K)
+    for j in range(K):
+        G, b, yy = gram[j, :q, :q], gram[j, :q, q], gram[j, q, q]
+        beta[j] = solve_weighted_least_squares(G, b)
+        # Σ_i γ_ij (y_i - x1_iᵀβ_j)²; the three-term form stays valid for minimum-norm solutions.
+        rss[j] = max(yy - 2.0 * beta[j] @ b + beta[j] @ G @ beta[j], 0.0)
+    if variance == "fixed":
+        sigma = np.full(K, float(sigma_fixed))
+    elif variance == "shared":
+        sigma = np.full(K, math.sqrt(rss.sum() / nk.sum()))
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sigma = np.sqrt(np.where(nk > 0, rss / nk, 0.0))
+    if variance != "fixed":
+        sigma = np.maximum(sigma, sigma_floor)
+    return _Params(weights, beta, sigma)
+
+
+def m_step(
+    X1: np.ndarray,
+    y: np.ndarray,
+    resp: np.ndarray,
+    *,
+    variance: str = "component",
+    sigma: float | None = None,
+    sample_weight: np.ndarray | None = None,
+    sigma_floor: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """M-step from given responsibilities.
+
+    Parameters
+    ----------
+    X1 : ndarray of shape (n, q)
+    y : ndarray of shape (n,)
+    resp : ndarray of shape (n, K)
+        Responsibilities γ_ij.
+    variance : {"component", "shared", "fixed"}
+    sigma : float, optional
+        The known noise scale for ``variance="fixed"``.
+    sample_weight : ndarray of shape (n,), optional
+        Replication weights.
+    sigma_floor : float
+        Lower bound for estimated sigmas.
+
+    Returns
+    -------
+    weights : ndarray of shape (K,)
+        π_j = Σ_i w_i γ_ij / Σ_i w_i.
+    beta : ndarray of shape (K, q)
+        Weighted least-squares solutions with weights w_i γ_ij.
+    sigma : ndarray of shape (K,)
+    """
+    stats = block_stats(augment(X1, y), None, None, None, sample_weight, resp=resp)
+    p = m_step_from_stats(stats, variance=variance, sigma_fixed=sigma, sigma_floor=sigma_floor)
+    return p.weights, p.beta, p.sigma
+
+
+# ---------------------------------------------------------------------------------------------
+# One EM run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    params: _Params
+    trace: list[float]
+    n_iter: int
+    converged: bool
+    degenerate: bool
+
+    @property
+    def log_likelihood(self) -> float:
+        return self.trace[-1]
+
+    def rank_key(self) -> tuple[bool, float]:
+        """Sort key: non-degenerate runs first, then by log-likelihood (higher first)."""
+        return (self.degenerate, -self.log_likelihood)
+
+
+@dataclass
+class _Problem:
+    """Everything a run needs besides its start: data access and the M-step's settings."""
+
+    stats: Callable[[_Params], SufficientStats]
+    n_obs: float
+    variance: str
+    sigma_fixed: float | None
+    sigma_floor: float
+    min_count: float
+
+    def m_step(self, stats: SufficientStats) -> _Params:
+        return m_step_from_stats(
+            stats, variance=self.variance, sigma_fixed=self.sigma_fixed,
+            sigma_floor=self.sigma_floor,
+        )
+
+    def is_degenerate(self, params: _Params, stats: SufficientStats) -> bool:
+        if np.any(stats.nk < self.min_count):
+            return True
+        return self.variance != "fixed" and bool(
+            np.any(params.sigma <= self.sigma_floor * (1.0 + 1e-9))
+        )
+
+
+def _run_em(problem: _Problem, params: _Params, max_iter: int, tol: float) -> _Run:
+    """Iterate E and M steps from ``params`` until the log-likelihood gain per observation is
+    at most ``tol`` (``tol=0``: exactly ``max_iter`` iterations) or the run degenerates."""
+    stats = problem.stats(params)
+    trace = [stats.log_likelihood]
+    converged = degenerate = False
+    n_iter = 0
+    while n_iter < max_iter:
+        new = problem.m_step(stats)
+        new_stats = problem.stats(new)
+        n_iter += 1
+        params, stats = new, new_stats
+        trace.append(stats.log_likelihood)
+        if problem.is_degenerate(params, stats):
+            degenerate = True
+            break
+        if tol > 0 and abs(trace[-1] - trace[-2]) <= tol * problem.n_obs:
+            converged = True
+            break
+    return _Run(params, trace, n_iter, converged, degenerate)
+
+
+def _continue(problem: _Problem, run: _Run, max_iter: int, tol: float) -> _Run:
+    """Continue a run for up to ``max_iter`` more iterations, joining the traces."""
+    more = _run_em(problem, run.params, max_iter, tol)
+    return _Run(
+        more.params, run.trace + more.trace[1:], run.n_iter + more.n_iter, more.converged,
+        more.degenerate,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Initialisation
+# ---------------------------------------------------------------------------------------------
+
+
+def _init_random(problem: _Problem, X1, y, sw, K: int, rng: np.random.Generator) -> _Params:
+    """Random soft responsibilities (Dirichlet(1) rows), then one M-step."""
+    resp = rng.dirichlet(np.ones(K), size=X1.shape[0])
+    return problem.m_step(block_stats(augment(X1, y), None, None, None, sw, resp=resp))
+
+
+def _init_subsets(problem: _Problem, X1, y, sw, K: int, rng: np.random.Generator) -> _Params:
+    """Each component fitted by least squares to its own small random subset of rows."""
+    n, q = X1.shape
+    size = min(n, q + 1)
+    beta = np.empty((K, q))
+    for j in range(K):
+        rows = rng.choice(n, size=size, replace=False)
+        beta[j] = np.linalg.lstsq(X1[rows], y[rows], rcond=None)[0]
+    resid2 = (y[:, None] - X1 @ beta.T) ** 2
+    # One common start scale: the typical distance to the nearest component line.
+    spread = float(np.sqrt(np.average(resid2.min(axis=1), weights=sw)))
+    if problem.variance == "fixed":
+        sigma = np.full(K, problem.sigma_fixed)
+    else:
+        sigma = np.full(K, max(spread, 0.05))  # data are standardised: sd(y) = 1
+    return _Params(np.full(K, 1.0 / K), beta, sigma)
+
+
+def _init_from_values(problem: _Problem, X1, y, sw, start: _Params) -> _Params:
+    """User start values; a missing sigma is estimated from the residuals of the start."""
+    if problem.variance == "fixed":
+        start.sigma = np.full(start.beta.shape[0], problem.sigma_fixed)
+    elif start.sigma is None or not np.all(np.isfinite(start.sigma)):
+        resid2 = (y[:, None] - X1 @ start.beta.T) ** 2
+        spread = float(np.sqrt(np.average(resid2.min(axis=1), weights=sw)))
+        start.sigma = np.full(start.beta.shape[0], max(spread, 0.05))
+    return start
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def fit_em(
+    X: Any,
+    y: Any,
+    n_components: int,
+    *,
+    variance: str = "component",
+    sigma: float | None = None,
+    fit_intercept: bool = True,
+    sample_weight: Any = None,
+    init: str | dict | EMResult = "auto",
+    n_init: int = 10,
+    max_iter: int = 1000,
+    tol: float = 1e-8,
+    random_state: int | np.random.Generator | None = None,
+) -> EMResult:
+    """Fit a mixture of linear regressions by soft EM.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or (n_samples,)
+        Features; a 1-D array is one feature. Do not include a constant column when
+        ``fit_intercept=True``.
+    y : array-like of shape (n_samples,)
+        Response.
+    n_components : int
+        Number of mixture components K >= 1.
+    variance : {"component", "shared", "fixed"}, default="component"
+        One sigma per component (as flexmix and mixtools), one sigma shared by all components,
+        or a known sigma given by ``sigma`` (the seed's model: only weights and coefficients are
+        estimated).
+    sigma : float, optional
+        The known noise standard deviation; required for, and only allowed with,
+        ``variance="fixed"``.
+    fit_intercept : bool, default=True
+        Whether each component has an intercept.
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative replication weights; they enter both the E-step log-likelihood and the
+        M-step sums.
+    init : {"auto", "random", "subsets", "short_runs"}, mapping or EMResult, default="auto"
+        Start strategy:
+
+        - ``"random"``: random soft responsibilities (Dirichlet rows), then an M-step;
+        - ``"subsets"``: each component fitted to its own random subset of ``q + 1`` rows;
+        - ``"short_runs"``: ``n_init`` starts of both kinds each run for a few
+          (``SHORT_RUN_ITER``) iterations; the best quarter (at least one) are run to
+          convergence and the best kept;
+        - ``"auto"``: currently ``"short_runs"``;
+        - a mapping with ``coef`` (K, p) and optionally ``intercept`` (K,), ``weights`` (K,) and
+          ``sigma`` (K,) or an :class:`EMResult`: a single run from those values.
+    n_init : int, default=10
+        Number of starts; the best non-degenerate run is returned.
+    max_iter : int, default=1000
+        Maximum EM iterations per run (short pre-runs included).
+    tol : float, default=1e-8
+        Stop when the log-likelihood increases by at most ``tol`` per observation between
+        iterations. ``tol=0`` runs exactly ``max_iter`` iterations (no convergence warning).
+    random_state : int, numpy Generator or None
+        Seed for the starts; a given seed gives identical results.
+
+    Returns
+    -------
+    EMResult
+        Components are sorted by their mean prediction over the training data,
+        ``intercept_j + coef_j · x̄`` (ascending), so that results are reproducible and labels
+        comparable across runs.
+
+    Warns
+    -----
+    ConvergenceWarning
+        If the returned run did not meet ``tol`` within ``max_iter`` iterations.
+    DegenerateFitWarning
+        If every run ended degenerate (a sigma collapsed to the floor
+        ``SIGMA_FLOOR_REL * std(y)`` or a component with fewer effective observations than
+        coefficients); the best degenerate run is returned and flagged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayes_mlr import fit_em
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=500)
+    >>> z = rng.random(500) < 0.4
+    >>> y = np.where(z, 2.0 + 3.0 * x, -1.0 - 2.0 * x) + 0.3 * rng.normal(size=500)
+    >>> res = fit_em(x, y, 2, random_state=0)
+    >>> np.round(res.coef.ravel(), 1)
+    array([-2.,  3.])
+    """
+    check_settings(
+        n_components=n_components, variance=variance, sigma=sigma, fit_intercept=fit_intercept,
+        init=init, n_init=n_init, max_iter=max_iter, tol=tol,
+    )
+    X_arr, y_arr, sw, _ = check_data(X, y, sample_weight)
+    n, p = X_arr.shape
+    K = int(n_components)
+    n_rows = int(np.count_nonzero(sw)) if sw is not None else n
+    check_sizes(n_rows, p, K, fit_intercept=bool(fit_intercept), variance=variance)
+    start = None if isinstance(init, str) else check_start_values(init, K, p)
+    rng = np.random.default_rng(random_state)
+    return _fit_arrays(
+        X_arr, y_arr, sw, K, variance=variance, sigma=sigma, fit_intercept=bool(fit_intercept),
+        init=init, start=start, n_init=int(n_init), max_iter=int(max_iter), tol=float(tol),
+        rng=rng,
+    )
+
+
+def _fit_arrays(
+    X, y, sw, K, *, variance, sigma, fit_intercept, init, start, n_init, max_iter, tol, rng
+) -> EMResult:
+    """fit_em on validated arrays."""
+    scaler = _Scaler.from_data(X, y, sw, fit_intercept)
+    X1, ys = scaler.design(X), scaler.response(y)
+    Z = augment(X1, ys)
+    q = X1.shape[1]
+    n_obs = float(sw.sum()) if sw is not None else float(X.shape[0])
+
+    def stats(params: _Params) -> SufficientStats:
+        return accumulate(Z, _log(params.weights), params.beta, params.sigma, sw)
+
+    problem = _Problem(
+        stats=stats, n_obs=n_obs, variance=variance,
+        sigma_fixed=None if sigma is None else sigma / scaler.y_scale,
+        sigma_floor=SIGMA_FLOOR_REL, min_count=q + (variance == "component"),
+    )
+
+    if start is not None:
+        p0 = scaler.to_internal(
+            start["weights"], start["intercept"], start["coef"],
+            start["sigma"] if start["sigma"] is not None else np.full(K, np.nan),
+        )
+        runs = [_run_em(problem, _init_from_values(problem, X1, ys, sw, p0), max_iter, tol)]
+    elif init in ("auto", "short_runs"):
+        makers = (_init_subsets, _init_random)
+        short_iter = min(SHORT_RUN_ITER, max_iter)
+        shorts = [
+            _run_em(problem, makers[i % 2](problem, X1, ys, sw, K, rng), short_iter, tol)
+            for i in range(n_init)
+        ]
+        shorts.sort(key=_Run.rank_key)
+        keep = shorts[: max(1, math.ceil(n_init / 4))]
+        runs = [
+            r if (r.converged or r.degenerate) else _continue(problem, r, max_iter - r.n_iter, tol)
+            for r in keep
+        ]
+    else:
+        maker = _init_random if init == "random" else _init_subsets
+        runs = [
+            _run_em(problem, maker(problem, X1, ys, sw, K, rng), max_iter, tol)
+            for _ in range(n_init)
+        ]
+
+    best = min(runs, key=_Run.rank_key)
+    if best.degenerate:
+        warnings.warn(
+            f"All {len(runs)} EM run(s) ended in a degenerate optimum: a component's sigma "
+            "collapsed to the floor or its weight fell below the minimum (fewer effective "
+            "observations than coefficients). The returned fit is degenerate; try fewer "
+            "components, variance='shared', or more starts (n_init).",
+            DegenerateFitWarning,
+            stacklevel=3,
+        )
+    elif not best.converged and tol > 0:
+        warnings.warn(
+            f"EM did not converge within max_iter={max_iter} iterations (last log-likelihood "
+            f"change {best.trace[-1] - best.trace[-2]:.3g}, tol={tol:g} per observation). "
+            "Increase max_iter or tol.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    weights, intercept, coef, sig = scaler.to_external(best.params)
+    x_mean = np.average(X, axis=0, weights=sw)
+    order = np.lexsort((-weights, intercept + coef @ x_mean))
+    offset = scaler.loglik_offset(n_obs)
+    trace = np.asarray(best.trace) + offset
+    return EMResult(
+        weights=weights[order], intercept=intercept[order], coef=coef[order], sigma=sig[order],
+        log_likelihood=float(trace[-1]), log_likelihood_trace=trace, n_iter=best.n_iter,
+        converged=best.converged, variance=variance, fit_intercept=fit_intercept, n_obs=n_obs,
+        degenerate=best.degenerate,
+    )

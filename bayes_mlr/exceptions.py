@@ -1,0 +1,21 @@
+"""Warnings and errors raised by bayes_mlr.
+
+They subclass the standard classes (``UserWarning``, ``ValueError``) so that code catching the
+standard ones keeps working, while users can filter ours precisely.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConvergenceWarning", "DegenerateFitWarning", "NotFittedError"]
+
+
+class ConvergenceWarning(UserWarning):
+    """The best EM run stopped at ``max_iter`` before meeting ``tol``."""
+
+
+class DegenerateFitWarning(UserWarning):
+    """Every EM run ended in a degenerate optimum (a component with a collapsed sigma or weight)."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator method that needs a fitted model was called before ``fit``."""

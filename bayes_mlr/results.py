@@ -1,0 +1,115 @@
+"""EMResult: the immutable outcome of :func:`bayes_mlr.fit_em`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _frozen(arr) -> np.ndarray:
+    out = np.array(arr, dtype=np.float64, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class EMResult:
+    """Point estimates of a mixture of linear regressions fitted by soft EM.
+
+    Components are in the canonical order documented in :func:`bayes_mlr.fit_em` (ascending
+    mean prediction over the training data). Arrays are read-only.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (n_components,)
+        Mixing proportions π_j; they sum to one.
+    intercept : ndarray of shape (n_components,)
+        Intercepts (zeros when ``fit_intercept=False``).
+    coef : ndarray of shape (n_components, n_features)
+        Regression coefficients of each component.
+    sigma : ndarray of shape (n_components,)
+        Noise standard deviations; equal entries for ``variance="shared"`` or ``"fixed"``.
+    log_likelihood : float
+        Total observed-data log-likelihood Σ_i w_i log Σ_j π_j N(y_i | ·) at these parameters.
+    log_likelihood_trace : ndarray of shape (n_iter + 1,)
+        Log-likelihood at the start and after each EM iteration of the returned run
+        (non-decreasing up to rounding).
+    n_iter : int
+        EM iterations of the returned run (a short pre-run of ``init="auto"`` included).
+    converged : bool
+        Whether the run met ``tol`` before ``max_iter``.
+    variance : str
+        "component", "shared" or "fixed".
+    fit_intercept : bool
+    n_obs : float
+        Number of observations (sum of sample weights).
+    degenerate : bool
+        True if the returned run is a degenerate optimum (a collapsed sigma or an empty component).
+    """
+
+    weights: np.ndarray
+    intercept: np.ndarray
+    coef: np.ndarray
+    sigma: np.ndarray
+    log_likelihood: float
+    log_likelihood_trace: np.ndarray
+    n_iter: int
+    converged: bool
+    variance: str = "component"
+    fit_intercept: bool = True
+    n_obs: float = field(default=float("nan"))
+    degenerate: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("weights", "intercept", "coef", "sigma", "log_likelihood_trace"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "log_likelihood", float(self.log_likelihood))
+
+    @property
+    def n_components(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.coef.shape[1])
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of free parameters (coefficients, K-1 weights, estimated sigmas)."""
+        from .inference import n_parameters
+
+        return n_parameters(
+            self.n_components, self.n_features, variance=self.variance,
+            fit_intercept=self.fit_intercept,
+        )
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion −2ℓ + P log n (lower is better)."""
+        return -2.0 * self.log_likelihood + self.n_parameters * float(np.log(self.n_obs))
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion −2ℓ + 2P (lower is better)."""
+        return -2.0 * self.log_likelihood + 2.0 * self.n_parameters
+
+    def params(self) -> dict[str, np.ndarray]:
+        """The parameters as a dict with keys weights, intercept, coef, sigma."""
+        return {k: getattr(self, k) for k in ("weights", "intercept", "coef", "sigma")}
+
+    def __repr__(self) -> str:
+        return (
+            f"EMResult(n_components={self.n_components}, n_features={self.n_features}, "
+            f"variance={self.variance!r}, log_likelihood={self.log_likelihood:.6g}, "
+            f"n_iter={self.n_iter}, converged={self.converged}, degenerate={self.degenerate})"
+        )
+
+    def __str__(self) -> str:
+        lines = [repr(self), f"{'':>10}" + "".join(f"{f'component {j}':>14}" for j in
+                                                   range(self.n_components))]
+        rows = [("weights", self.weights), ("intercept", self.intercept), ("sigma", self.sigma)]
+        rows += [(f"coef[{k}]", self.coef[:, k]) for k in range(self.n_features)]
+        for name, values in rows:
+            lines.append(f"{name:>10}" + "".join(f"{v:>14.6g}" for v in values))
+        return "\n".join(lines)
