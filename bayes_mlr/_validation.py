@@ -33,7 +33,8 @@ def _as_float_array(value: Any, name: str) -> np.ndarray:
     """Convert to a float64 ndarray, refusing non-numeric data with a TypeError."""
     if hasattr(value, "dtypes") and hasattr(value, "columns"):  # pandas DataFrame
         for col, dtype in zip(value.columns, value.dtypes, strict=True):
-            if not (np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == bool):
+            # .kind works for numpy dtypes and pandas extension dtypes (Int64, string, category)
+            if getattr(dtype, "kind", "O") not in "biuf":
                 raise TypeError(
                     f"{name} must be numeric; column {col!r} has dtype {dtype}. "
                     "Encode categorical columns first (e.g. with a formula or one-hot encoding)."

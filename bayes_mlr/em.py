@@ -553,6 +553,8 @@ def _fit_arrays(
             stacklevel=3,
         )
     weights, intercept, coef, sig = scaler.to_external(best.params)
+    if variance == "fixed":
+        sig = np.full(K, float(sigma))  # exactly as given, not via the internal scale
     x_mean = np.average(X, axis=0, weights=sw)
     order = np.lexsort((-weights, intercept + coef @ x_mean))
     offset = scaler.loglik_offset(n_obs)

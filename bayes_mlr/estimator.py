@@ -1,0 +1,361 @@
+"""MixtureOfRegressions: the scikit-learn style estimator. Wiring only; the numerics live in
+:mod:`bayes_mlr.em` (fitting) and :mod:`bayes_mlr.inference` (standard errors, criteria)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from ._validation import check_data, check_sample_weight, check_X, check_y
+from .em import e_step, fit_em
+from .exceptions import NotFittedError
+from .results import EMResult
+
+__all__ = ["MixtureOfRegressions"]
+
+
+class _ParamsMixin:
+    """get_params / set_params / repr following scikit-learn's protocol, without importing it."""
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.name != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor arguments as a dict (``deep`` is accepted for compatibility)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any):
+        """Set constructor arguments; returns self."""
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(
+                    f"Invalid parameter {key!r} for {type(self).__name__}; valid parameters: "
+                    f"{valid}."
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+        }
+        changed = []
+        for k, v in self.get_params().items():
+            d = defaults.get(k, inspect.Parameter.empty)
+            same = v is d or (isinstance(v, str | int | float | bool | type(None)) and v == d)
+            if not same:
+                changed.append(f"{k}={v!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+class MixtureOfRegressions(_ParamsMixin):
+    """Mixture of linear regressions ``y ~ Σ_j π_j N(intercept_j + coef_j·x, σ_j²)`` by soft EM.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of components K.
+    variance : {"component", "shared", "fixed"}, default="component"
+        One sigma per component, one shared sigma, or a known sigma given by ``sigma``.
+    sigma : float, optional
+        Known noise standard deviation, for ``variance="fixed"`` only.
+    fit_intercept : bool, default=True
+        Whether each component has an intercept.
+    init : {"auto", "random", "subsets", "short_runs"}, mapping or EMResult, default="auto"
+        Start strategy, see :func:`bayes_mlr.fit_em`.
+    n_init : int, default=10
+        Number of starts; the best non-degenerate run is kept.
+    max_iter : int, default=1000
+        Maximum EM iterations.
+    tol : float, default=1e-8
+        Convergence tolerance on the log-likelihood gain per observation; 0 runs exactly
+        ``max_iter`` iterations.
+    random_state : int, numpy Generator or None
+        Seed for the starts.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+        Mixing proportions.
+    intercept_ : ndarray of shape (n_components,)
+        Intercepts (zeros when ``fit_intercept=False``).
+    coef_ : ndarray of shape (n_components, n_features)
+        Regression coefficients.
+    sigma_ : ndarray of shape (n_components,)
+        Noise standard deviations (equal entries for shared or fixed variance).
+    log_likelihood_ : float
+        Total observed-data log-likelihood at the estimates.
+    log_likelihood_trace_ : ndarray of shape (n_iter_ + 1,)
+        Log-likelihood at the start and after every iteration of the returned run.
+    n_iter_ : int
+    converged_ : bool
+    result_ : EMResult
+        The full result of :func:`bayes_mlr.fit_em`.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only set when ``X`` had string column names (pandas).
+    standard_errors_ : dict of str to ndarray
+        Keys "weights", "intercept", "coef", "sigma", each in its parameter's shape. From the
+        observed information of the observed-data log-likelihood (free parameters: coefficients,
+        log sigma and K-1 logits), mapped to the natural scale by the delta method. Computed on
+        first access.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayes_mlr import MixtureOfRegressions
+    >>> rng = np.random.default_rng(1)
+    >>> x = rng.normal(size=(400, 1))
+    >>> z = rng.random(400) < 0.5
+    >>> y = np.where(z, 1.0 + 2.0 * x[:, 0], -1.0 - 2.0 * x[:, 0]) + 0.2 * rng.normal(size=400)
+    >>> model = MixtureOfRegressions(2, random_state=0).fit(x, y)
+    >>> np.round(model.coef_.ravel(), 1)
+    array([-2.,  2.])
+    >>> model.standard_errors_["coef"].shape
+    (2, 1)
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        variance: str = "component",
+        sigma: float | None = None,
+        fit_intercept: bool = True,
+        init: Any = "auto",
+        n_init: int = 10,
+        max_iter: int = 1000,
+        tol: float = 1e-8,
+        random_state: int | np.random.Generator | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.variance = variance
+        self.sigma = sigma
+        self.fit_intercept = fit_intercept
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MixtureOfRegressions:
+        """Fit by soft EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features (pandas DataFrames keep their column names).
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+            Replication weights.
+
+        Returns
+        -------
+        self
+        """
+        X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
+        result = fit_em(
+            X_arr, y_arr, self.n_components, variance=self.variance, sigma=self.sigma,
+            fit_intercept=self.fit_intercept, sample_weight=sw, init=self.init,
+            n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
+            random_state=self.random_state,
+        )
+        self._set_result(result, X_arr, y_arr, sw, names)
+        return self
+
+    def _set_result(self, result: EMResult, X, y, sw, names) -> None:
+        self.result_ = result
+        self.weights_ = np.array(result.weights)
+        self.intercept_ = np.array(result.intercept)
+        self.coef_ = np.array(result.coef)
+        self.sigma_ = np.array(result.sigma)
+        self.log_likelihood_ = result.log_likelihood
+        self.log_likelihood_trace_ = np.array(result.log_likelihood_trace)
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        self.n_features_in_ = X.shape[1]
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        # Training data are kept for standard errors and sample_posterior().
+        self._fit_X, self._fit_y, self._fit_sample_weight = X, y, sw
+        self._standard_errors = None
+
+    # -- fitted-model helpers ----------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "result_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this method."
+            )
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        self._check_fitted()
+        names = getattr(X, "columns", None)
+        fitted = getattr(self, "feature_names_in_", None)
+        if names is not None and fitted is not None and list(names) != list(fitted):
+            raise ValueError(
+                f"X has feature names {list(names)}, but the model was fitted with "
+                f"{list(fitted)} (same names in the same order are required)."
+            )
+        return check_X(X, n_features=self.n_features_in_)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Feature names: the pandas column names if fitted on a DataFrame, else x0, x1, ..."""
+        self._check_fitted()
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            return [str(n) for n in names]
+        return [f"x{k}" for k in range(self.n_features_in_)]
+
+    def _design(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Design matrix and coefficient matrix β (K, q) in the original units."""
+        if self.fit_intercept:
+            return np.column_stack([np.ones(X.shape[0]), X]), np.column_stack(
+                [self.intercept_, self.coef_]
+            )
+        return X, self.coef_
+
+    @property
+    def standard_errors_(self) -> dict[str, np.ndarray]:
+        """Standard errors from the observed information (computed on first access)."""
+        self._check_fitted()
+        if self._standard_errors is None:
+            from .inference import standard_errors
+
+            self._standard_errors = standard_errors(
+                self._fit_X, self._fit_y, self.weights_, self.intercept_, self.coef_,
+                self.sigma_, variance=self.variance, fit_intercept=self.fit_intercept,
+                sample_weight=self._fit_sample_weight,
+            )
+        return self._standard_errors
+
+    # -- prediction and scoring --------------------------------------------------------------
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Mixture mean E[y | x] = Σ_j π_j (intercept_j + coef_j·x).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self.predict_components(X) @ self.weights_
+
+    def predict_components(self, X: Any) -> np.ndarray:
+        """Each component's regression line at X.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        X = self._check_X(X)
+        return X @ self.coef_.T + self.intercept_
+
+    def _e_step(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        X_arr = self._check_X(X)
+        y_arr = check_y(y, X_arr.shape[0])
+        X1, beta = self._design(X_arr)
+        return e_step(X1, y_arr, self.weights_, beta, self.sigma_)
+
+    def responsibilities(self, X: Any, y: Any) -> np.ndarray:
+        """Posterior membership probabilities γ_ij at the EM estimates (Bayes' rule).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Rows sum to one.
+        """
+        return self._e_step(X, y)[0]
+
+    def predict_component(self, X: Any, y: Any) -> np.ndarray:
+        """Most probable component of each observation (argmax of the responsibilities).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) of int
+        """
+        return self.responsibilities(X, y).argmax(axis=1)
+
+    def score_samples(self, X: Any, y: Any) -> np.ndarray:
+        """Per-observation log-likelihood log Σ_j π_j N(y_i | ·).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._e_step(X, y)[1]
+
+    def log_likelihood(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Total (sample-weighted) observed-data log-likelihood of (X, y)."""
+        ll = self.score_samples(X, y)
+        sw = check_sample_weight(sample_weight, ll.shape[0])
+        return float(ll @ sw) if sw is not None else float(ll.sum())
+
+    def _criteria(self, X: Any, y: Any, sample_weight: Any) -> dict[str, float]:
+        from .inference import information_criteria, n_parameters
+
+        resp, ll_rows = self._e_step(X, y)
+        sw = check_sample_weight(sample_weight, ll_rows.shape[0])
+        ll = float(ll_rows @ sw) if sw is not None else float(ll_rows.sum())
+        n_params = n_parameters(
+            self.n_components, self.n_features_in_, variance=self.variance,
+            fit_intercept=self.fit_intercept,
+        )
+        return information_criteria(ll, resp, n_params, ll_rows.shape[0], sample_weight=sw)
+
+    def bic(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Bayesian information criterion −2ℓ + P log n on (X, y); lower is better."""
+        return self._criteria(X, y, sample_weight)["bic"]
+
+    def aic(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Akaike information criterion −2ℓ + 2P on (X, y); lower is better."""
+        return self._criteria(X, y, sample_weight)["aic"]
+
+    def icl(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Integrated completed likelihood: BIC plus twice the classification entropy
+        −2 Σ_ij γ_ij log γ_ij; lower is better."""
+        return self._criteria(X, y, sample_weight)["icl"]
+
+    # -- Bayesian layer (PyMC and ArviZ are imported only here, on first use) ---------------
+
+    def sample_posterior(
+        self,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        *,
+        sampler: str = "auto",
+        random_seed: Any = None,
+        progressbar: bool = True,
+        **kwargs: Any,
+    ):
+        """Sample the posterior of the same mixture with PyMC, starting every chain at the EM
+        estimates and aligning every draw to the EM labelling.
+
+        See :func:`bayes_mlr.bayes.sample_posterior` for the arguments.
+
+        Returns
+        -------
+        xarray.DataTree
+        """
+        self._check_fitted()
+        from .bayes import sample_posterior
+
+        return sample_posterior(
+            self, draws=draws, tune=tune, chains=chains, sampler=sampler,
+            random_seed=random_seed, progressbar=progressbar, **kwargs,
+        )

@@ -1,0 +1,143 @@
+"""MixtureOfRegressions: scikit-learn conventions, fitted attributes, prediction and criteria."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bayes_mlr import MixtureOfRegressions, fit_em
+
+from .conftest import TRUTH_3, make_data
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = make_data(1500, TRUTH_3, seed=1)
+    return MixtureOfRegressions(3, random_state=0).fit(data.X, data.y), data
+
+
+def test_constructor_stores_arguments_untouched():
+    init = {"coef": np.zeros((2, 1))}
+    m = MixtureOfRegressions(4, variance="fixed", sigma=2, init=init, n_init=3, random_state=7)
+    assert m.get_params() == {
+        "n_components": 4, "variance": "fixed", "sigma": 2, "fit_intercept": True, "init": init,
+        "n_init": 3, "max_iter": 1000, "tol": 1e-8, "random_state": 7,
+    }
+    assert m.init is init
+    assert repr(m).startswith("MixtureOfRegressions(n_components=4, variance='fixed'")
+
+
+def test_set_params_round_trip_and_unknown_name():
+    m = MixtureOfRegressions().set_params(n_components=3, tol=1e-4)
+    assert (m.n_components, m.tol) == (3, 1e-4)
+    with pytest.raises(ValueError, match="Invalid parameter 'n_comp'"):
+        m.set_params(n_comp=2)
+
+
+def test_fit_returns_self_and_sets_attributes(fitted):
+    model, data = fitted
+    K, p = 3, data.X.shape[1]
+    assert model.weights_.shape == (K,) and model.intercept_.shape == (K,)
+    assert model.coef_.shape == (K, p) and model.sigma_.shape == (K,)
+    assert isinstance(model.log_likelihood_, float)
+    assert model.log_likelihood_trace_[-1] == model.log_likelihood_
+    assert model.n_iter_ == model.result_.n_iter and model.converged_
+    assert model.n_features_in_ == p and not hasattr(model, "feature_names_in_")
+    res = fit_em(data.X, data.y, 3, random_state=0)
+    np.testing.assert_array_equal(model.coef_, res.coef)
+
+
+def test_shared_and_fixed_sigma_have_equal_entries():
+    data = make_data(600, seed=2)
+    shared = MixtureOfRegressions(2, variance="shared", random_state=0).fit(data.X, data.y)
+    assert np.ptp(shared.sigma_) == 0
+    fixed = MixtureOfRegressions(2, variance="fixed", sigma=0.4, random_state=0).fit(data.X, data.y)
+    np.testing.assert_array_equal(fixed.sigma_, 0.4)
+
+
+def test_predict_is_the_mixture_mean(fitted):
+    model, data = fitted
+    expected = (model.intercept_ + data.X @ model.coef_.T) @ model.weights_
+    np.testing.assert_allclose(model.predict(data.X), expected, rtol=1e-12)
+    assert model.predict_components(data.X).shape == (1500, 3)
+
+
+def test_responsibilities_and_log_likelihood(fitted):
+    model, data = fitted
+    dens = model.weights_ * stats.norm.pdf(
+        data.y[:, None], loc=model.predict_components(data.X), scale=model.sigma_
+    )
+    resp = model.responsibilities(data.X, data.y)
+    np.testing.assert_allclose(resp, dens / dens.sum(1, keepdims=True), rtol=1e-9, atol=1e-300)
+    assert model.log_likelihood(data.X, data.y) == pytest.approx(model.log_likelihood_, rel=1e-12)
+    assert model.log_likelihood(data.X, data.y) == pytest.approx(
+        np.log(dens.sum(1)).sum(), rel=1e-12
+    )
+    agree = (model.predict_component(data.X, data.y) == resp.argmax(1)).mean()
+    assert agree == 1.0
+
+
+def test_information_criteria(fitted):
+    model, data = fitted
+    ll, n, P = model.log_likelihood_, 1500, 3 * 3 + 3 + 2
+    assert model.bic(data.X, data.y) == pytest.approx(-2 * ll + P * np.log(n), rel=1e-12)
+    assert model.aic(data.X, data.y) == pytest.approx(-2 * ll + 2 * P, rel=1e-12)
+    resp = model.responsibilities(data.X, data.y)
+    entropy = -np.sum(resp * np.log(np.clip(resp, 1e-300, None)))
+    assert model.icl(data.X, data.y) == pytest.approx(
+        model.bic(data.X, data.y) + 2 * entropy, rel=1e-9
+    )
+
+
+def test_bic_prefers_the_true_number_of_components():
+    data = make_data(1500, TRUTH_3, seed=4)
+    bics = {
+        k: MixtureOfRegressions(k, random_state=0).fit(data.X, data.y).bic(data.X, data.y)
+        for k in (1, 2, 3, 4)
+    }
+    assert min(bics, key=bics.get) == 3
+
+
+def test_standard_errors_shapes_and_lazy(fitted):
+    model, _ = fitted
+    assert model._standard_errors is None or isinstance(model._standard_errors, dict)
+    se = model.standard_errors_
+    assert set(se) == {"weights", "intercept", "coef", "sigma"}
+    for name in se:
+        assert se[name].shape == getattr(model, f"{name}_").shape
+        assert np.all(np.isfinite(se[name])) and np.all(se[name] > 0)
+    assert model.standard_errors_ is se  # cached
+
+
+def test_pandas_feature_names_are_kept():
+    data = make_data(400, seed=5)
+    df = pd.DataFrame(data.X, columns=["size"])
+    model = MixtureOfRegressions(2, random_state=0).fit(df, pd.Series(data.y, name="price"))
+    assert list(model.feature_names_in_) == ["size"]
+    assert model.feature_names == ["size"]
+    np.testing.assert_allclose(model.predict(df), model.predict(data.X))
+    refit = model.fit(data.X, data.y)
+    assert not hasattr(refit, "feature_names_in_") and refit.feature_names == ["x0"]
+
+
+def test_sample_weight_in_fit_and_scoring():
+    data = make_data(300, seed=6)
+    counts = np.random.default_rng(0).integers(1, 3, size=300)
+    model = MixtureOfRegressions(2, random_state=0).fit(data.X, data.y, sample_weight=counts)
+    ll_w = model.log_likelihood(data.X, data.y, sample_weight=counts)
+    assert ll_w == pytest.approx(model.log_likelihood_, rel=1e-12)
+
+
+def test_import_does_not_load_pymc_pytensor_or_arviz():
+    code = (
+        "import sys, bayes_mlr; "
+        "print(','.join(m for m in ('pymc', 'pytensor', 'arviz', 'xarray', 'sklearn') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
