@@ -158,3 +158,45 @@ def accumulate(
         stats = block_stats(Z[sl], log_weights, beta, sigma, sw)
         total = stats if total is None else total + stats
     return total
+
+
+# Random responsibilities are drawn in fixed blocks of rows, each from its own seed, so that the
+# draw for a row does not depend on how the data happen to be chunked (in memory or Dask).
+RNG_BLOCK_ROWS = 65_536
+
+
+def random_resp(entropy: int, n_components: int, start: int, stop: int) -> np.ndarray:
+    """Dirichlet(1, ..., 1) responsibilities for rows ``start:stop``, independent of chunking.
+
+    Parameters
+    ----------
+    entropy : int
+        Seed of this start (drawn once from the fit's random generator).
+    n_components : int
+    start, stop : int
+        Global row range.
+
+    Returns
+    -------
+    ndarray of shape (stop - start, n_components)
+    """
+    K = n_components
+    out = np.empty((stop - start, K))
+    first, last = start // RNG_BLOCK_ROWS, (stop - 1) // RNG_BLOCK_ROWS
+    for b in range(first, last + 1):
+        rng = np.random.default_rng([entropy, b])
+        # Normalised Exp(1) draws are Dirichlet(1); exponential via -log(U) uses one uniform each.
+        block = -np.log1p(-rng.random((RNG_BLOCK_ROWS, K)))
+        lo = max(start, b * RNG_BLOCK_ROWS)
+        hi = min(stop, (b + 1) * RNG_BLOCK_ROWS)
+        out[lo - start : hi - start] = block[lo - b * RNG_BLOCK_ROWS : hi - b * RNG_BLOCK_ROWS]
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def nearest_line_sq(Z: np.ndarray, beta: np.ndarray, sample_weight: np.ndarray | None):
+    """Σ_i w_i min_j (y_i - x1_iᵀβ_j)² over a block: the spread of the data around the closest
+    component line (used to pick a start sigma)."""
+    resid = Z[:, -1][:, None] - Z[:, :-1] @ beta.T
+    best = np.min(resid * resid, axis=1)
+    return float(best @ sample_weight) if sample_weight is not None else float(best.sum())

@@ -84,7 +84,9 @@ def check_X(X: Any, *, n_features: int | None = None) -> np.ndarray:
     if arr.shape[0] == 0:
         raise ValueError("X is empty: it has 0 rows; at least one observation is needed.")
     if arr.shape[1] == 0:
-        raise ValueError("X has 0 columns; pass at least one feature (use fit_intercept for a constant).")
+        raise ValueError(
+            "X has 0 columns; pass at least one feature (use fit_intercept for a constant)."
+        )
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
             f"X has {arr.shape[1]} features, but the model was fitted with {n_features} features."
@@ -149,7 +151,9 @@ def check_data(X: Any, y: Any, sample_weight: Any = None):
 
 def _check_int(value: Any, name: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {low}; got {value!r} ({type(value).__name__}).")
+        raise TypeError(
+            f"{name} must be an integer >= {low}; got {value!r} ({type(value).__name__})."
+        )
     if value < low:
         raise ValueError(f"{name} must be an integer >= {low}; got {value}.")
     return int(value)
@@ -193,11 +197,17 @@ def check_settings(
             )
     elif not isinstance(init, Mapping) and not hasattr(init, "weights"):
         raise TypeError(
-            f"init must be a string, a mapping of start values or an EMResult; got {type(init).__name__}."
+            "init must be a string, a mapping of start values or an EMResult; "
+            f"got {type(init).__name__}."
         )
     _check_int(n_init, "n_init", 1)
     _check_int(max_iter, "max_iter", 1)
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not np.isfinite(tol) or tol < 0:
+    if (
+        isinstance(tol, bool)
+        or not isinstance(tol, numbers.Real)
+        or not np.isfinite(tol)
+        or tol < 0
+    ):
         raise ValueError(f"tol must be a finite float >= 0 (0 runs exactly max_iter); got {tol!r}.")
 
 

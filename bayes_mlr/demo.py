@@ -21,8 +21,10 @@ def main() -> None:
     start = time.perf_counter()
     model = MixtureOfRegressions(3, random_state=0).fit(data.X, data.y)
     elapsed = time.perf_counter() - start
-    print(f"EM: {model.n_iter_} iterations, converged={model.converged_}, {elapsed:.2f} s, "
-          f"log-likelihood {model.log_likelihood_:.2f}, BIC {model.bic(data.X, data.y):.1f}\n")
+    print(
+        f"EM: {model.n_iter_} iterations, converged={model.converged_}, {elapsed:.2f} s, "
+        f"log-likelihood {model.log_likelihood_:.2f}, BIC {model.bic(data.X, data.y):.1f}\n"
+    )
     se = model.standard_errors_
     print(f"{'parameter':<16}{'truth':>10}{'EM':>10}{'SE':>10}")
     for name in ("weights", "intercept", "sigma", "coef"):

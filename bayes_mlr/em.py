@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import linalg
 
-from ._stats import SufficientStats, accumulate, augment, block_stats, log_resp
+from ._data import InMemoryData, Scaler
+from ._stats import SufficientStats, augment, block_stats, log_resp
 from ._validation import check_data, check_settings, check_sizes, check_start_values
 from .exceptions import ConvergenceWarning, DegenerateFitWarning
 from .results import EMResult
@@ -60,64 +60,26 @@ class _Params:
     sigma: np.ndarray
 
 
-@dataclass
-class _Scaler:
-    """Affine change of units: x_s = (x - x_shift) / x_scale, y_s = (y - y_shift) / y_scale."""
+def _to_internal(scaler: Scaler, weights, intercept, coef, sigma) -> _Params:
+    """Parameters in the original units -> the standardised scale of the data source."""
+    coef_s = coef * scaler.x_scale / scaler.y_scale
+    beta = coef_s
+    if scaler.fit_intercept:
+        int_s = (intercept + coef @ scaler.x_shift - scaler.y_shift) / scaler.y_scale
+        beta = np.column_stack([int_s, coef_s])
+    return _Params(np.asarray(weights, float), beta, np.asarray(sigma, float) / scaler.y_scale)
 
-    x_shift: np.ndarray
-    x_scale: np.ndarray
-    y_shift: float
-    y_scale: float
-    fit_intercept: bool
 
-    @classmethod
-    def from_data(cls, X, y, sample_weight, fit_intercept: bool) -> _Scaler:
-        w = sample_weight
-        if fit_intercept:
-            x_shift = np.average(X, axis=0, weights=w)
-            y_shift = float(np.average(y, weights=w))
-        else:  # without an intercept, shifting would change the model: scale only
-            x_shift = np.zeros(X.shape[1])
-            y_shift = 0.0
-        x_scale = np.sqrt(np.average((X - x_shift) ** 2, axis=0, weights=w))
-        y_scale = float(np.sqrt(np.average((y - y_shift) ** 2, weights=w)))
-        x_scale = np.where(x_scale > 0, x_scale, 1.0)
-        if not y_scale > 0:
-            y_scale = max(abs(y_shift), 1.0) if fit_intercept else 1.0
-        return cls(x_shift, x_scale, y_shift, y_scale, fit_intercept)
-
-    def design(self, X: np.ndarray) -> np.ndarray:
-        """Standardised design matrix (n, q), intercept column first when fitted."""
-        Xs = (X - self.x_shift) / self.x_scale
-        if self.fit_intercept:
-            return np.hstack([np.ones((X.shape[0], 1)), Xs])
-        return np.ascontiguousarray(Xs)
-
-    def response(self, y: np.ndarray) -> np.ndarray:
-        return (y - self.y_shift) / self.y_scale
-
-    def to_internal(self, weights, intercept, coef, sigma) -> _Params:
-        coef_s = coef * self.x_scale / self.y_scale
-        beta = coef_s
-        if self.fit_intercept:
-            int_s = (intercept + coef @ self.x_shift - self.y_shift) / self.y_scale
-            beta = np.column_stack([int_s, coef_s])
-        return _Params(np.asarray(weights, float), beta, np.asarray(sigma, float) / self.y_scale)
-
-    def to_external(self, params: _Params):
-        """Return (weights, intercept, coef, sigma) in the original units."""
-        beta = params.beta
-        coef_s = beta[:, 1:] if self.fit_intercept else beta
-        coef = coef_s * self.y_scale / self.x_scale
-        if self.fit_intercept:
-            intercept = self.y_shift + self.y_scale * beta[:, 0] - coef @ self.x_shift
-        else:
-            intercept = np.zeros(beta.shape[0])
-        return params.weights.copy(), intercept, coef, params.sigma * self.y_scale
-
-    def loglik_offset(self, n_obs: float) -> float:
-        """log-likelihood(original units) = log-likelihood(standardised) - n_obs log(y_scale)."""
-        return -n_obs * math.log(self.y_scale)
+def _to_external(scaler: Scaler, params: _Params):
+    """Return (weights, intercept, coef, sigma) in the original units."""
+    beta = params.beta
+    coef_s = beta[:, 1:] if scaler.fit_intercept else beta
+    coef = coef_s * scaler.y_scale / scaler.x_scale
+    if scaler.fit_intercept:
+        intercept = scaler.y_shift + scaler.y_scale * beta[:, 0] - coef @ scaler.x_shift
+    else:
+        intercept = np.zeros(beta.shape[0])
+    return params.weights.copy(), intercept, coef, params.sigma * scaler.y_scale
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,8 +123,9 @@ def solve_weighted_least_squares(gram: np.ndarray, xty: np.ndarray) -> np.ndarra
 
     The system is scaled to unit diagonal (Jacobi) and solved by Cholesky. When it is rank
     deficient (collinear columns, a component with too little weight) the least-squares
-    solution of minimum norm in those unit-diagonal coordinates is returned instead (eigen-decomposition with a relative cutoff), so
-    collinear designs still give finite coefficients.
+    solution of minimum norm in those unit-diagonal coordinates is returned instead
+    (eigen-decomposition with a relative cutoff), so collinear designs still give finite
+    coefficients.
 
     Parameters
     ----------
@@ -285,18 +248,23 @@ class _Run:
 
 @dataclass
 class _Problem:
-    """Everything a run needs besides its start: data access and the M-step's settings."""
+    """Everything a run needs besides its start: the data source and the M-step's settings."""
 
-    stats: Callable[[_Params], SufficientStats]
+    data: Any  # InMemoryData or bayes_mlr._dask.DaskData
     n_obs: float
     variance: str
     sigma_fixed: float | None
     sigma_floor: float
     min_count: float
 
+    def stats(self, params: _Params) -> SufficientStats:
+        return self.data.stats(_log(params.weights), params.beta, params.sigma)
+
     def m_step(self, stats: SufficientStats) -> _Params:
         return m_step_from_stats(
-            stats, variance=self.variance, sigma_fixed=self.sigma_fixed,
+            stats,
+            variance=self.variance,
+            sigma_fixed=self.sigma_fixed,
             sigma_floor=self.sigma_floor,
         )
 
@@ -334,7 +302,10 @@ def _continue(problem: _Problem, run: _Run, max_iter: int, tol: float) -> _Run:
     """Continue a run for up to ``max_iter`` more iterations, joining the traces."""
     more = _run_em(problem, run.params, max_iter, tol)
     return _Run(
-        more.params, run.trace + more.trace[1:], run.n_iter + more.n_iter, more.converged,
+        more.params,
+        run.trace + more.trace[1:],
+        run.n_iter + more.n_iter,
+        more.converged,
         more.degenerate,
     )
 
@@ -344,39 +315,30 @@ def _continue(problem: _Problem, run: _Run, max_iter: int, tol: float) -> _Run:
 # ---------------------------------------------------------------------------------------------
 
 
-def _init_random(problem: _Problem, X1, y, sw, K: int, rng: np.random.Generator) -> _Params:
+def _init_random(problem: _Problem, K: int, rng: np.random.Generator) -> _Params:
     """Random soft responsibilities (Dirichlet(1) rows), then one M-step."""
-    resp = rng.dirichlet(np.ones(K), size=X1.shape[0])
-    return problem.m_step(block_stats(augment(X1, y), None, None, None, sw, resp=resp))
+    entropy = int(rng.integers(2**63))
+    return problem.m_step(problem.data.random_resp_stats(entropy, K))
 
 
-def _init_subsets(problem: _Problem, X1, y, sw, K: int, rng: np.random.Generator) -> _Params:
-    """Each component fitted by least squares to its own small random subset of rows."""
-    n, q = X1.shape
+def _start_sigma(problem: _Problem, beta: np.ndarray) -> np.ndarray:
+    """A common start sigma: the typical distance of the data to the nearest component line
+    (at least 0.05 on the standardised scale, where sd(y) = 1); the given one if fixed."""
+    K = beta.shape[0]
+    if problem.variance == "fixed":
+        return np.full(K, problem.sigma_fixed)
+    return np.full(K, max(problem.data.spread(beta), 0.05))
+
+
+def _init_subsets(problem: _Problem, K: int, rng: np.random.Generator) -> _Params:
+    """Each component fitted by least squares to its own random subset of q + 1 rows."""
+    n, q = problem.data.n_rows, problem.data.q
     size = min(n, q + 1)
     beta = np.empty((K, q))
     for j in range(K):
-        rows = rng.choice(n, size=size, replace=False)
-        beta[j] = np.linalg.lstsq(X1[rows], y[rows], rcond=None)[0]
-    resid2 = (y[:, None] - X1 @ beta.T) ** 2
-    # One common start scale: the typical distance to the nearest component line.
-    spread = float(np.sqrt(np.average(resid2.min(axis=1), weights=sw)))
-    if problem.variance == "fixed":
-        sigma = np.full(K, problem.sigma_fixed)
-    else:
-        sigma = np.full(K, max(spread, 0.05))  # data are standardised: sd(y) = 1
-    return _Params(np.full(K, 1.0 / K), beta, sigma)
-
-
-def _init_from_values(problem: _Problem, X1, y, sw, start: _Params) -> _Params:
-    """User start values; a missing sigma is estimated from the residuals of the start."""
-    if problem.variance == "fixed":
-        start.sigma = np.full(start.beta.shape[0], problem.sigma_fixed)
-    elif start.sigma is None or not np.all(np.isfinite(start.sigma)):
-        resid2 = (y[:, None] - X1 @ start.beta.T) ** 2
-        spread = float(np.sqrt(np.average(resid2.min(axis=1), weights=sw)))
-        start.sigma = np.full(start.beta.shape[0], max(spread, 0.05))
-    return start
+        X1, y = problem.data.take(rng.choice(n, size=size, replace=False))
+        beta[j] = np.linalg.lstsq(X1, y, rcond=None)[0]
+    return _Params(np.full(K, 1.0 / K), beta, _start_sigma(problem, beta))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,8 +434,14 @@ def fit_em(
     array([-2.,  3.])
     """
     check_settings(
-        n_components=n_components, variance=variance, sigma=sigma, fit_intercept=fit_intercept,
-        init=init, n_init=n_init, max_iter=max_iter, tol=tol,
+        n_components=n_components,
+        variance=variance,
+        sigma=sigma,
+        fit_intercept=fit_intercept,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
     )
     X_arr, y_arr, sw, _ = check_data(X, y, sample_weight)
     n, p = X_arr.shape
@@ -483,8 +451,18 @@ def fit_em(
     start = None if isinstance(init, str) else check_start_values(init, K, p)
     rng = np.random.default_rng(random_state)
     return _fit_arrays(
-        X_arr, y_arr, sw, K, variance=variance, sigma=sigma, fit_intercept=bool(fit_intercept),
-        init=init, start=start, n_init=int(n_init), max_iter=int(max_iter), tol=float(tol),
+        X_arr,
+        y_arr,
+        sw,
+        K,
+        variance=variance,
+        sigma=sigma,
+        fit_intercept=bool(fit_intercept),
+        init=init,
+        start=start,
+        n_init=int(n_init),
+        max_iter=int(max_iter),
+        tol=float(tol),
         rng=rng,
     )
 
@@ -492,34 +470,48 @@ def fit_em(
 def _fit_arrays(
     X, y, sw, K, *, variance, sigma, fit_intercept, init, start, n_init, max_iter, tol, rng
 ) -> EMResult:
-    """fit_em on validated arrays."""
-    scaler = _Scaler.from_data(X, y, sw, fit_intercept)
-    X1, ys = scaler.design(X), scaler.response(y)
-    Z = augment(X1, ys)
-    q = X1.shape[1]
-    n_obs = float(sw.sum()) if sw is not None else float(X.shape[0])
-
-    def stats(params: _Params) -> SufficientStats:
-        return accumulate(Z, _log(params.weights), params.beta, params.sigma, sw)
-
-    problem = _Problem(
-        stats=stats, n_obs=n_obs, variance=variance,
-        sigma_fixed=None if sigma is None else sigma / scaler.y_scale,
-        sigma_floor=SIGMA_FLOOR_REL, min_count=q + (variance == "component"),
-    )
-
-    if start is not None:
-        p0 = scaler.to_internal(
-            start["weights"], start["intercept"], start["coef"],
-            start["sigma"] if start["sigma"] is not None else np.full(K, np.nan),
+    """fit_em on validated in-memory arrays."""
+    scaler = Scaler.from_arrays(X, y, sw, fit_intercept)
+    with InMemoryData(X, y, sw, scaler) as data:
+        return _fit_source(
+            data,
+            scaler,
+            K,
+            variance=variance,
+            sigma=sigma,
+            init=init,
+            start=start,
+            n_init=n_init,
+            max_iter=max_iter,
+            tol=tol,
+            rng=rng,
         )
-        runs = [_run_em(problem, _init_from_values(problem, X1, ys, sw, p0), max_iter, tol)]
+
+
+def _fit_source(
+    data, scaler: Scaler, K, *, variance, sigma, init, start, n_init, max_iter, tol, rng
+) -> EMResult:
+    """The restart logic and the final result, for any data source."""
+    problem = _Problem(
+        data=data,
+        n_obs=data.n_obs,
+        variance=variance,
+        sigma_fixed=None if sigma is None else sigma / scaler.y_scale,
+        sigma_floor=SIGMA_FLOOR_REL,
+        min_count=data.q + (variance == "component"),
+    )
+    if start is not None:
+        p0 = _to_internal(scaler, start["weights"], start["intercept"], start["coef"], np.ones(K))
+        if start["sigma"] is not None and variance != "fixed":
+            p0.sigma = start["sigma"] / scaler.y_scale
+        else:
+            p0.sigma = _start_sigma(problem, p0.beta)
+        runs = [_run_em(problem, p0, max_iter, tol)]
     elif init in ("auto", "short_runs"):
         makers = (_init_subsets, _init_random)
         short_iter = min(SHORT_RUN_ITER, max_iter)
         shorts = [
-            _run_em(problem, makers[i % 2](problem, X1, ys, sw, K, rng), short_iter, tol)
-            for i in range(n_init)
+            _run_em(problem, makers[i % 2](problem, K, rng), short_iter, tol) for i in range(n_init)
         ]
         shorts.sort(key=_Run.rank_key)
         keep = shorts[: max(1, math.ceil(n_init / 4))]
@@ -529,10 +521,7 @@ def _fit_arrays(
         ]
     else:
         maker = _init_random if init == "random" else _init_subsets
-        runs = [
-            _run_em(problem, maker(problem, X1, ys, sw, K, rng), max_iter, tol)
-            for _ in range(n_init)
-        ]
+        runs = [_run_em(problem, maker(problem, K, rng), max_iter, tol) for _ in range(n_init)]
 
     best = min(runs, key=_Run.rank_key)
     if best.degenerate:
@@ -542,7 +531,7 @@ def _fit_arrays(
             "observations than coefficients). The returned fit is degenerate; try fewer "
             "components, variance='shared', or more starts (n_init).",
             DegenerateFitWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     elif not best.converged and tol > 0:
         warnings.warn(
@@ -550,18 +539,25 @@ def _fit_arrays(
             f"change {best.trace[-1] - best.trace[-2]:.3g}, tol={tol:g} per observation). "
             "Increase max_iter or tol.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    weights, intercept, coef, sig = scaler.to_external(best.params)
+    weights, intercept, coef, sig = _to_external(scaler, best.params)
     if variance == "fixed":
         sig = np.full(K, float(sigma))  # exactly as given, not via the internal scale
-    x_mean = np.average(X, axis=0, weights=sw)
-    order = np.lexsort((-weights, intercept + coef @ x_mean))
-    offset = scaler.loglik_offset(n_obs)
-    trace = np.asarray(best.trace) + offset
+    order = np.lexsort((-weights, intercept + coef @ scaler.x_mean))
+    # log-likelihood in the original units = standardised one - n_obs log(y_scale)
+    trace = np.asarray(best.trace) - data.n_obs * math.log(scaler.y_scale)
     return EMResult(
-        weights=weights[order], intercept=intercept[order], coef=coef[order], sigma=sig[order],
-        log_likelihood=float(trace[-1]), log_likelihood_trace=trace, n_iter=best.n_iter,
-        converged=best.converged, variance=variance, fit_intercept=fit_intercept, n_obs=n_obs,
+        weights=weights[order],
+        intercept=intercept[order],
+        coef=coef[order],
+        sigma=sig[order],
+        log_likelihood=float(trace[-1]),
+        log_likelihood_trace=trace,
+        n_iter=best.n_iter,
+        converged=best.converged,
+        variance=variance,
+        fit_intercept=scaler.fit_intercept,
+        n_obs=data.n_obs,
         degenerate=best.degenerate,
     )

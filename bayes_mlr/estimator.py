@@ -162,9 +162,17 @@ class MixtureOfRegressions(_ParamsMixin):
         """
         X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
         result = fit_em(
-            X_arr, y_arr, self.n_components, variance=self.variance, sigma=self.sigma,
-            fit_intercept=self.fit_intercept, sample_weight=sw, init=self.init,
-            n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
+            X_arr,
+            y_arr,
+            self.n_components,
+            variance=self.variance,
+            sigma=self.sigma,
+            fit_intercept=self.fit_intercept,
+            sample_weight=sw,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
             random_state=self.random_state,
         )
         self._set_result(result, X_arr, y_arr, sw, names)
@@ -234,8 +242,14 @@ class MixtureOfRegressions(_ParamsMixin):
             from .inference import standard_errors
 
             self._standard_errors = standard_errors(
-                self._fit_X, self._fit_y, self.weights_, self.intercept_, self.coef_,
-                self.sigma_, variance=self.variance, fit_intercept=self.fit_intercept,
+                self._fit_X,
+                self._fit_y,
+                self.weights_,
+                self.intercept_,
+                self.coef_,
+                self.sigma_,
+                variance=self.variance,
+                fit_intercept=self.fit_intercept,
                 sample_weight=self._fit_sample_weight,
             )
         return self._standard_errors
@@ -312,7 +326,9 @@ class MixtureOfRegressions(_ParamsMixin):
         sw = check_sample_weight(sample_weight, ll_rows.shape[0])
         ll = float(ll_rows @ sw) if sw is not None else float(ll_rows.sum())
         n_params = n_parameters(
-            self.n_components, self.n_features_in_, variance=self.variance,
+            self.n_components,
+            self.n_features_in_,
+            variance=self.variance,
             fit_intercept=self.fit_intercept,
         )
         return information_criteria(ll, resp, n_params, ll_rows.shape[0], sample_weight=sw)
@@ -356,6 +372,12 @@ class MixtureOfRegressions(_ParamsMixin):
         from .bayes import sample_posterior
 
         return sample_posterior(
-            self, draws=draws, tune=tune, chains=chains, sampler=sampler,
-            random_seed=random_seed, progressbar=progressbar, **kwargs,
+            self,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            sampler=sampler,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            **kwargs,
         )

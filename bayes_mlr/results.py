@@ -80,7 +80,9 @@ class EMResult:
         from .inference import n_parameters
 
         return n_parameters(
-            self.n_components, self.n_features, variance=self.variance,
+            self.n_components,
+            self.n_features,
+            variance=self.variance,
             fit_intercept=self.fit_intercept,
         )
 
@@ -106,8 +108,10 @@ class EMResult:
         )
 
     def __str__(self) -> str:
-        lines = [repr(self), f"{'':>10}" + "".join(f"{f'component {j}':>14}" for j in
-                                                   range(self.n_components))]
+        lines = [
+            repr(self),
+            f"{'':>10}" + "".join(f"{f'component {j}':>14}" for j in range(self.n_components)),
+        ]
         rows = [("weights", self.weights), ("intercept", self.intercept), ("sigma", self.sigma)]
         rows += [(f"coef[{k}]", self.coef[:, k]) for k in range(self.n_features)]
         for name, values in rows:

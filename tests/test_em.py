@@ -136,10 +136,12 @@ def test_fixed_sigma_reproduces_the_seed_update_equations():
         dens = pi * stats.norm.pdf(data.y[:, None], loc=X1 @ a.T, scale=sigma)
         gamma = dens / dens.sum(axis=1, keepdims=True)
         pi = gamma.sum(axis=0) / len(data.y)
-        a = np.array([
-            np.linalg.solve(X1.T @ (gamma[:, j, None] * X1), X1.T @ (gamma[:, j] * data.y))
-            for j in range(2)
-        ])
+        a = np.array(
+            [
+                np.linalg.solve(X1.T @ (gamma[:, j, None] * X1), X1.T @ (gamma[:, j] * data.y))
+                for j in range(2)
+            ]
+        )
     order = np.argsort(a[:, 0] + a[:, 1:] @ data.X.mean(axis=0))
     np.testing.assert_allclose(res.weights, pi[order], rtol=1e-9)
     np.testing.assert_allclose(res.intercept, a[order, 0], rtol=1e-9)
@@ -171,8 +173,18 @@ def test_solver_falls_back_on_rank_deficient_gram():
 def test_log_likelihood_never_decreases(seed, variance):
     data = make_data(250, TRUTH_3, seed=seed)
     sigma = 0.6 if variance == "fixed" else None
-    res = fit_em(data.X, data.y, 3, variance=variance, sigma=sigma, init="random", n_init=1,
-                 max_iter=200, tol=0, random_state=seed)
+    res = fit_em(
+        data.X,
+        data.y,
+        3,
+        variance=variance,
+        sigma=sigma,
+        init="random",
+        n_init=1,
+        max_iter=200,
+        tol=0,
+        random_state=seed,
+    )
     steps = np.diff(res.log_likelihood_trace)
     # EM is monotone; allow only rounding: 1e-10 relative to |ℓ|.
     assert steps.min() >= -1e-10 * abs(res.log_likelihood)
@@ -205,8 +217,9 @@ def test_monotone_and_finite_on_arbitrary_data(seed, n, K, p, variance):
 def test_tol_zero_runs_exactly_max_iter_without_warning(data2):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = fit_em(data2.X, data2.y, 2, init="random", n_init=1, max_iter=37, tol=0,
-                     random_state=0)
+        res = fit_em(
+            data2.X, data2.y, 2, init="random", n_init=1, max_iter=37, tol=0, random_state=0
+        )
     assert res.n_iter == 37
     assert res.log_likelihood_trace.shape == (38,)
     assert not res.converged
@@ -242,8 +255,14 @@ def test_recovers_parameters(variance, seed):
     if variance != "component":
         truth["sigma"] = np.full(3, 0.6)
     data = make_data(3000, truth, seed=seed)
-    res = fit_em(data.X, data.y, 3, variance=variance, sigma=0.6 if variance == "fixed" else None,
-                 random_state=seed)
+    res = fit_em(
+        data.X,
+        data.y,
+        3,
+        variance=variance,
+        sigma=0.6 if variance == "fixed" else None,
+        random_state=seed,
+    )
     perm = match(res.params(), truth)
     # Statistical recovery at n=3000 with well separated components: errors of a few SEs
     # (SE ≈ σ/√(n π_j) ≈ 0.03) — 0.15 leaves room for every seed.
@@ -344,11 +363,20 @@ def test_prefers_non_degenerate_run():
 
 ODD = {
     "constant y": lambda rng, x: (x, np.full(x.shape[0], 3.0)),
-    "collinear columns": lambda rng, x: (np.column_stack([x, 2 * x]), 1 + x[:, 0] + rng.normal(size=x.shape[0])),
+    "collinear columns": lambda rng, x: (
+        np.column_stack([x, 2 * x]),
+        1 + x[:, 0] + rng.normal(size=x.shape[0]),
+    ),
     "values near 1e8": lambda rng, x: (1e8 + x, 1e8 + 5 * x[:, 0] + rng.normal(size=x.shape[0])),
     "values near 1e-8": lambda rng, x: (1e-8 * x, 1e-8 * (x[:, 0] + rng.normal(size=x.shape[0]))),
-    "duplicated rows": lambda rng, x: (np.repeat(x[:50], 4, axis=0), np.repeat(x[:50, 0] + rng.normal(size=50), 4)),
-    "constant column": lambda rng, x: (np.column_stack([x, np.ones(x.shape[0])]), x[:, 0] + rng.normal(size=x.shape[0])),
+    "duplicated rows": lambda rng, x: (
+        np.repeat(x[:50], 4, axis=0),
+        np.repeat(x[:50, 0] + rng.normal(size=50), 4),
+    ),
+    "constant column": lambda rng, x: (
+        np.column_stack([x, np.ones(x.shape[0])]),
+        x[:, 0] + rng.normal(size=x.shape[0]),
+    ),
 }
 
 

@@ -25,8 +25,15 @@ def test_constructor_stores_arguments_untouched():
     init = {"coef": np.zeros((2, 1))}
     m = MixtureOfRegressions(4, variance="fixed", sigma=2, init=init, n_init=3, random_state=7)
     assert m.get_params() == {
-        "n_components": 4, "variance": "fixed", "sigma": 2, "fit_intercept": True, "init": init,
-        "n_init": 3, "max_iter": 1000, "tol": 1e-8, "random_state": 7,
+        "n_components": 4,
+        "variance": "fixed",
+        "sigma": 2,
+        "fit_intercept": True,
+        "init": init,
+        "n_init": 3,
+        "max_iter": 1000,
+        "tol": 1e-8,
+        "random_state": 7,
     }
     assert m.init is init
     assert repr(m).startswith("MixtureOfRegressions(n_components=4, variance='fixed'")

@@ -82,7 +82,9 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "exc", "msg"), BAD_SETTINGS, ids=[str(c[0]) for c in BAD_SETTINGS])
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "msg"), BAD_SETTINGS, ids=[str(c[0]) for c in BAD_SETTINGS]
+)
 def test_bad_settings_are_refused(kwargs, exc, msg):
     kwargs = dict(kwargs)
     K = kwargs.pop("n_components", 2)
@@ -99,8 +101,12 @@ def test_one_dimensional_X_is_one_feature():
 
 def test_predict_before_fit_and_with_wrong_width():
     model = MixtureOfRegressions(2, random_state=0)
-    for call in (lambda: model.predict(X), lambda: model.responsibilities(X, y),
-                 lambda: model.standard_errors_, lambda: model.bic(X, y)):
+    for call in (
+        lambda: model.predict(X),
+        lambda: model.responsibilities(X, y),
+        lambda: model.standard_errors_,
+        lambda: model.bic(X, y),
+    ):
         with pytest.raises(NotFittedError, match="not fitted yet"):
             call()
     model.fit(X, y)

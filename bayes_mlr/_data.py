@@ -1,0 +1,170 @@
+"""Data sources for EM: everything an EM run needs from the data, behind one small interface.
+
+An EM run only touches the data through :class:`InMemoryData`'s methods: block sufficient
+statistics at given parameters, statistics from random responsibilities, a few rows by index, and
+the spread around a set of lines. :mod:`bayes_mlr._dask` implements the same methods over Dask
+arrays, so that the EM loop in :mod:`bayes_mlr.em` is written once.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._stats import (
+    DEFAULT_BLOCK_ROWS,
+    SufficientStats,
+    augment,
+    block_stats,
+    iter_blocks,
+    nearest_line_sq,
+    random_resp,
+)
+
+
+@dataclass
+class Scaler:
+    """Affine change of units: x_s = (x - x_shift) / x_scale, y_s = (y - y_shift) / y_scale.
+
+    Standardising leaves the model unchanged (coefficients, intercepts and sigmas map back
+    exactly) and keeps the normal equations well conditioned for data around 1e8 or 1e-8.
+    """
+
+    x_shift: np.ndarray
+    x_scale: np.ndarray
+    y_shift: float
+    y_scale: float
+    fit_intercept: bool
+    x_mean: np.ndarray
+
+    @classmethod
+    def from_moments(cls, x_mean, x_sq, y_mean, y_sq, fit_intercept: bool) -> Scaler:
+        """From weighted means of x, x², y and y² (so any data source can supply them)."""
+        if fit_intercept:
+            x_shift, y_shift = np.asarray(x_mean, float), float(y_mean)
+        else:  # without an intercept, shifting would change the model: scale only
+            x_shift, y_shift = np.zeros_like(np.asarray(x_mean, float)), 0.0
+        x_var = np.clip(np.asarray(x_sq) - 2 * x_shift * x_mean + x_shift**2, 0.0, None)
+        y_var = max(float(y_sq) - 2 * y_shift * y_mean + y_shift**2, 0.0)
+        x_scale = np.sqrt(x_var)
+        # Constant columns (and rounding-level spread) keep unit scale.
+        x_scale = np.where(x_scale > 1e-12 * np.maximum(np.abs(x_shift), 1e-300), x_scale, 1.0)
+        y_scale = float(np.sqrt(y_var))
+        if not y_scale > 1e-12 * max(abs(y_shift), 1e-300):
+            y_scale = max(abs(y_shift), 1.0) if fit_intercept else max(float(np.sqrt(y_sq)), 1e-300)
+        return cls(x_shift, x_scale, y_shift, y_scale, fit_intercept, np.asarray(x_mean, float))
+
+    @classmethod
+    def from_arrays(cls, X, y, sample_weight, fit_intercept: bool) -> Scaler:
+        w = sample_weight
+        x_mean = np.average(X, axis=0, weights=w)
+        y_mean = float(np.average(y, weights=w))
+        # Second moments about the mean (stable), converted to raw moments for from_moments.
+        x_var = np.average((X - x_mean) ** 2, axis=0, weights=w)
+        y_var = float(np.average((y - y_mean) ** 2, weights=w))
+        return cls.from_moments(x_mean, x_var + x_mean**2, y_mean, y_var + y_mean**2, fit_intercept)
+
+    def design(self, X: np.ndarray) -> np.ndarray:
+        """Standardised design matrix (n, q), intercept column first when fitted."""
+        Xs = (X - self.x_shift) / self.x_scale
+        if self.fit_intercept:
+            return np.hstack([np.ones((X.shape[0], 1)), Xs])
+        return np.ascontiguousarray(Xs)
+
+    def augmented(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Standardised augmented data Z = [X1, y] of shape (n, q + 1)."""
+        return augment(self.design(X), (y - self.y_shift) / self.y_scale)
+
+
+def default_n_threads() -> int:
+    """Worker threads for block statistics: the CPUs this process may run on (at most 8)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+class InMemoryData:
+    """Standardised in-memory (or memory-mapped) data, processed in row blocks by a thread pool.
+
+    numpy's ufuncs and BLAS release the GIL, so blocks run in parallel; BLAS itself is limited to
+    one thread meanwhile so that the workers do not oversubscribe the cores. Block results are
+    summed in a fixed order, so results do not depend on the number of threads.
+    """
+
+    def __init__(
+        self,
+        X,
+        y,
+        sample_weight,
+        scaler: Scaler,
+        *,
+        block_rows: int = DEFAULT_BLOCK_ROWS,
+        n_threads: int | None = None,
+    ) -> None:
+        self.Z = scaler.augmented(X, y)
+        self.sw = sample_weight
+        self.n_rows = self.Z.shape[0]
+        self.n_obs = float(sample_weight.sum()) if sample_weight is not None else float(self.n_rows)
+        self.q = self.Z.shape[1] - 1
+        self.blocks = list(iter_blocks(self.n_rows, block_rows))
+        n_threads = default_n_threads() if n_threads is None else n_threads
+        self._pool = (
+            ThreadPoolExecutor(n_threads) if n_threads > 1 and len(self.blocks) > 1 else None
+        )
+        self._limiter = None
+
+    # Context management: the pool and the BLAS thread limit live as long as the fit.
+    def __enter__(self) -> InMemoryData:
+        if self._pool is not None:
+            from threadpoolctl import threadpool_limits
+
+            self._limiter = threadpool_limits(limits=1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._limiter is not None:
+            self._limiter.restore_original_limits()
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def _sum(self, fn) -> SufficientStats:
+        parts = self._pool.map(fn, self.blocks) if self._pool is not None else map(fn, self.blocks)
+        total = None
+        for part in parts:  # fixed order: deterministic whatever the thread count
+            total = part if total is None else total + part
+        return total
+
+    def _w(self, sl: slice):
+        return self.sw[sl] if self.sw is not None else None
+
+    def stats(self, log_weights, beta, sigma) -> SufficientStats:
+        """E-step statistics at the given (standardised) parameters."""
+        return self._sum(lambda sl: block_stats(self.Z[sl], log_weights, beta, sigma, self._w(sl)))
+
+    def random_resp_stats(self, entropy: int, n_components: int) -> SufficientStats:
+        """Statistics of random Dirichlet(1) responsibilities (the "random" start)."""
+        return self._sum(
+            lambda sl: block_stats(
+                self.Z[sl],
+                None,
+                None,
+                None,
+                self._w(sl),
+                resp=random_resp(entropy, n_components, sl.start, sl.stop),
+            )
+        )
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised (X1, y) of the given rows."""
+        Z = self.Z[np.sort(rows)]
+        return Z[:, :-1], Z[:, -1]
+
+    def spread(self, beta: np.ndarray) -> float:
+        """sqrt of the weighted mean squared distance to the nearest component line."""
+        total = sum(nearest_line_sq(self.Z[sl], beta, self._w(sl)) for sl in self.blocks)
+        return float(np.sqrt(total / self.n_obs))
