@@ -41,31 +41,32 @@ class Scaler:
     x_mean: np.ndarray
 
     @classmethod
-    def from_moments(cls, x_mean, x_sq, y_mean, y_sq, fit_intercept: bool) -> Scaler:
-        """From weighted means of x, x², y and y² (so any data source can supply them)."""
+    def from_moments(cls, x_mean, x_var, y_mean, y_var, fit_intercept: bool) -> Scaler:
+        """From weighted means and (central) variances of x and y, so that any data source
+        (in memory, Dask) can supply them."""
+        x_mean, x_var = np.asarray(x_mean, float), np.clip(np.asarray(x_var, float), 0.0, None)
+        y_mean, y_var = float(y_mean), max(float(y_var), 0.0)
         if fit_intercept:
-            x_shift, y_shift = np.asarray(x_mean, float), float(y_mean)
-        else:  # without an intercept, shifting would change the model: scale only
-            x_shift, y_shift = np.zeros_like(np.asarray(x_mean, float)), 0.0
-        x_var = np.clip(np.asarray(x_sq) - 2 * x_shift * x_mean + x_shift**2, 0.0, None)
-        y_var = max(float(y_sq) - 2 * y_shift * y_mean + y_shift**2, 0.0)
-        x_scale = np.sqrt(x_var)
-        # Constant columns (and rounding-level spread) keep unit scale.
-        x_scale = np.where(x_scale > 1e-12 * np.maximum(np.abs(x_shift), 1e-300), x_scale, 1.0)
-        y_scale = float(np.sqrt(y_var))
-        if not y_scale > 1e-12 * max(abs(y_shift), 1e-300):
-            y_scale = max(abs(y_shift), 1.0) if fit_intercept else max(float(np.sqrt(y_sq)), 1e-300)
-        return cls(x_shift, x_scale, y_shift, y_scale, fit_intercept, np.asarray(x_mean, float))
+            x_shift, y_shift = x_mean, y_mean
+            x_scale, y_scale = np.sqrt(x_var), float(np.sqrt(y_var))
+        else:  # without an intercept, shifting would change the model: scale by the RMS
+            x_shift, y_shift = np.zeros_like(x_mean), 0.0
+            x_scale, y_scale = np.sqrt(x_var + x_mean**2), float(np.sqrt(y_var + y_mean**2))
+        # Constant columns (spread at rounding level) keep unit scale.
+        x_scale = np.where(x_scale > 1e-12 * np.abs(x_shift), x_scale, 1.0)
+        x_scale = np.where(x_scale > 0, x_scale, 1.0)
+        if not (y_scale > 0 and y_scale > 1e-12 * abs(y_shift)):
+            y_scale = max(abs(y_shift), 1.0)
+        return cls(x_shift, x_scale, y_shift, y_scale, fit_intercept, x_mean)
 
     @classmethod
     def from_arrays(cls, X, y, sample_weight, fit_intercept: bool) -> Scaler:
         w = sample_weight
         x_mean = np.average(X, axis=0, weights=w)
         y_mean = float(np.average(y, weights=w))
-        # Second moments about the mean (stable), converted to raw moments for from_moments.
         x_var = np.average((X - x_mean) ** 2, axis=0, weights=w)
         y_var = float(np.average((y - y_mean) ** 2, weights=w))
-        return cls.from_moments(x_mean, x_var + x_mean**2, y_mean, y_var + y_mean**2, fit_intercept)
+        return cls.from_moments(x_mean, x_var, y_mean, y_var, fit_intercept)
 
     def design(self, X: np.ndarray) -> np.ndarray:
         """Standardised design matrix (n, q), intercept column first when fitted."""

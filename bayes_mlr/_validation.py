@@ -18,6 +18,13 @@ INIT_STRATEGIES = ("auto", "random", "subsets", "short_runs")
 PARAM_NAMES = ("weights", "intercept", "coef", "sigma")
 
 
+def is_dask_collection(obj: Any) -> bool:
+    """True for Dask arrays and DataFrames, without importing Dask."""
+    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(
+        obj, "__dask_graph__"
+    )
+
+
 def _feature_names(X: Any) -> np.ndarray | None:
     """Column names of a pandas-like frame when they are all strings, else None."""
     columns = getattr(X, "columns", None)

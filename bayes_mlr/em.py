@@ -30,7 +30,13 @@ from scipy import linalg
 
 from ._data import InMemoryData, Scaler
 from ._stats import SufficientStats, augment, block_stats, log_resp
-from ._validation import check_data, check_settings, check_sizes, check_start_values
+from ._validation import (
+    check_data,
+    check_settings,
+    check_sizes,
+    check_start_values,
+    is_dask_collection,
+)
 from .exceptions import ConvergenceWarning, DegenerateFitWarning
 from .results import EMResult
 
@@ -443,36 +449,23 @@ def fit_em(
         max_iter=max_iter,
         tol=tol,
     )
-    X_arr, y_arr, sw, _ = check_data(X, y, sample_weight)
-    n, p = X_arr.shape
     K = int(n_components)
-    n_rows = int(np.count_nonzero(sw)) if sw is not None else n
-    check_sizes(n_rows, p, K, fit_intercept=bool(fit_intercept), variance=variance)
+    fit_intercept = bool(fit_intercept)
+    lazy = is_dask_collection(X) or is_dask_collection(y)
+    if lazy:
+        data, scaler = _dask_source(X, y, sample_weight, fit_intercept)
+        p, n_rows = data.q - int(fit_intercept), data.n_rows
+    else:
+        X_arr, y_arr, sw, _ = check_data(X, y, sample_weight)
+        p = X_arr.shape[1]
+        n_rows = int(np.count_nonzero(sw)) if sw is not None else X_arr.shape[0]
+    check_sizes(n_rows, p, K, fit_intercept=fit_intercept, variance=variance)
     start = None if isinstance(init, str) else check_start_values(init, K, p)
     rng = np.random.default_rng(random_state)
-    return _fit_arrays(
-        X_arr,
-        y_arr,
-        sw,
-        K,
-        variance=variance,
-        sigma=sigma,
-        fit_intercept=bool(fit_intercept),
-        init=init,
-        start=start,
-        n_init=int(n_init),
-        max_iter=int(max_iter),
-        tol=float(tol),
-        rng=rng,
-    )
-
-
-def _fit_arrays(
-    X, y, sw, K, *, variance, sigma, fit_intercept, init, start, n_init, max_iter, tol, rng
-) -> EMResult:
-    """fit_em on validated in-memory arrays."""
-    scaler = Scaler.from_arrays(X, y, sw, fit_intercept)
-    with InMemoryData(X, y, sw, scaler) as data:
+    if not lazy:
+        scaler = Scaler.from_arrays(X_arr, y_arr, sw, fit_intercept)
+        data = InMemoryData(X_arr, y_arr, sw, scaler)
+    with data:
         return _fit_source(
             data,
             scaler,
@@ -481,11 +474,23 @@ def _fit_arrays(
             sigma=sigma,
             init=init,
             start=start,
-            n_init=n_init,
-            max_iter=max_iter,
-            tol=tol,
+            n_init=int(n_init),
+            max_iter=int(max_iter),
+            tol=float(tol),
             rng=rng,
         )
+
+
+def _dask_source(X, y, sample_weight, fit_intercept: bool):
+    """Validate Dask inputs (one pass for NaN/inf and the moments) and wrap them."""
+    from . import _dask
+
+    X, y, sw, _ = _dask.prepare(X, y, sample_weight)
+    n_obs, x_mean, x_var, y_mean, y_var = _dask.moments_and_checks(X, y, sw)
+    if not n_obs > 0:
+        raise ValueError("sample_weight sums to zero; at least one observation needs weight.")
+    scaler = Scaler.from_moments(x_mean, x_var, y_mean, y_var, fit_intercept)
+    return _dask.DaskData(X, y, sw, scaler, n_obs), scaler
 
 
 def _fit_source(

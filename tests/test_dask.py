@@ -1,0 +1,120 @@
+"""EM over Dask arrays: the same answer as in memory, lazily, on threads and on a cluster."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dd = pytest.importorskip("dask.dataframe")
+
+from bayes_mlr import MixtureOfRegressions, fit_em, simulate  # noqa: E402
+
+from .conftest import TRUTH_3  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    return simulate(6000, **TRUTH_3, random_state=3)
+
+
+@pytest.mark.parametrize(
+    ("init", "chunks"),
+    [("auto", 1000), ("auto", 6000), ("random", 2500), ("subsets", 1500)],
+)
+def test_dask_fit_equals_in_memory_fit(data, init, chunks):
+    # Every Dask pass has scheduling overhead: few starts and iterations keep this quick,
+    # and tol=0 makes both runs do exactly the same number of iterations.
+    kw = {"init": init, "n_init": 2, "max_iter": 40, "tol": 0.0, "random_state": 11}
+    ref = fit_em(data.X, data.y, 3, **kw)
+    res = fit_em(
+        da.from_array(data.X, chunks=(chunks, 1)), da.from_array(data.y, chunks=chunks), 3, **kw
+    )
+    # Only the order of floating-point sums differs: 1e-9 relative is the contract.
+    assert res.log_likelihood == pytest.approx(ref.log_likelihood, rel=1e-9)
+    np.testing.assert_allclose(res.coef, ref.coef, rtol=1e-6)
+    assert res.n_iter == ref.n_iter
+
+
+@pytest.mark.parametrize("variance", ["shared", "fixed"])
+def test_dask_with_sample_weight_and_variance_modes(data, variance):
+    w = np.random.default_rng(0).integers(0, 3, size=data.y.size).astype(float)
+    kw = {"variance": variance, "sigma": 0.6 if variance == "fixed" else None, "random_state": 2}
+    ref = fit_em(data.X, data.y, 3, sample_weight=w, **kw)
+    res = fit_em(
+        da.from_array(data.X, chunks=1500),
+        da.from_array(data.y, chunks=1500),
+        3,
+        sample_weight=da.from_array(w, chunks=1500),
+        **kw,
+    )
+    assert res.log_likelihood == pytest.approx(ref.log_likelihood, rel=1e-9)
+    assert res.n_obs == w.sum()
+
+
+def test_dask_does_not_import_on_plain_import():
+    import subprocess
+
+    code = "import sys, bayes_mlr; print('dask' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_dask_bad_input_is_refused_before_fitting(data):
+    X = data.X.copy()
+    X[17, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains 1 NaN"):
+        fit_em(da.from_array(X, chunks=1000), da.from_array(data.y, chunks=1000), 3)
+    with pytest.raises(ValueError, match="different lengths"):
+        fit_em(da.from_array(data.X, chunks=1000), da.from_array(data.y[:-1], chunks=1000), 3)
+    with pytest.raises(TypeError, match="must be numeric"):
+        fit_em(da.from_array(np.array([["a"]] * 10)), da.from_array(np.ones(10)), 1)
+
+
+def test_estimator_with_dask_dataframe_keeps_feature_names(data):
+    import pandas as pd
+
+    df = pd.DataFrame(data.X, columns=["size", "age"])
+    ddf = dd.from_pandas(df, npartitions=4)
+    ys = dd.from_pandas(pd.Series(data.y, name="price"), npartitions=4)
+    model = MixtureOfRegressions(3, random_state=0).fit(ddf, ys)
+    ref = MixtureOfRegressions(3, random_state=0).fit(df, data.y)
+    assert list(model.feature_names_in_) == ["size", "age"]
+    assert model.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-9)
+    np.testing.assert_allclose(model.predict(df), ref.predict(df), rtol=1e-6)
+
+
+def test_lazily_generated_blocks(data):
+    """Data produced block by block by map_blocks (never whole in memory) fit as usual."""
+
+    def block(block_id=None, rows=2000):
+        d = simulate(rows, **TRUTH_3, random_state=block_id[0])
+        return np.column_stack([d.X, d.y])
+
+    Zd = da.map_blocks(block, dtype=float, chunks=((2000,) * 4, (3,)))
+    res = fit_em(Zd[:, :2], Zd[:, 2], 3, random_state=0)
+    Z = Zd.compute()
+    ref = fit_em(Z[:, :2], Z[:, 2], 3, random_state=0)
+    assert res.log_likelihood == pytest.approx(ref.log_likelihood, rel=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # distributed's own start-up notices
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_same_fit_on_a_distributed_local_cluster(data):
+    distributed = pytest.importorskip("distributed")
+    ref = fit_em(data.X, data.y, 3, random_state=5)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        res = fit_em(
+            da.from_array(data.X, chunks=1500),
+            da.from_array(data.y, chunks=1500),
+            3,
+            random_state=5,
+        )
+    assert res.log_likelihood == pytest.approx(ref.log_likelihood, rel=1e-9)
