@@ -221,11 +221,12 @@ class DaskData:
             self._map(_chunk_random_stats, entropy, n_components, self.block_rows, with_offset=True)
         )
 
-    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         rows = np.sort(rows)
-        Xr, yr = dask.compute(self.X[rows], self.y[rows])
-        Z = self.scaler.augmented(np.asarray(Xr, float), np.asarray(yr, float))
-        return Z[:, :-1], Z[:, -1]
+        parts = [self.X[rows], self.y[rows]] + ([self.sw[rows]] if self.sw is not None else [])
+        got = dask.compute(*parts)
+        Z = self.scaler.augmented(np.asarray(got[0], float), np.asarray(got[1], float))
+        return Z, np.asarray(got[2], float) if self.sw is not None else None
 
     def spread(self, beta: np.ndarray) -> float:
         total = sum(self._map(_chunk_spread, beta))

@@ -99,15 +99,13 @@ class InMemoryData:
 
     def __init__(
         self,
-        X,
-        y,
-        sample_weight,
-        scaler: Scaler,
+        Z: np.ndarray,
+        sample_weight: np.ndarray | None,
         *,
         block_rows: int = DEFAULT_BLOCK_ROWS,
         n_threads: int | None = None,
     ) -> None:
-        self.Z = scaler.augmented(X, y)
+        self.Z = Z  # standardised [X1, y], see Scaler.augmented
         self.sw = sample_weight
         self.n_rows = self.Z.shape[0]
         self.n_obs = float(sample_weight.sum()) if sample_weight is not None else float(self.n_rows)
@@ -160,10 +158,10 @@ class InMemoryData:
             )
         )
 
-    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised (X1, y) of the given rows."""
-        Z = self.Z[np.sort(rows)]
-        return Z[:, :-1], Z[:, -1]
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Standardised rows [X1, y] (len(rows), q + 1) and their sample weights."""
+        rows = np.sort(rows)
+        return self.Z[rows], self.sw[rows] if self.sw is not None else None
 
     def spread(self, beta: np.ndarray) -> float:
         """sqrt of the weighted mean squared distance to the nearest component line."""

@@ -20,6 +20,7 @@ well as values around 1; results are mapped back to the original units.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ __all__ = ["e_step", "fit_em", "m_step"]
 SIGMA_FLOOR_REL = 1e-6
 # init="auto"/"short_runs": iterations of every start before only the best continue.
 SHORT_RUN_ITER = 20
+# ... on a random subsample of this many rows when the data have more than twice as many.
+SHORT_RUN_ROWS = 20_000
 # Pivots below this (on the unit-diagonal scaled Gram matrix) mean "rank deficient".
 _RANK_TOL = 1e-10
 
@@ -342,7 +345,8 @@ def _init_subsets(problem: _Problem, K: int, rng: np.random.Generator) -> _Param
     size = min(n, q + 1)
     beta = np.empty((K, q))
     for j in range(K):
-        X1, y = problem.data.take(rng.choice(n, size=size, replace=False))
+        Z, _ = problem.data.take(rng.choice(n, size=size, replace=False))
+        X1, y = Z[:, :-1], Z[:, -1]
         beta[j] = np.linalg.lstsq(X1, y, rcond=None)[0]
     return _Params(np.full(K, 1.0 / K), beta, _start_sigma(problem, beta))
 
@@ -396,8 +400,9 @@ def fit_em(
         - ``"random"``: random soft responsibilities (Dirichlet rows), then an M-step;
         - ``"subsets"``: each component fitted to its own random subset of ``q + 1`` rows;
         - ``"short_runs"``: ``n_init`` starts of both kinds each run for a few
-          (``SHORT_RUN_ITER``) iterations; the best quarter (at least one) are run to
-          convergence and the best kept;
+          (``SHORT_RUN_ITER``) iterations — on a random subsample of ``SHORT_RUN_ROWS`` rows
+          when the data have over twice as many — then the best quarter (at least one) are
+          run to convergence on all rows and the best kept;
         - ``"auto"``: currently ``"short_runs"``;
         - a mapping with ``coef`` (K, p) and optionally ``intercept`` (K,), ``weights`` (K,) and
           ``sigma`` (K,) or an :class:`EMResult`: a single run from those values.
@@ -464,7 +469,7 @@ def fit_em(
     rng = np.random.default_rng(random_state)
     if not lazy:
         scaler = Scaler.from_arrays(X_arr, y_arr, sw, fit_intercept)
-        data = InMemoryData(X_arr, y_arr, sw, scaler)
+        data = InMemoryData(scaler.augmented(X_arr, y_arr), sw)
     with data:
         return _fit_source(
             data,
@@ -493,6 +498,41 @@ def _dask_source(X, y, sample_weight, fit_intercept: bool):
     return _dask.DaskData(X, y, sw, scaler, n_obs), scaler
 
 
+def _short_runs_then_best(
+    problem: _Problem, K: int, n_init: int, max_iter: int, tol: float, rng: np.random.Generator
+) -> list[_Run]:
+    """``init="short_runs"``: scout from ``n_init`` starts (subset and random starts in turn)
+    for ``SHORT_RUN_ITER`` iterations, then run the best quarter (at least one) to convergence.
+
+    On large data the scouting runs on a random subsample of ``SHORT_RUN_ROWS`` rows, which is
+    as good for telling basins apart and costs a fraction of a pass over the data; the
+    continuation then starts on all rows (and only its iterations are counted in ``n_iter``).
+    """
+    short_iter = min(SHORT_RUN_ITER, max_iter)
+    makers = (_init_subsets, _init_random)
+    data = problem.data
+    if data.n_rows > 2 * SHORT_RUN_ROWS:
+        Z, w = data.take(rng.choice(data.n_rows, size=SHORT_RUN_ROWS, replace=False))
+        with InMemoryData(Z, w) as sample:
+            scout = dataclasses.replace(problem, data=sample, n_obs=sample.n_obs)
+            shorts = [
+                _run_em(scout, makers[i % 2](scout, K, rng), short_iter, tol) for i in range(n_init)
+            ]
+        shorts.sort(key=_Run.rank_key)
+        return [
+            _run_em(problem, r.params, max_iter, tol)
+            for r in shorts[: max(1, math.ceil(n_init / 4))]
+        ]
+    shorts = [
+        _run_em(problem, makers[i % 2](problem, K, rng), short_iter, tol) for i in range(n_init)
+    ]
+    shorts.sort(key=_Run.rank_key)
+    return [
+        r if (r.converged or r.degenerate) else _continue(problem, r, max_iter - r.n_iter, tol)
+        for r in shorts[: max(1, math.ceil(n_init / 4))]
+    ]
+
+
 def _fit_source(
     data, scaler: Scaler, K, *, variance, sigma, init, start, n_init, max_iter, tol, rng
 ) -> EMResult:
@@ -513,17 +553,7 @@ def _fit_source(
             p0.sigma = _start_sigma(problem, p0.beta)
         runs = [_run_em(problem, p0, max_iter, tol)]
     elif init in ("auto", "short_runs"):
-        makers = (_init_subsets, _init_random)
-        short_iter = min(SHORT_RUN_ITER, max_iter)
-        shorts = [
-            _run_em(problem, makers[i % 2](problem, K, rng), short_iter, tol) for i in range(n_init)
-        ]
-        shorts.sort(key=_Run.rank_key)
-        keep = shorts[: max(1, math.ceil(n_init / 4))]
-        runs = [
-            r if (r.converged or r.degenerate) else _continue(problem, r, max_iter - r.n_iter, tol)
-            for r in keep
-        ]
+        runs = _short_runs_then_best(problem, K, n_init, max_iter, tol, rng)
     else:
         maker = _init_random if init == "random" else _init_subsets
         runs = [_run_em(problem, maker(problem, K, rng), max_iter, tol) for _ in range(n_init)]
