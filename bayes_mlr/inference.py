@@ -23,11 +23,13 @@ weights, with the last component as reference (``eta_{K-1} = 0``, ``weights = so
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import linalg
 from scipy.special import entr, logsumexp
+
+from ._validation import is_dask_collection
 
 __all__ = [
     "SingularInformationWarning",
@@ -210,8 +212,24 @@ def _validate(
     fit_intercept: bool,
     sample_weight: np.ndarray | None,
 ) -> _Problem:
+    if is_dask_collection(X) or is_dask_collection(y):
+        # Out-of-core data: kept lazy, the information is summed chunk by chunk (_information).
+        from ._dask import prepare
+
+        X, y, sample_weight, _ = prepare(X, y, sample_weight)
+        return _validate_params(
+            X, y, weights, intercept, coef, sigma, variance, fit_intercept, sample_weight
+        )
     X = _as_float_array(X, "X", 2)
     y = _as_float_array(y, "y", 1)
+    return _validate_params(
+        X, y, weights, intercept, coef, sigma, variance, fit_intercept, sample_weight
+    )
+
+
+def _validate_params(
+    X, y, weights, intercept, coef, sigma, variance, fit_intercept, sample_weight
+) -> _Problem:
     n, p = X.shape
     if y.shape[0] != n:
         raise ValueError(f"y must have shape ({n},) to match X, got {y.shape}")
@@ -238,7 +256,7 @@ def _validate(
         raise ValueError("sigma must be strictly positive")
     if variance == "shared" and np.ptp(sigma) > 1e-6 * sigma.max():
         raise ValueError(f"sigma must have equal entries for variance='shared', got {sigma}")
-    if sample_weight is not None:
+    if sample_weight is not None and not is_dask_collection(sample_weight):
         sample_weight = _as_float_array(sample_weight, "sample_weight", 1)
         if sample_weight.shape != (n,):
             raise ValueError(f"sample_weight must have shape ({n},), got {sample_weight.shape}")
@@ -345,8 +363,31 @@ def _block_hessian(prob: _Problem, rows: slice) -> tuple[np.ndarray, np.ndarray]
     return hess, gross
 
 
+def _chunk_information(prob: _Problem, X, y, sample_weight) -> tuple[np.ndarray, np.ndarray]:
+    """Information of one chunk of rows (module level: picklable for Dask workers)."""
+    w = None if sample_weight is None else np.asarray(sample_weight, float)
+    chunk = replace(prob, X=np.asarray(X, float), y=np.asarray(y, float), sample_weight=w)
+    return _information(chunk)
+
+
 def _information(prob: _Problem) -> tuple[np.ndarray, np.ndarray]:
-    """Observed information (P, P) and its gross diagonal (P,), accumulated over row blocks."""
+    """Observed information (P, P) and its gross diagonal (P,), accumulated over row blocks.
+
+    The information is a sum over rows, so Dask data are handled chunk by chunk and summed.
+    """
+    if is_dask_collection(prob.X):
+        import dask
+
+        xb, yb = prob.X.to_delayed().ravel(), prob.y.to_delayed().ravel()
+        wb = prob.sample_weight.to_delayed().ravel() if prob.sample_weight is not None else None
+        # The template must not carry the lazy arrays (Dask would make each task depend on all).
+        template = replace(prob, X=None, y=None, sample_weight=None)
+        tasks = [
+            dask.delayed(_chunk_information)(template, xb[i], yb[i], None if wb is None else wb[i])
+            for i in range(len(xb))
+        ]
+        parts = dask.compute(*tasks)
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
     n = prob.X.shape[0]
     size = prob.layout.size
     step = max(1, min(_BLOCK_ROWS, _BLOCK_ELEMENTS // max(size, 1)))
