@@ -36,7 +36,9 @@ class EMResult:
         Log-likelihood at the start and after each EM iteration of the returned run
         (non-decreasing up to rounding).
     n_iter : int
-        EM iterations of the returned run (a short pre-run of ``init="auto"`` included).
+        EM updates recorded in the trace of the returned run, on all rows: plain EM steps and
+        kept SQUAREM steps (scouting runs of ``init="auto"`` on a subsample, and rejected
+        extrapolations, are not counted).
     converged : bool
         Whether the run met ``tol`` before ``max_iter``.
     variance : str

@@ -1,0 +1,160 @@
+"""Shared helpers for the benchmark modules: argument parsing, timing and printing.
+
+Every ``bench_*.py`` module in this folder exposes ``main(argv=None) -> dict`` returning its key
+figures (JSON-serialisable scalars); :mod:`tests.benchmarks.__main__` runs them all. Timings on a
+shared machine are noisy, so benchmarks report ratios against a baseline measured in the same
+run rather than absolute seconds alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Timing",
+    "base_parser",
+    "environment_line",
+    "fmt_num",
+    "print_table",
+    "say",
+    "time_call",
+    "to_jsonable",
+]
+
+
+def base_parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """An :class:`argparse.ArgumentParser` with the options every benchmark accepts.
+
+    ``--quick`` asks for smaller problem sizes (a smoke run of the harness); each benchmark
+    decides what that means for it.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes and fewer repeats (smoke run)"
+    )
+    return parser
+
+
+def say(*parts: Any) -> None:
+    """print() and flush, so progress shows up while long fits run."""
+    print(*parts, flush=True)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of repeated calls (warm-up calls excluded)."""
+
+    seconds: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def best(self) -> float:
+        return min(self.seconds)
+
+    def describe(self) -> str:
+        runs = ", ".join(f"{s:.3f}" for s in self.seconds)
+        return (
+            f"median {self.median:.3f} s, best {self.best:.3f} s over {len(self.seconds)} ({runs})"
+        )
+
+
+def time_call[T](func: Callable[[], T], *, repeats: int, warmup: int = 1) -> tuple[Timing, T]:
+    """Call ``func`` ``warmup`` times untimed, then ``repeats`` times timed.
+
+    Returns the timings (``time.perf_counter`` wall clock) and the result of the last call.
+    """
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
+    for _ in range(warmup):
+        func()
+    seconds = []
+    result: T
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = func()
+        seconds.append(time.perf_counter() - t0)
+    return Timing(tuple(seconds)), result
+
+
+def environment_line() -> str:
+    """One line describing where the numbers were measured (CPU count, load, versions)."""
+    try:
+        load = "load avg " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        load = "load avg n/a"
+    return (
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"{os.cpu_count()} CPUs, {load}, {platform.machine()} {sys.platform}"
+    )
+
+
+def fmt_num(value: Any, digits: int = 6) -> str:
+    """Format a figure for a table: floats with ``digits`` significant digits, None as "n/a"."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
+            return "nan"
+        if v != 0 and (abs(v) >= 1e7 or abs(v) < 1e-3):
+            return f"{v:.{min(digits, 6) - 1}e}"
+        return f"{v:.{digits}g}" if abs(v) < 10**digits else f"{v:.1f}"
+    return str(value)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a plain-text table; cells are formatted with :func:`fmt_num`."""
+    cells = [[fmt_num(c) for c in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+    )
+    say(line)
+    say("  ".join("-" * w for w in widths))
+    for row in cells:
+        say(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays (recursively) to plain Python for :mod:`json`; NaN/inf to
+    None so the output is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer | int):
+        return int(value)
+    if isinstance(value, np.floating | float):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value

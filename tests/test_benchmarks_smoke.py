@@ -1,0 +1,73 @@
+"""Smoke test of the benchmark harness (tests/benchmarks), so that it never rots.
+
+Runs bench_em on a tiny problem without R, through the module and through the runner. Takes a
+few seconds; needs neither R nor flexmix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks import __main__ as runner
+from tests.benchmarks import bench_em
+
+TINY = ["--n", "2000", "--repeats", "1", "--no-r"]
+
+
+def _require_fit_em() -> None:
+    fit_em, why = bench_em.load_fit_em()
+    if fit_em is None:
+        pytest.skip(f"bayes_mlr.fit_em is not importable yet: {why}")
+
+
+def test_discovery_finds_bench_em() -> None:
+    names = runner.discover()
+    assert "bench_em" in names
+    assert all(name.startswith("bench_") for name in names)
+    assert runner.select(names, ["em"]) == [n for n in names if "em" in n]
+    assert runner.select(names, ["no-such-benchmark"]) == []
+
+
+def test_mixture_loglik_matches_single_gaussian() -> None:
+    X, y = bench_em.simulate(50, seed=1)
+    # One component with weight 1: a plain Gaussian regression log-likelihood.
+    coef = bench_em.TRUE_COEF[:1]
+    ll = bench_em.mixture_loglik(X, y, [1.0], [0.3], coef, [2.0])
+    resid = y - 0.3 - X @ coef[0]
+    expected = float((-0.5 * (resid / 2.0) ** 2 - math.log(2.0 * math.sqrt(2 * math.pi))).sum())
+    assert ll == pytest.approx(expected, rel=1e-12)
+
+
+def test_bench_em_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    _require_fit_em()
+    figures = bench_em.main(TINY)
+    out = capsys.readouterr().out
+    assert "bayes_mlr fit_em" in out
+    assert "skipped (--no-r)" in out
+    assert figures["n"] == 2000
+    assert figures["bayes_seconds_median"] > 0
+    assert figures["bayes_n_iter"] >= 1
+    # The reported log-likelihood must agree with the harness's independent formula.
+    assert figures["bayes_loglik"] == pytest.approx(figures["bayes_loglik_exact"], abs=1e-6)
+    assert figures["bayes_loglik_exact"] >= figures["loglik_truth"] - 1e-6
+    json.dumps(figures)  # figures are plain scalars
+
+
+def test_runner_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _require_fit_em()
+    out_file = tmp_path / "bench-results.json"
+    status = runner.main(["-k", "bench_em", "--output", str(out_file), "--", *TINY])
+    assert status == 0
+    assert "Summary" in capsys.readouterr().out
+    payload = json.loads(out_file.read_text())
+    entry = payload["benchmarks"]["bench_em"]
+    assert entry["error"] is None
+    assert entry["figures"]["n"] == 2000
+
+
+def test_runner_rejects_unknown_selection(tmp_path: Path) -> None:
+    assert runner.main(["-k", "no-such-benchmark", "--output", str(tmp_path / "x.json")]) == 1
