@@ -325,14 +325,11 @@ class _Tracker:
         self.n_iter = 0
         self.converged = self.degenerate = False
 
-    def accept(
-        self, params: _Params, stats: SufficientStats, since: int | None = None, check=True
-    ) -> bool:
+    def accept(self, params: _Params, stats: SufficientStats, check: bool = True) -> bool:
         """Record an EM update; return True when the run should stop.
 
-        The run has converged when the log-likelihood gained since trace entry ``since``
-        (default: the previous entry, i.e. one EM step) is at most ``tol`` per observation;
-        ``check=False`` records without testing convergence (degeneracy is always tested).
+        ``check=False`` records without testing convergence on this one step (degeneracy is
+        always tested).
         """
         self.params, self.stats = params, stats
         self.trace.append(stats.log_likelihood)
@@ -340,7 +337,7 @@ class _Tracker:
         if self.problem.is_degenerate(params, stats):
             self.degenerate = True
         elif check:
-            self.check_converged(len(self.trace) - 2 if since is None else since)
+            self.check_converged(len(self.trace) - 2)
         return self.degenerate or self.converged
 
     def check_converged(self, since: int) -> bool:
