@@ -8,6 +8,7 @@ what was received.
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,14 +47,27 @@ def _as_float_array(value: Any, name: str) -> np.ndarray:
                     f"{name} must be numeric; column {col!r} has dtype {dtype}. "
                     "Encode categorical columns first (e.g. with a formula or one-hot encoding)."
                 )
+    sparse = sys.modules.get("scipy.sparse")  # a sparse input means scipy.sparse is loaded
+    if sparse is not None and sparse.issparse(value):
+        raise TypeError(
+            f"{name} is a scipy sparse matrix; sparse input is not supported: pass a dense "
+            f"array ({name}.toarray())."
+        )
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name} could not be converted to a numeric array: {exc}") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype == object:  # e.g. DataFrame.values of mixed frames: numbers held as objects
+        if any(isinstance(v, str | bytes) for v in arr.flat):
+            raise TypeError(f"{name} must be numeric; got strings in an array of dtype object.")
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be numeric; an object array entry failed: {exc}") from exc
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
     if np.iscomplexobj(arr):
-        raise TypeError(f"{name} must be real-valued; got complex dtype {arr.dtype}.")
+        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}.")
     return np.asarray(arr, dtype=np.float64)
 
 
@@ -92,7 +106,8 @@ def check_X(X: Any, *, n_features: int | None = None) -> np.ndarray:
         raise ValueError("X is empty: it has 0 rows; at least one observation is needed.")
     if arr.shape[1] == 0:
         raise ValueError(
-            "X has 0 columns; pass at least one feature (use fit_intercept for a constant)."
+            f"X has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required; pass at "
+            "least one feature (use fit_intercept for a constant)."
         )
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
@@ -105,7 +120,7 @@ def check_X(X: Any, *, n_features: int | None = None) -> np.ndarray:
 def check_y(y: Any, n_samples: int) -> np.ndarray:
     """Validate the response: 1-D (or a single column), numeric, finite, of length n_samples."""
     if y is None:
-        raise TypeError("y must be an array-like of shape (n_samples,); got None.")
+        raise ValueError("This estimator requires y to be passed, but the target y is None.")
     arr = _as_float_array(y, "y")
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -232,7 +247,8 @@ def check_sizes(
     if n_samples < needed:
         raise ValueError(
             f"Too few rows for the coefficients: {n_components} component(s) with {n_coef} "
-            f"regression coefficient(s) each need at least {needed} observations; got {n_samples}."
+            f"regression coefficient(s) each need at least {needed} observations; "
+            f"got n_samples={n_samples}."
         )
 
 

@@ -3,17 +3,78 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import sys
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._validation import check_data, check_sample_weight, check_X, check_y
+from ._validation import check_data, check_sample_weight, check_X, check_y, is_dask_collection
 from .em import e_step, fit_em
 from .exceptions import NotFittedError
 from .results import EMResult
 
 __all__ = ["MixtureOfRegressions"]
+
+
+@functools.cache
+def _not_fitted_class(sklearn_error: type) -> type:
+    """Our NotFittedError that is also scikit-learn's (built once, only if sklearn is loaded)."""
+
+    def __reduce__(self):  # pickles as the plain bayes_mlr error: no dynamic class needed
+        return (NotFittedError, self.args)
+
+    return type(
+        "NotFittedError",
+        (NotFittedError, sklearn_error),
+        {"__module__": NotFittedError.__module__, "__reduce__": __reduce__},
+    )
+
+
+def _not_fitted_error(message: str) -> NotFittedError:
+    """A :class:`bayes_mlr.NotFittedError`; when scikit-learn is already imported it is also an
+    instance of ``sklearn.exceptions.NotFittedError``, so scikit-learn's tools recognise it.
+    scikit-learn is never imported here (``import bayes_mlr`` must stay light)."""
+    sk = sys.modules.get("sklearn.exceptions")
+    base = getattr(sk, "NotFittedError", None)
+    if base is None:
+        return NotFittedError(message)
+    return _not_fitted_class(base)(message)
+
+
+@dataclass(frozen=True)
+class _FormulaState:
+    """What :meth:`MixtureOfRegressions.from_formula` keeps to encode new data frames."""
+
+    formula: str
+    response: str
+    feature_names: list[str]
+    model_spec: Any  # formulaic ModelSpec of the right-hand side
+    result: EMResult  # the fit it belongs to: a later plain fit() makes the state stale
+
+    def encode(self, data: Any) -> Any:
+        """The design matrix (a float DataFrame with the fitted feature names) of raw data."""
+        from formulaic.errors import DataMismatchWarning, FormulaicError
+
+        from .formula import FormulaError
+
+        try:
+            with warnings.catch_warnings():
+                # an unseen category would silently become an all-zero dummy row
+                warnings.simplefilter("error", DataMismatchWarning)
+                matrix = self.model_spec.get_model_matrix(data, na_action="ignore")
+        except (FormulaicError, DataMismatchWarning) as exc:
+            text = str(exc).strip().splitlines()
+            raise FormulaError(
+                f"X could not be encoded with the formula {self.formula!r}: "
+                f"{text[0] if text else type(exc).__name__} (columns in X: "
+                f"{', '.join(map(str, data.columns))})"
+            ) from exc
+        matrix.columns = [str(c) for c in matrix.columns]
+        return matrix[self.feature_names].astype(float)
 
 
 class _ParamsMixin:
@@ -160,7 +221,12 @@ class MixtureOfRegressions(_ParamsMixin):
         -------
         self
         """
-        X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
+        if is_dask_collection(X) or is_dask_collection(y):
+            from ._dask import prepare  # Dask arrays/DataFrames: stream the blocks, stay lazy
+
+            X_arr, y_arr, sw, names = prepare(X, y, sample_weight)
+        else:
+            X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
         result = fit_em(
             X_arr,
             y_arr,
@@ -201,21 +267,160 @@ class MixtureOfRegressions(_ParamsMixin):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "result_"):
-            raise NotFittedError(
+            raise _not_fitted_error(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this method."
             )
 
     def _check_X(self, X: Any) -> np.ndarray:
         self._check_fitted()
+        state = self._formula_state()
         names = getattr(X, "columns", None)
+        if state is not None and names is not None and list(names) != state.feature_names:
+            X = state.encode(X)  # raw data for a formula fit; an encoded design passes as is
+            names = X.columns
         fitted = getattr(self, "feature_names_in_", None)
         if names is not None and fitted is not None and list(names) != list(fitted):
             raise ValueError(
                 f"X has feature names {list(names)}, but the model was fitted with "
                 f"{list(fitted)} (same names in the same order are required)."
             )
-        return check_X(X, n_features=self.n_features_in_)
+        arr = check_X(X)
+        if arr.shape[1] != self.n_features_in_:
+            # scikit-learn's wording; a 1-D X is one feature, which is rarely meant here
+            hint = (
+                " A 1-D X is read as a single feature: Reshape your data with "
+                "X.reshape(1, -1) if it is a single sample."
+                if np.ndim(X) == 1
+                else ""
+            )
+            raise ValueError(
+                f"X has {arr.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input.{hint}"
+            )
+        return arr
+
+    # -- model formulas ------------------------------------------------------------------------
+
+    @classmethod
+    def from_formula(
+        cls,
+        formula: str,
+        data: Any,
+        n_components: int = 2,
+        *,
+        sample_weight: Any = None,
+        na_action: str = "raise",
+        **kwargs: Any,
+    ) -> MixtureOfRegressions:
+        """Fit from a model formula and a data frame, e.g. ``"price ~ size + C(region)"``.
+
+        The formula is evaluated by formulaic (:func:`bayes_mlr.formula.design_from_formula`):
+        categorical columns are one-hot encoded, transforms such as ``np.log(x)`` or
+        ``center(x)`` are applied, and ``- 1`` (or ``+ 0``) fits without intercepts. The fitted
+        estimator keeps the formula, so every method that takes ``X`` (:meth:`predict`,
+        :meth:`responsibilities`, :meth:`bic`, ...) also accepts a data frame of raw columns,
+        encoded exactly as in the fit (same categories, same transform parameters). ``y`` is
+        still passed separately, on the scale of the response term (``response_``). A frame
+        whose columns are the encoded feature names is taken as already encoded.
+
+        A later ``fit(X, y)`` forgets the formula, and :func:`sklearn.base.clone` returns an
+        unfitted estimator with the same settings (the formula is data handling, not a
+        parameter).
+
+        Parameters
+        ----------
+        formula : str
+            One response left of ``~``, the features right of it.
+        data : pandas.DataFrame or mapping of column name to array
+        n_components : int, default=2
+        sample_weight : str or array-like of shape (n_samples,), optional
+            Replication weights, or the name of a column of ``data`` holding them.
+        na_action : {"raise", "drop", "ignore"}, default="raise"
+            Rows with missing values in the formula's variables: refuse, drop (the weights of
+            dropped rows are dropped too) or keep (then EM refuses the NaN).
+        **kwargs
+            Other constructor arguments (``variance``, ``random_state``, ...);
+            ``fit_intercept`` comes from the formula.
+
+        Returns
+        -------
+        MixtureOfRegressions
+            Fitted, with ``formula_`` and ``response_`` set and ``feature_names_in_`` the
+            encoded column names.
+
+        Raises
+        ------
+        bayes_mlr.formula.FormulaError
+            The formula cannot be evaluated on ``data`` (a ``ValueError``).
+        TypeError
+            ``fit_intercept`` was passed.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from bayes_mlr import MixtureOfRegressions, simulate
+        >>> sim = simulate(600, intercept=[-2, 2], coef=[[1.5], [-1.0]], random_state=0)
+        >>> df = pd.DataFrame({"x": sim.X[:, 0], "y": sim.y})
+        >>> model = MixtureOfRegressions.from_formula("y ~ x", df, random_state=0)
+        >>> model.feature_names_in_.tolist(), model.fit_intercept
+        (['x'], True)
+        >>> model.predict(df.head(3)).shape
+        (3,)
+        """
+        from .formula import design_from_formula
+
+        if "fit_intercept" in kwargs:
+            raise TypeError(
+                "from_formula() takes the intercept from the formula, not fit_intercept: write "
+                "'y ~ x - 1' (or 'y ~ x + 0') for a model without intercepts."
+            )
+        design = design_from_formula(formula, data, na_action=na_action)
+        if isinstance(sample_weight, str):
+            if sample_weight not in getattr(data, "columns", data):
+                raise ValueError(f"sample_weight={sample_weight!r} is not a column of data.")
+            sample_weight = np.asarray(data[sample_weight])
+        if sample_weight is not None and np.ndim(sample_weight) == 1:
+            n_data = len(getattr(data, "index", sample_weight))
+            if len(sample_weight) == n_data != design.X.shape[0]:  # rows dropped (na_action)
+                import pandas as pd
+
+                index = data.index if hasattr(data, "index") else pd.RangeIndex(n_data)
+                sample_weight = (
+                    pd.Series(np.asarray(sample_weight), index=index).loc[design.X.index].to_numpy()
+                )
+        model = cls(n_components, fit_intercept=design.fit_intercept, **kwargs)
+        model.fit(design.X, design.y, sample_weight=sample_weight)
+        model._formula = _FormulaState(
+            formula=design.formula,
+            response=design.response,
+            feature_names=list(design.feature_names),
+            model_spec=design.model_spec,
+            result=model.result_,
+        )
+        return model
+
+    def _formula_state(self) -> _FormulaState | None:
+        state = getattr(self, "_formula", None)
+        if state is None or state.result is not getattr(self, "result_", None):
+            return None
+        return state
+
+    @property
+    def formula_(self) -> str:
+        """The formula of a :meth:`from_formula` fit (AttributeError otherwise)."""
+        state = self._formula_state()
+        if state is None:
+            raise AttributeError(f"This {type(self).__name__} was not fitted from a formula.")
+        return state.formula
+
+    @property
+    def response_(self) -> str:
+        """The response term of a :meth:`from_formula` fit, e.g. ``"np.log(price)"``."""
+        state = self._formula_state()
+        if state is None:
+            raise AttributeError(f"This {type(self).__name__} was not fitted from a formula.")
+        return state.response
 
     @property
     def feature_names(self) -> list[str]:
@@ -346,6 +551,56 @@ class MixtureOfRegressions(_ParamsMixin):
         −2 Σ_ij γ_ij log γ_ij; lower is better."""
         return self._criteria(X, y, sample_weight)["icl"]
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Coefficient of determination R² of :meth:`predict` (scikit-learn's regressor score).
+
+        ``1 - Σ w (y - ŷ)² / Σ w (y - ȳ)²`` with ŷ the mixture mean; 1.0 for a constant y that
+        is predicted exactly, 0.0 for one that is not (as ``sklearn.metrics.r2_score``).
+
+        The mixture mean ``Σ_j π_j (intercept_j + coef_j·x)`` is itself linear in x, so R²
+        cannot tell numbers of components apart: to choose ``n_components`` by
+        cross-validation, score the held-out log-likelihood instead, e.g.
+        ``GridSearchCV(model, {"n_components": [1, 2, 3]},
+        scoring=lambda est, X, y: est.log_likelihood(X, y) / len(y))``, or use :meth:`bic`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        y_pred = self.predict(X)
+        y_arr = check_y(y, y_pred.shape[0])
+        sw = check_sample_weight(sample_weight, y_arr.shape[0])
+        w = np.ones_like(y_arr) if sw is None else sw
+        residual = float(w @ (y_arr - y_pred) ** 2)
+        total = float(w @ (y_arr - np.average(y_arr, weights=w)) ** 2)
+        if total == 0.0:
+            return 1.0 if residual == 0.0 else 0.0
+        return 1.0 - residual / total
+
+    # -- scikit-learn protocol (scikit-learn is imported only when scikit-learn asks) --------
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "result_")
+
+    def __sklearn_tags__(self):
+        """Estimator tags for scikit-learn >= 1.6: a single-output regressor on dense 2-D
+        float data without NaN (``MixtureOfRegressions`` does not inherit from
+        ``BaseEstimator``, so that ``import bayes_mlr`` does not import scikit-learn)."""
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=True, single_output=True, multi_output=False),
+            regressor_tags=RegressorTags(),
+            input_tags=InputTags(two_d_array=True, sparse=False, allow_nan=False),
+        )
+
     # -- Bayesian layer (PyMC and ArviZ are imported only here, on first use) ---------------
 
     def sample_posterior(
@@ -381,3 +636,54 @@ class MixtureOfRegressions(_ParamsMixin):
             progressbar=progressbar,
             **kwargs,
         )
+
+    # -- saving and loading (JSON and netCDF, no pickle; see bayes_mlr.io) ------------------
+
+    def save(self, dir: Any) -> Any:
+        """Save the estimator to the directory ``dir`` (created if needed).
+
+        Writes ``model.json`` (constructor arguments and every fitted attribute, floats stored
+        losslessly) and ``data-<hash>.nc`` (the training data, which standard errors and
+        :meth:`sample_posterior` need), each atomically. No pickle: loading cannot run code.
+        See :func:`bayes_mlr.io.save_model`.
+
+        Parameters
+        ----------
+        dir : path-like
+
+        Returns
+        -------
+        pathlib.Path
+            The directory.
+        """
+        from .io import save_model
+
+        return save_model(self, dir)
+
+    @classmethod
+    def load(cls, dir: Any) -> MixtureOfRegressions:
+        """Load an estimator saved by :meth:`save`; it equals the saved one bit for bit.
+
+        Parameters
+        ----------
+        dir : path-like
+
+        Returns
+        -------
+        MixtureOfRegressions
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from bayes_mlr import MixtureOfRegressions, simulate
+        >>> data = simulate(300, random_state=0)
+        >>> model = MixtureOfRegressions(2, random_state=0).fit(data.X, data.y)
+        >>> folder = model.save(tempfile.mkdtemp())
+        >>> loaded = MixtureOfRegressions.load(folder)
+        >>> bool(np.array_equal(loaded.coef_, model.coef_))
+        True
+        """
+        from .io import load_model
+
+        return load_model(dir, cls=cls)

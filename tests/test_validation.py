@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from bayes_mlr import MixtureOfRegressions, NotFittedError, fit_em
 
@@ -30,11 +31,20 @@ BAD_DATA = [
     ("2-D y", X, np.column_stack([y, y]), None, ValueError, "y must be 1-D"),
     ("string X", np.array([["a", "b"]] * 40), y, None, TypeError, "X must be numeric"),
     ("object y", X, np.array(["1"] * 40, dtype=object), None, TypeError, "y must be numeric"),
-    ("complex X", X + 1j, y, None, TypeError, "real-valued"),
+    ("complex X", X + 1j, y, None, ValueError, "Complex data not supported"),
     ("empty", np.empty((0, 2)), np.empty(0), None, ValueError, "X is empty"),
-    ("no columns", np.empty((40, 0)), y, None, ValueError, "0 columns"),
+    ("no columns", np.empty((40, 0)), y, None, ValueError, r"0 feature\(s\)"),
     ("None X", None, y, None, TypeError, "X must be an array-like"),
-    ("None y", X, None, None, TypeError, "y must be an array-like"),
+    ("None y", X, None, None, ValueError, "requires y to be passed"),
+    ("sparse X", sparse.csr_matrix(X), y, None, TypeError, "sparse input is not supported"),
+    (
+        "object X of words",
+        np.array([[1.0, "b"]] * 40, dtype=object),
+        y,
+        None,
+        TypeError,
+        "got strings",
+    ),
     ("weight length", X, y, np.ones(39), ValueError, "sample_weight must have shape"),
     ("negative weight", X, y, with_value(np.ones(40), 2, -1), ValueError, "non-negative"),
     ("zero weights", X, y, np.zeros(40), ValueError, "sums to zero"),
@@ -94,6 +104,12 @@ def test_bad_settings_are_refused(kwargs, exc, msg):
         MixtureOfRegressions(K, **kwargs).fit(X, y)
 
 
+def test_object_array_of_numbers_is_accepted():
+    # e.g. DataFrame.values of a mixed frame: numbers held as Python objects
+    model = MixtureOfRegressions(1).fit(X.astype(object), y)
+    np.testing.assert_allclose(model.coef_, MixtureOfRegressions(1).fit(X, y).coef_)
+
+
 def test_one_dimensional_X_is_one_feature():
     model = MixtureOfRegressions(1).fit(X[:, 0], y)
     assert model.coef_.shape == (1, 1)
@@ -110,7 +126,9 @@ def test_predict_before_fit_and_with_wrong_width():
         with pytest.raises(NotFittedError, match="not fitted yet"):
             call()
     model.fit(X, y)
-    with pytest.raises(ValueError, match="X has 3 features, but the model was fitted with 2"):
+    with pytest.raises(
+        ValueError, match="X has 3 features, but MixtureOfRegressions is expecting 2 features"
+    ):
         model.predict(np.ones((5, 3)))
     with pytest.raises(ValueError, match="X contains 1 NaN"):
         model.predict(with_value(X, (0, 0), np.nan))

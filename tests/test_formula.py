@@ -1,0 +1,160 @@
+"""Model formulas: MixtureOfRegressions.from_formula and prediction on raw data frames."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_mlr import MixtureOfRegressions, simulate
+from bayes_mlr.formula import FormulaError
+
+from .conftest import TRUTH_2
+
+# ---------------------------------------------------------------------------------------------
+# MixtureOfRegressions.from_formula (the estimator side)
+# ---------------------------------------------------------------------------------------------
+
+
+def frame(n=600, seed=0):
+    """TRUTH_2 data as a frame with a numeric x, a three-level group and a positive z."""
+    data = simulate(n, **TRUTH_2, random_state=seed)
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "x": data.X[:, 0],
+            "g": rng.choice(["a", "b", "c"], size=n),
+            "z": rng.uniform(1.0, 3.0, size=n),
+            "y": data.y,
+        }
+    )
+
+
+def test_from_formula_equals_fit_on_the_same_columns():
+    df = frame()
+    model = MixtureOfRegressions.from_formula("y ~ x", df, random_state=0)
+    plain = MixtureOfRegressions(2, random_state=0).fit(df[["x"]], df["y"])
+    np.testing.assert_array_equal(model.coef_, plain.coef_)
+    np.testing.assert_array_equal(model.intercept_, plain.intercept_)
+    assert model.formula_ == "y ~ x" and model.response_ == "y"
+    assert model.feature_names_in_.tolist() == ["x"] and model.fit_intercept
+    np.testing.assert_array_equal(model.predict(df), plain.predict(df[["x"]]))
+
+
+def test_constructor_arguments_pass_through():
+    df = frame()
+    model = MixtureOfRegressions.from_formula(
+        "y ~ x", df, n_components=3, variance="shared", n_init=2, random_state=1
+    )
+    assert (model.n_components, model.variance, model.n_init) == (3, "shared", 2)
+    assert np.ptp(model.sigma_) == 0
+
+
+def test_categorical_and_transforms_encode_new_data_like_the_fit():
+    df = frame()
+    model = MixtureOfRegressions.from_formula(
+        "y ~ x + C(g) + center(np.log(z))", df, random_state=0
+    )
+    names = model.feature_names_in_.tolist()
+    assert names == ["x", "C(g)[T.b]", "C(g)[T.c]", "center(np.log(z))"]
+    new = pd.DataFrame({"x": [0.5, -1.0], "g": ["c", "a"], "z": [2.0, 1.5]})
+    # Encoded by hand: reference level "a" dropped; centred with the *training* mean.
+    centre = np.log(df["z"]).mean()
+    design = np.array(
+        [[0.5, 0.0, 1.0, np.log(2.0) - centre], [-1.0, 0.0, 0.0, np.log(1.5) - centre]]
+    )
+    np.testing.assert_allclose(model.predict(new), model.predict(design), rtol=1e-12)
+    # Column order and extra columns of the raw frame do not matter.
+    shuffled = new.assign(extra=1.0)[["extra", "z", "g", "x"]]
+    np.testing.assert_allclose(model.predict(shuffled), model.predict(design), rtol=1e-12)
+
+
+def test_methods_with_y_take_raw_frames():
+    df = frame()
+    model = MixtureOfRegressions.from_formula("y ~ x + C(g)", df, random_state=0)
+    design = model._fit_X
+    np.testing.assert_allclose(
+        model.responsibilities(df, df["y"]), model.responsibilities(design, df["y"]), rtol=1e-12
+    )
+    assert model.log_likelihood(df, df["y"]) == pytest.approx(model.log_likelihood_, rel=1e-12)
+    assert model.bic(df, df["y"]) == pytest.approx(model.bic(design, df["y"]), rel=1e-12)
+    assert model.score(df, df["y"]) == pytest.approx(model.score(design, df["y"]), rel=1e-12)
+
+
+def test_an_encoded_design_frame_passes_unchanged():
+    df = frame()
+    model = MixtureOfRegressions.from_formula("y ~ x + C(g)", df, random_state=0)
+    encoded = pd.DataFrame(model._fit_X, columns=model.feature_names_in_)
+    np.testing.assert_array_equal(model.predict(encoded), model.predict(df))
+
+
+def test_formula_without_intercept():
+    df = frame()
+    model = MixtureOfRegressions.from_formula("y ~ x - 1", df, random_state=0)
+    assert not model.fit_intercept and np.all(model.intercept_ == 0)
+    with pytest.raises(TypeError, match="'y ~ x - 1'"):
+        MixtureOfRegressions.from_formula("y ~ x", df, fit_intercept=False)
+
+
+def test_response_transform_is_recorded():
+    df = frame().assign(y=lambda d: np.exp(d["y"] / 5))
+    model = MixtureOfRegressions.from_formula("np.log(y) ~ x", df, random_state=0)
+    assert model.response_ == "np.log(y)"
+    np.testing.assert_allclose(model._fit_y, np.log(df["y"]), rtol=1e-12)
+
+
+def test_new_data_that_cannot_be_encoded_is_refused():
+    df = frame()
+    model = MixtureOfRegressions.from_formula("y ~ x + C(g)", df, random_state=0)
+    with pytest.raises(FormulaError, match=r"could not be encoded.*columns in X: x"):
+        model.predict(pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(FormulaError, match="could not be encoded"):
+        model.predict(pd.DataFrame({"x": [1.0], "g": ["unseen"]}))
+    with pytest.raises(ValueError, match="NaN"):  # missing values are not silently dropped
+        model.predict(pd.DataFrame({"x": [1.0, np.nan], "g": ["a", "b"]}))
+
+
+def test_sample_weight_as_column_and_with_dropped_rows():
+    df = frame(300)
+    df["w"] = np.random.default_rng(0).integers(1, 4, size=300).astype(float)
+    by_name = MixtureOfRegressions.from_formula("y ~ x", df, sample_weight="w", random_state=0)
+    by_array = MixtureOfRegressions.from_formula(
+        "y ~ x", df, sample_weight=df["w"].to_numpy(), random_state=0
+    )
+    np.testing.assert_array_equal(by_name.coef_, by_array.coef_)
+    assert by_name.result_.n_obs == df["w"].sum()
+    holes = df.copy()
+    holes.loc[[3, 50, 200], "x"] = np.nan
+    dropped = MixtureOfRegressions.from_formula(
+        "y ~ x", holes, sample_weight="w", na_action="drop", random_state=0
+    )
+    assert dropped.result_.n_obs == df["w"].drop(index=[3, 50, 200]).sum()
+    with pytest.raises(ValueError, match="not a column"):
+        MixtureOfRegressions.from_formula("y ~ x", df, sample_weight="weights")
+
+
+def test_bad_formula_is_a_formula_error():
+    with pytest.raises(FormulaError):
+        MixtureOfRegressions.from_formula("y ~ nope", frame())
+
+
+def test_plain_refit_and_clone_forget_the_formula():
+    sklearn_base = pytest.importorskip("sklearn.base")
+    df = frame()
+    model = MixtureOfRegressions.from_formula("y ~ x + C(g)", df, random_state=0)
+    copy = sklearn_base.clone(model)
+    assert not hasattr(copy, "formula_") and copy.get_params() == model.get_params()
+    model.fit(df[["x"]], df["y"])
+    assert not hasattr(model, "formula_") and not hasattr(model, "response_")
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(df)  # raw columns x, g, z, y are no longer encoded
+
+
+def test_pickle_keeps_the_formula():
+    df = frame()
+    model = MixtureOfRegressions.from_formula("y ~ x + C(g) + center(z)", df, random_state=0)
+    again = pickle.loads(pickle.dumps(model))
+    assert again.formula_ == model.formula_
+    np.testing.assert_array_equal(again.predict(df), model.predict(df))
