@@ -12,6 +12,7 @@ from typing import Any
 from .em import fit_em
 from .estimator import MixtureOfRegressions
 from .exceptions import ConvergenceWarning, DegenerateFitWarning, NotFittedError
+from .inference import SingularInformationWarning
 from .results import EMResult
 from .simulate import simulate
 
@@ -20,8 +21,13 @@ __version__ = "0.1.0"
 # Names served lazily: importing them pulls in PyMC / ArviZ, so only on first access.
 _LAZY = {
     "build_model": "bayes_mlr.bayes",
+    "default_priors": "bayes_mlr.bayes",
+    "sample_posterior": "bayes_mlr.bayes",
+    "align_posterior": "bayes_mlr.bayes",
     "compare_em_posterior": "bayes_mlr.diagnostics",
+    "compare_n_components": "bayes_mlr.diagnostics",
     "diagnose": "bayes_mlr.diagnostics",
+    "posterior_membership": "bayes_mlr.diagnostics",
 }
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "EMResult",
     "MixtureOfRegressions",
     "NotFittedError",
+    "SingularInformationWarning",
     "__version__",
     "fit_em",
     "simulate",

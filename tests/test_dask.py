@@ -124,7 +124,8 @@ def test_standard_errors_of_a_dask_fit_are_summed_chunk_by_chunk(data):
     w = np.random.default_rng(1).integers(1, 3, size=data.y.size).astype(float)
     ref = MixtureOfRegressions(3, random_state=0).fit(data.X, data.y, sample_weight=w)
     lazy = MixtureOfRegressions(3, random_state=0).fit(
-        da.from_array(data.X, chunks=700), da.from_array(data.y, chunks=700),
+        da.from_array(data.X, chunks=700),
+        da.from_array(data.y, chunks=700),
         sample_weight=da.from_array(w, chunks=700),
     )
     assert isinstance(lazy._fit_X, da.Array)  # the training data stay lazy

@@ -60,8 +60,8 @@ NOT_APPLICABLE = {
 NOT_APPLICABLE_K2 = {
     "check_regressors_no_decision_function": "10 rows x 4 features cannot fit K=2 components",
 }
-# Messages/types in bayes_mlr/_validation.py that differ from scikit-learn's conventions. Reported
-# to the core owner; each entry passes (and can be deleted) once the core is changed.
+
+
 def expected_failures(n_components: int) -> dict[str, str]:
     extra = NOT_APPLICABLE_K2 if n_components > 1 else {}
     return {**NOT_APPLICABLE, **extra}

@@ -1,0 +1,130 @@
+"""Fitted estimators and posteriors shared by test_bayes.py and test_diagnostics.py.
+
+Sampling is the slow part of the Bayesian tests, so each posterior is drawn once per test
+session (``functools.cache``) and reused by every test that needs it. Sizes are small on
+purpose: n = 300 observations, 4 chains of 400 tuning + 400 kept draws.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from bayes_mlr import MixtureOfRegressions, simulate
+
+#: Well separated two-component truth (one feature).
+TRUTH = {
+    "weights": np.array([0.4, 0.6]),
+    "intercept": np.array([-2.0, 2.0]),
+    "coef": np.array([[1.5], [-1.0]]),
+    "sigma": np.array([0.5, 0.7]),
+}
+N = 300
+DRAWS = TUNE = 400
+CHAINS = 4
+
+#: The back-ends installed here (pymc always is).
+INSTALLED_SAMPLERS = [
+    s for s in ("pymc", "nutpie", "numpyro") if importlib.util.find_spec(s) is not None
+]
+
+
+@functools.cache
+def data(n: int = N, seed: int = 0) -> Any:
+    return simulate(n, **TRUTH, random_state=seed)
+
+
+@functools.cache
+def fitted(n_components: int = 2, variance: str = "component", fit_intercept: bool = True):
+    """EM fit on :func:`data` (fixed variance uses sigma = 0.6)."""
+    d = data()
+    model = MixtureOfRegressions(
+        n_components,
+        variance=variance,
+        sigma=0.6 if variance == "fixed" else None,
+        fit_intercept=fit_intercept,
+        random_state=0,
+    )
+    return model.fit(d.X, d.y)
+
+
+class _Run:
+    """A posterior together with the initial points its back-end was handed."""
+
+    def __init__(self, idata: Any, starts: list[list[np.ndarray]]):
+        self.idata = idata
+        self.starts = starts
+
+
+@functools.cache
+def posterior_run(sampler: str = "pymc") -> _Run:
+    """Sample like :func:`posterior`, recording the start points each back-end receives.
+
+    The functions through which PyMC, nutpie and numpyro obtain their initial points are
+    wrapped, and each start the sampler would use is evaluated (for two seeds where the start
+    is a function of the seed, so that jitter would show) and kept as a list of arrays.
+    """
+    from unittest import mock
+
+    from bayes_mlr.bayes import sample_posterior
+
+    starts: list[list[np.ndarray]] = []
+    if sampler == "pymc":
+        import pymc.sampling.mcmc as target
+
+        original = target.make_initial_point_fns_per_chain
+
+        def spy(*args, **kwargs):
+            fns = original(*args, **kwargs)
+            for fn in fns:
+                for seed in (1, 2):
+                    starts.append([np.asarray(v) for v in fn(seed).values()])
+            return fns
+
+        patcher = mock.patch.object(target, "make_initial_point_fns_per_chain", spy)
+    elif sampler == "nutpie":
+        import nutpie as target
+
+        original = target.compile_pymc_model
+
+        def spy(*args, **kwargs):
+            compiled = original(*args, **kwargs)
+            for seed in (1, 2):
+                starts.append([np.asarray(compiled.initial_point_func(seed))])
+            return compiled
+
+        patcher = mock.patch.object(target, "compile_pymc_model", spy)
+    elif sampler == "numpyro":
+        import pymc.sampling.jax as target
+
+        original = target._get_batched_jittered_initial_points
+
+        def spy(*args, **kwargs):
+            points = original(*args, **kwargs)
+            arrays = [np.asarray(p) for p in points]
+            for chain in range(arrays[0].shape[0]):
+                starts.append([a[chain] for a in arrays])
+            return points
+
+        patcher = mock.patch.object(target, "_get_batched_jittered_initial_points", spy)
+    else:
+        raise ValueError(sampler)
+    with patcher:
+        idata = sample_posterior(
+            fitted(),
+            draws=DRAWS,
+            tune=TUNE,
+            chains=CHAINS,
+            sampler=sampler,
+            random_seed=20261126,
+            progressbar=False,
+        )
+    return _Run(idata, starts)
+
+
+def posterior(sampler: str = "pymc") -> Any:
+    """Posterior of :func:`fitted` (K=2) drawn once per session with ``sampler``."""
+    return posterior_run(sampler).idata

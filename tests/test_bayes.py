@@ -1,0 +1,479 @@
+"""Tests of bayes_mlr.bayes: the PyMC model, the EM start, sampling back-ends and alignment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+from bayes_mlr import MixtureOfRegressions, bayes, simulate
+from bayes_mlr.diagnostics import compare_em_posterior, diagnose
+from bayes_mlr.labels import LabelSwitchingWarning
+from tests import _bayes_helpers as h
+
+TRUTH_3 = {
+    "weights": np.array([0.5, 0.3, 0.2]),
+    "intercept": np.array([-3.0, 0.0, 3.0]),
+    "coef": np.array([[2.0, -1.0], [-1.0, 0.5], [0.5, 2.0]]),
+    "sigma": np.array([0.6, 0.4, 0.8]),
+}
+TRUTH_NO_INTERCEPT = {**h.TRUTH, "intercept": np.zeros(2), "coef": np.array([[2.0], [-2.0]])}
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _em_point(model, pm_model):
+    """The EM estimate on the unconstrained scale, keyed by value-variable name."""
+    start = bayes.em_initial_point(model, pm_model)
+    return bayes._value_vars_and_point(pm_model, start)[1]
+
+
+def _scipy_log_prior(model, X, y, sample_weight=None) -> float:
+    """The default log prior at the EM estimate, computed independently with scipy.stats."""
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    K = model.n_components
+    m_y = np.average(y, weights=w)
+    s_y = np.sqrt(np.average((y - m_y) ** 2, weights=w))
+    m_x = np.average(X, axis=0, weights=w)
+    s_x = np.sqrt(np.average((X - m_x) ** 2, axis=0, weights=w))
+    total = 0.0
+    if K > 1:
+        total += stats.dirichlet(np.full(K, 2.0)).logpdf(model.weights_)
+    if model.fit_intercept:
+        sd = 2.5 * s_y * np.sqrt(1 + np.sum((m_x / s_x) ** 2))
+        total += stats.norm(m_y, sd).logpdf(model.intercept_).sum()
+    total += stats.norm(0.0, 2.5 * s_y / s_x).logpdf(model.coef_).sum()
+    if model.variance == "component":
+        total += stats.halfnorm(scale=s_y).logpdf(model.sigma_).sum()
+    elif model.variance == "shared":
+        total += stats.halfnorm(scale=s_y).logpdf(model.sigma_[0])
+    return float(total)
+
+
+def _fit(n_components=2, variance="component", fit_intercept=True, sample_weight=None, **kw):
+    # Without an intercept the model only fits data whose regressions pass through 0.
+    d = h.data() if fit_intercept else simulate(h.N, **TRUTH_NO_INTERCEPT, random_state=4)
+    model = MixtureOfRegressions(
+        n_components,
+        variance=variance,
+        sigma=0.6 if variance == "fixed" else None,
+        fit_intercept=fit_intercept,
+        random_state=0,
+        **kw,
+    )
+    return model.fit(d.X, d.y, sample_weight=sample_weight), d.X, d.y
+
+
+def _replication_weights(n: int) -> np.ndarray:
+    return np.random.default_rng(3).integers(1, 4, size=n).astype(float)
+
+
+# --------------------------------------------------------------------------------------------
+# Import hygiene
+# --------------------------------------------------------------------------------------------
+
+
+def test_import_bayes_mlr_labels_diagnostics_stays_light():
+    code = (
+        "import sys, bayes_mlr, bayes_mlr.labels, bayes_mlr.diagnostics\n"
+        "heavy = [m for m in ('pymc', 'pytensor', 'arviz', 'arviz_stats') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The model: log-density at the EM point
+# --------------------------------------------------------------------------------------------
+
+CONFIGS = [
+    pytest.param({}, id="component-variance"),
+    pytest.param({"variance": "shared"}, id="shared-variance"),
+    pytest.param({"variance": "fixed"}, id="fixed-variance"),  # sigma is data, no prior
+    pytest.param({"fit_intercept": False}, id="no-intercept"),
+    pytest.param({"n_components": 1}, id="one-component"),  # no weights variable
+    pytest.param({"sample_weight": "replication"}, id="sample-weights"),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_logp_at_em_is_loglik_plus_log_prior(config):
+    config = dict(config)
+    sw = _replication_weights(h.N) if config.pop("sample_weight", None) else None
+    model, X, y = _fit(sample_weight=sw, **config)
+    pm_model = bayes.build_model(model)
+    point = _em_point(model, pm_model)
+    logp = pm_model.compile_logp(jacobian=False)(point)
+    expected = model.log_likelihood_ + _scipy_log_prior(model, X, y, sw)
+    assert logp == pytest.approx(expected, rel=1e-10, abs=1e-8)
+    # The observed term alone, pointwise, is EM's (sample-weighted) log-density.
+    pointwise = pm_model.compile_logp(vars=[pm_model["y"]], jacobian=False, sum=False)(point)[0]
+    weight = np.ones(h.N) if sw is None else sw
+    np.testing.assert_allclose(pointwise, weight * model.score_samples(X, y), rtol=1e-10)
+    assert pointwise.sum() == pytest.approx(model.log_likelihood_, rel=1e-10)
+
+
+def test_logp_three_components_pandas_features():
+    d = simulate(400, **TRUTH_3, random_state=2)
+    X = pd.DataFrame(d.X, columns=["age", "dose"])
+    model = MixtureOfRegressions(3, random_state=0).fit(X, d.y)
+    pm_model = bayes.build_model(model)
+    assert list(pm_model.coords["feature"]) == ["age", "dose"]
+    logp = pm_model.compile_logp(jacobian=False)(_em_point(model, pm_model))
+    expected = model.log_likelihood_ + _scipy_log_prior(model, d.X, d.y)
+    assert logp == pytest.approx(expected, rel=1e-10)
+
+
+def test_replication_weights_equal_duplicated_rows():
+    d = h.data()
+    sw = _replication_weights(h.N)
+    model = MixtureOfRegressions(2, random_state=0).fit(d.X, d.y, sample_weight=sw)
+    weighted = bayes.build_model(model)
+    reps = sw.astype(int)
+    duplicated = bayes.build_model(model, np.repeat(d.X, reps, axis=0), np.repeat(d.y, reps))
+    point = _em_point(model, weighted)
+    # The default priors are scaled by weighted moments, which equal the duplicated ones.
+    a = weighted.compile_logp(jacobian=False)(point)
+    b = duplicated.compile_logp(jacobian=False)(point)
+    assert a == pytest.approx(b, rel=1e-11)
+
+
+# --------------------------------------------------------------------------------------------
+# The model: structure, names, priors
+# --------------------------------------------------------------------------------------------
+
+
+def test_variables_dims_and_data():
+    model = h.fitted()
+    pm_model = bayes.build_model(model)
+    assert {rv.name for rv in pm_model.free_RVs} == {"weights", "intercept", "coef", "sigma"}
+    dims = pm_model.named_vars_to_dims
+    assert dims["weights"] == ("component",)
+    assert dims["intercept"] == ("component",)
+    assert dims["coef"] == ("component", "feature")
+    assert dims["sigma"] == ("component",)
+    assert dims["y"] == ("obs",)
+    assert dims["X"] == ("obs", "feature")
+    assert list(pm_model.coords["feature"]) == ["x0"]
+    assert len(pm_model.coords["obs"]) == h.N
+    assert {d.name for d in pm_model.data_vars} >= {"X", "y_observed"}
+
+
+def test_fixed_variance_has_no_sigma_variable():
+    model = h.fitted(variance="fixed")
+    pm_model = bayes.build_model(model)
+    assert "sigma" not in {rv.name for rv in pm_model.free_RVs}
+    np.testing.assert_array_equal(pm_model["sigma"].get_value(), [0.6, 0.6])
+
+
+def test_shared_variance_has_one_sigma():
+    pm_model = bayes.build_model(h.fitted(variance="shared"))
+    assert pm_model["sigma"].ndim == 0
+
+
+def test_default_priors_scale_with_the_data():
+    X = np.array([[0.0], [2.0], [4.0], [6.0]])
+    y = np.array([1.0, 3.0, 5.0, 7.0])
+    priors = bayes.default_priors(X, y, 3)
+    s_x = s_y = np.sqrt(5.0)
+    np.testing.assert_array_equal(priors["weights"]["alpha"], [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(priors["coef"]["sigma"], [2.5 * s_y / s_x])
+    assert priors["intercept"]["mu"] == pytest.approx(4.0)
+    assert priors["intercept"]["sigma"] == pytest.approx(2.5 * s_y * np.sqrt(1 + (3 / s_x) ** 2))
+    assert priors["sigma"]["sigma"] == pytest.approx(s_y)
+
+
+def test_priors_can_be_overridden():
+    model = h.fitted()
+    default = bayes.build_model(model)
+    tight = bayes.build_model(model, priors={"coef": {"sigma": 0.1}, "weights": {"alpha": 1}})
+    point = _em_point(model, default)
+    delta = tight.compile_logp(jacobian=False)(point) - default.compile_logp(jacobian=False)(point)
+    sd_default = bayes.default_priors(model._fit_X, model._fit_y, 2)["coef"]["sigma"]
+    expected = (
+        stats.norm(0, 0.1).logpdf(model.coef_).sum()
+        - stats.norm(0, sd_default).logpdf(model.coef_).sum()
+        + stats.dirichlet([1.0, 1.0]).logpdf(model.weights_)
+        - stats.dirichlet([2.0, 2.0]).logpdf(model.weights_)
+    )
+    assert delta == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("priors", "match"),
+    [
+        ({"slope": {"sigma": 1.0}}, "unknown prior 'slope'"),
+        ({"coef": {"scale": 1.0}}, "unknown argument 'scale' of the coef prior"),
+    ],
+)
+def test_unknown_priors_are_rejected(priors, match):
+    with pytest.raises(ValueError, match=match):
+        bayes.build_model(h.fitted(), priors=priors)
+
+
+def test_build_model_needs_both_X_and_y():
+    with pytest.raises(ValueError, match="both X and y"):
+        bayes.build_model(h.fitted(), X=h.data().X)
+
+
+# --------------------------------------------------------------------------------------------
+# Sampler selection: errors before any computation
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_computation(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("computation started before the sampler was checked")
+
+    monkeypatch.setattr(bayes, "_build", fail)
+    monkeypatch.setattr(bayes, "_problem", fail)
+
+
+def test_unknown_sampler_is_a_value_error(no_computation):
+    with pytest.raises(ValueError, match="unknown sampler 'stan'"):
+        bayes.sample_posterior(h.fitted(), sampler="stan")
+
+
+def test_missing_sampler_is_an_import_error(no_computation, monkeypatch):
+    monkeypatch.setitem(bayes._SAMPLER_MODULES, "nutpie", "nutpie_is_not_installed_here")
+    with pytest.raises(ImportError, match="sampler 'nutpie' needs"):
+        bayes.sample_posterior(h.fitted(), sampler="nutpie")
+
+
+def test_auto_takes_pymc_for_short_runs_and_nutpie_for_long_ones(monkeypatch):
+    problem = bayes._problem(h.fitted())  # n = 300, K = 2
+    assert "pymc" in bayes.available_samplers()
+    assert bayes._auto_sampler(problem, 4, 2000) == "pymc"
+    long_run = 4 * 2000 * 20_000 * 3
+    assert long_run >= bayes._PARALLEL_WORK
+    big = bayes._Problem(**{**problem.__dict__, "X": np.zeros((20_000, 1)), "n_components": 3})
+    expected = "nutpie" if "nutpie" in bayes.available_samplers() else "pymc"
+    assert bayes._auto_sampler(big, 4, 2000) == expected
+    monkeypatch.setattr(bayes, "available_samplers", lambda: ["pymc"])
+    assert bayes._auto_sampler(big, 4, 2000) == "pymc"
+    # PyMC's sampler runs short jobs in one process, long ones on every core.
+    assert bayes._default_cores("pymc", problem, 4, 2000) == 1
+    assert bayes._default_cores("pymc", big, 4, 2000) == min(4, os.cpu_count() or 1)
+
+
+def test_unfitted_estimator_is_rejected():
+    with pytest.raises(ValueError, match="not fitted"):
+        bayes.sample_posterior(MixtureOfRegressions(2), sampler="pymc")
+
+
+# --------------------------------------------------------------------------------------------
+# Every back-end: starts at EM, passes diagnostics, EM inside the posterior's bulk
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", h.INSTALLED_SAMPLERS)
+def test_every_chain_starts_exactly_at_em(sampler):
+    run = h.posterior_run(sampler)
+    pm_model = bayes.build_model(h.fitted())
+    expected = _em_point(h.fitted(), pm_model)
+    flat_expected = np.sort(np.concatenate([np.ravel(v) for v in expected.values()]))
+    assert run.starts, f"no initial points were captured for {sampler}"
+    for start in run.starts:
+        # Each captured start (one per chain or per seed) is EM exactly, not jittered.
+        flat = np.sort(np.concatenate([np.ravel(v) for v in start]))
+        np.testing.assert_allclose(flat, flat_expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("sampler", h.INSTALLED_SAMPLERS)
+def test_sampler_diagnostics_pass_and_em_is_in_the_bulk(sampler):
+    idata = h.posterior(sampler)
+    report = diagnose(idata)
+    assert report.ok, str(report)
+    assert idata["posterior"].attrs["sampler"] == sampler
+    # Chains started at EM never needed relabelling.
+    assert idata["posterior"].attrs["relabelled_fraction"] == 0.0
+    table = compare_em_posterior(h.fitted(), idata)
+    assert table["em_in_hdi"].all(), table
+    # The MLE sits in the bulk: within 3 posterior sd of the mean (n=300, weak priors).
+    assert (table["z"].abs() < 3).all(), table
+    # EM standard errors and posterior sd agree to within 30% at this n.
+    np.testing.assert_allclose(table["sd"], table["em_se"], rtol=0.3)
+
+
+@pytest.mark.parametrize("sampler", h.INSTALLED_SAMPLERS)
+def test_groups_and_pointwise_log_likelihood(sampler):
+    idata = h.posterior(sampler)
+    for group in ("posterior", "sample_stats", "observed_data", "constant_data", "em"):
+        assert group in idata.children, group
+    post = idata["posterior"]
+    assert post["coef"].dims == ("chain", "draw", "component", "feature")
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post.sizes["chain"] == h.CHAINS and post.sizes["draw"] == h.DRAWS
+    ll = idata["log_likelihood"]["y"]
+    assert ll.dims == ("chain", "draw", "obs")
+    # Recompute draw (1, 7) with numpy.
+    d = h.data()
+    sel = {"chain": 1, "draw": 7}
+    w = post["weights"].isel(sel).to_numpy()
+    b = post["intercept"].isel(sel).to_numpy()
+    B = post["coef"].isel(sel).to_numpy()
+    s = post["sigma"].isel(sel).to_numpy()
+    mu = b + d.X @ B.T
+    expected = logsumexp(np.log(w) + stats.norm(mu, s).logpdf(d.y[:, None]), axis=1)
+    np.testing.assert_allclose(ll.isel(sel).to_numpy(), expected, rtol=1e-10)
+    em = idata["em"]
+    np.testing.assert_array_equal(em["coef"].to_numpy(), h.fitted().coef_)
+    np.testing.assert_array_equal(em["sigma_se"].to_numpy(), h.fitted().standard_errors_["sigma"])
+    assert idata["sample_stats"]["relabelled"].dims == ("chain", "draw")
+
+
+def test_loo_runs_on_the_posterior():
+    loo = azs.loo(h.posterior("pymc"), var_name="y")
+    assert np.isfinite(loo.elpd)
+    # elpd_loo sits a little below the in-sample log-likelihood (p_loo > 0, about 6 params).
+    assert loo.elpd < h.fitted().log_likelihood_
+    assert 2 < loo.p < 12
+
+
+# --------------------------------------------------------------------------------------------
+# Alignment of a real run whose chains start in different labellings
+# --------------------------------------------------------------------------------------------
+
+
+def test_chains_started_in_swapped_labellings_come_out_aligned():
+    model = h.fitted()
+    pm_model = bayes.build_model(model)
+    start = bayes.em_initial_point(model, pm_model)
+    swapped = {name: value[::-1] for name, value in start.items()}
+    with pm_model:
+        step = pm.NUTS()
+        idata = pm.sample(
+            draws=300,
+            tune=300,
+            chains=4,
+            step=step,
+            initvals=[start, swapped, start, swapped],
+            random_seed=7,
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
+    before = azs.rhat(idata["posterior"].to_dataset()[["intercept"]])["intercept"]
+    assert float(before.max()) > 1.5  # the test is meaningful: chains disagree
+    em = bayes._em_values(model)
+    aligned = bayes.align_posterior(idata, em, bayes._em_scales(model, em))
+    assert aligned["posterior"].attrs["relabelled_fraction"] == pytest.approx(0.5, abs=0.01)
+    after = azs.rhat(aligned["posterior"].to_dataset()[["weights", "intercept", "coef", "sigma"]])
+    assert max(float(after[v].max()) for v in after.data_vars) <= 1.01
+    relabelled = aligned["sample_stats"]["relabelled"].mean("draw").to_numpy()
+    np.testing.assert_allclose(relabelled, [0, 1, 0, 1], atol=0.01)
+
+
+def test_synthetic_permutations_are_undone_exactly():
+    idata = h.posterior("pymc").copy(deep=True)
+    original = idata["posterior"].to_dataset()
+    rng = np.random.default_rng(5)
+    flip = rng.random((h.CHAINS, h.DRAWS)) < 0.3
+    scrambled = original.copy(deep=True)
+    for name in ("weights", "intercept", "coef", "sigma"):
+        values = scrambled[name].to_numpy()
+        values[flip] = values[flip][:, ::-1]
+        scrambled[name] = scrambled[name].copy(data=values)
+    idata["posterior"] = scrambled
+    em = bayes._em_values(h.fitted())
+    out = bayes.align_posterior(idata, em, bayes._em_scales(h.fitted(), em))
+    for name in ("weights", "intercept", "coef", "sigma"):
+        np.testing.assert_array_equal(out["posterior"][name].to_numpy(), original[name].to_numpy())
+    assert out["posterior"].attrs["relabelled_fraction"] == pytest.approx(flip.mean())
+
+
+# --------------------------------------------------------------------------------------------
+# Other model settings end to end (short runs: plumbing, shapes and rows)
+# --------------------------------------------------------------------------------------------
+
+SETTINGS = [
+    # (estimator settings, expected rows of compare_em_posterior)
+    pytest.param({"variance": "shared"}, 2 + 2 + 2 + 1, id="shared"),  # one sigma row
+    pytest.param({"variance": "fixed"}, 2 + 2 + 2, id="fixed"),  # no sigma rows
+    pytest.param({"fit_intercept": False}, 2 + 2 + 2, id="no-intercept"),
+    pytest.param({"n_components": 1}, 1 + 1 + 1, id="one-component"),  # no weights rows
+    pytest.param({"sample_weight": "replication"}, 8, id="sample-weights"),
+]
+
+
+@pytest.mark.parametrize(("config", "n_rows"), SETTINGS)
+def test_other_settings_end_to_end(config, n_rows):
+    config = dict(config)
+    sw = _replication_weights(h.N) if config.pop("sample_weight", None) else None
+    model, _, y = _fit(sample_weight=sw, **config)
+    idata = bayes.sample_posterior(
+        model,
+        draws=100,
+        tune=100,
+        chains=2,
+        sampler="pymc",
+        random_seed=3,
+        progressbar=False,
+        posterior_predictive=True,
+    )
+    table = compare_em_posterior(model, idata)
+    assert len(table) == n_rows
+    assert table["em_in_hdi"].mean() >= 0.8  # short runs: loose
+    pp = idata["posterior_predictive"]["y"]
+    assert pp.dims == ("chain", "draw", "obs")
+    # Predictive draws have the data's spread.
+    assert 0.5 < float(pp.std()) / float(np.std(y)) < 2
+    ll = idata["log_likelihood"]["y"].sum("obs").mean().item()
+    assert ll == pytest.approx(model.log_likelihood_, abs=15)
+
+
+def test_many_relabelled_draws_warn(monkeypatch):
+    monkeypatch.setattr(bayes, "RELABEL_WARN_FRACTION", -1.0)
+    with pytest.warns(LabelSwitchingWarning, match="relabelled"):
+        bayes.sample_posterior(
+            h.fitted(), draws=20, tune=20, chains=1, sampler="pymc", progressbar=False
+        )
+
+
+def test_no_warnings_from_a_clean_run():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bayes.sample_posterior(
+            h.fitted(), draws=20, tune=20, chains=2, sampler="pymc", progressbar=False
+        )
+
+
+def test_an_extended_model_can_be_sampled():
+    model = h.fitted()
+    pm_model = bayes.build_model(model)
+    with pm_model:
+        # A user-defined quantity per component (relabelled with the rest) and a scalar one.
+        pm.Deterministic(
+            "slope_gap", pm_model["coef"][:, 0] - pm_model["coef"][::-1, 0], dims="component"
+        )
+        pm.Deterministic("intercept_gap", pm_model["intercept"][1] - pm_model["intercept"][0])
+    idata = bayes.sample_posterior(
+        model,
+        draws=100,
+        tune=100,
+        chains=2,
+        sampler="pymc",
+        random_seed=2,
+        progressbar=False,
+        pm_model=pm_model,
+    )
+    post = idata["posterior"]
+    assert post["slope_gap"].dims == ("chain", "draw", "component")
+    gap = float(post["intercept_gap"].mean())
+    assert gap == pytest.approx(model.intercept_[1] - model.intercept_[0], abs=0.2)
+    with pytest.raises(ValueError, match="pass priors to build_model"):
+        bayes.sample_posterior(model, pm_model=pm_model, priors={"coef": {"sigma": 1.0}})
