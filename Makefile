@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-fast bench lint format clean
+.PHONY: help venv demo test test-fast notebooks bench lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,14 +23,17 @@ $(STAMP): $(PY) pyproject.toml
 
 venv: $(STAMP)  ## create .venv and install the project with the dev extra
 
-demo: $(STAMP)  ## fit EM on simulated data and print a summary
-	$(PY) -m bayes_mlr.demo
+demo: $(STAMP)  ## fit models/demo.toml end to end (EM, posterior, report in runs/demo/)
+	$(VENV)/bin/bayes-mlr run models/demo.toml
 
 test: $(STAMP)  ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## the test suite without tests marked slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+notebooks: $(STAMP)  ## execute the notebooks in full (BAYES_MLR_FAST=0), a few minutes
+	BAYES_MLR_FAST=0 $(PY) -m pytest tests/test_notebooks.py $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## run the benchmarks (figures and ratios, not pass/fail)
 	$(PY) -m tests.benchmarks

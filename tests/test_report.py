@@ -1,0 +1,131 @@
+"""report.md from saved artifacts: the verdict is stated plainly, tables and plots are linked.
+
+The run folders here are assembled from a fitted model and a synthetic posterior (no
+sampling); tests/test_cli.py checks the report of a real ``bayes-mlr run``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_mlr import MixtureOfRegressions, io, report
+from bayes_mlr.diagnostics import compare_em_posterior, diagnose
+from bayes_mlr.workflow import diagnosis_to_dict
+
+from .conftest import TRUTH_2, make_data
+from .test_plots import fake_posterior
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = make_data(300)
+    return MixtureOfRegressions(2, random_state=0).fit(pd.DataFrame(data.X, columns=["x"]), data.y)
+
+
+def make_folder(path, model, *, posterior=True, ok=None, truth=True):
+    """A run folder as run_spec writes it (optionally forcing the verdict)."""
+    path.mkdir(parents=True, exist_ok=True)
+    io.write_json(path / "em.json", io.em_summary(model, source={"formula": "y ~ x"}))
+    artifacts = {"em": "em.json"}
+    if posterior:
+        tree = fake_posterior(model)
+        comparison = compare_em_posterior(model, tree)
+        io.write_text(path / "comparison.csv", comparison.to_csv(index_label="label"))
+        diagnostics = diagnosis_to_dict(
+            diagnose(tree, ess_bulk_min=10, ess_tail_min=10, rhat_max=1.1), tree
+        )
+        if ok is not None:
+            diagnostics["ok"] = ok
+            diagnostics["problems"] = [] if ok else ["R-hat above 1.01 for 3 of 8 parameters"]
+        io.write_json(path / "diagnostics.json", diagnostics)
+        artifacts.update(comparison="comparison.csv", diagnostics="diagnostics.json")
+    run = {
+        "name": "unit",
+        "description": "A folder made by a test.",
+        "data": {"simulate": {"n": 300}, "formula": "y ~ x", "response": "y"},
+        "truth": {k: v.tolist() for k, v in TRUTH_2.items()} if truth else None,
+        "warnings": ["EM: ConvergenceWarning: something to show"],
+        "artifacts": artifacts,
+        "spec_path": "models/unit.toml",
+        "timings": {"em": 0.1},
+        "versions": {"python": "3.12"},
+    }
+    io.write_json(path / "run.json", run)
+    return path
+
+
+def test_passed_report(fitted, tmp_path):
+    folder = make_folder(tmp_path / "run", fitted, ok=True)
+    text = report.build_report(folder).read_text()
+    assert text.startswith("# bayes-mlr report: unit")
+    assert "**Diagnostics: PASSED**" in text
+    assert "FAILED" not in text
+    assert "**EM: converged**" in text
+    assert "A folder made by a test." in text
+    assert "coef[0, x]" in text and "truth" in text
+    assert "| parameter | EM | EM SE | mean | sd | HDI | EM in HDI | z | R-hat | bulk ESS |" in text
+    assert "ConvergenceWarning: something to show" in text
+    assert "bayes-mlr run models/unit.toml" in text
+    assert io.read_json(folder / "em.json")["data"]["sha256"] in text
+
+
+def test_failed_report_lists_the_problems_first(fitted, tmp_path):
+    folder = make_folder(tmp_path / "run", fitted, ok=False)
+    text = report.render_report(folder)
+    head = text.split("## Data")[0]
+    assert "**Diagnostics: FAILED**" in head
+    assert "- R-hat above 1.01 for 3 of 8 parameters" in head
+    assert "PASSED" not in text
+
+
+def test_em_only_report(fitted, tmp_path):
+    folder = make_folder(tmp_path / "run", fitted, posterior=False, truth=False)
+    text = report.render_report(folder)
+    assert "**Diagnostics: NOT RUN**" in text
+    assert "## Posterior" not in text
+    assert "| parameter | EM | SE |" in text
+
+
+def test_artifacts_not_listed_in_run_json_are_ignored(fitted, tmp_path):
+    folder = make_folder(tmp_path / "run", fitted, posterior=False)
+    # stale files of an earlier run with a posterior
+    (folder / "diagnostics.json").write_text(
+        json.dumps({"ok": False, "problems": ["stale-problem"]})
+    )
+    (folder / "forest.png").write_bytes(b"old")
+    text = report.render_report(folder)
+    assert "NOT RUN" in text and "stale-problem" not in text and "forest.png" not in text
+
+
+def test_plots_are_linked_when_present(fitted, tmp_path):
+    folder = make_folder(tmp_path / "run", fitted, ok=True)
+    run = io.read_json(folder / "run.json")
+    for name in ("fit.png", "forest.png"):
+        (folder / name).write_bytes(b"\x89PNG")
+        run["artifacts"][name.removesuffix(".png")] = name
+    io.write_json(folder / "run.json", run)
+    text = report.render_report(folder)
+    assert "![Data and fitted lines](fit.png)" in text
+    assert "![EM and posterior intervals](forest.png)" in text
+    assert "rank.png" not in text
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no em\.json"):
+        report.build_report(tmp_path)
+
+
+def test_markdown_table_escapes_pipes():
+    table = report.markdown_table(["a", "b"], [["x|y", 1.5]])
+    assert table.splitlines() == ["| a | b |", "| :--- | ---: |", "| x\\|y | 1.5 |"]
+
+
+@pytest.mark.parametrize(
+    "value, text", [(None, "—"), (np.nan, "—"), (1.23456, "1.235"), (True, "yes"), (7, "7")]
+)
+def test_number_formatting(value, text):
+    assert report._fmt(value) == text
