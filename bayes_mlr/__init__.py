@@ -24,6 +24,7 @@ _LAZY = {
     "default_priors": "bayes_mlr.bayes",
     "sample_posterior": "bayes_mlr.bayes",
     "align_posterior": "bayes_mlr.bayes",
+    "approximate_posterior": "bayes_mlr.approx",
     "compare_em_posterior": "bayes_mlr.diagnostics",
     "compare_n_components": "bayes_mlr.diagnostics",
     "diagnose": "bayes_mlr.diagnostics",

@@ -246,7 +246,15 @@ def diagnose(
     }
     table = summary_table(posterior, var_names)
     problems = []
-    if len(table):
+    approximation = _require_posterior(posterior).attrs.get("approximation")
+    if approximation:
+        # A variational fit (bayes_mlr.approximate_posterior) is one independent-draw "chain":
+        # R-hat, ESS and BFMI say nothing about how well it matches the true posterior.
+        problems.append(
+            f"this is a {approximation}: MCMC diagnostics do not apply; validate it against "
+            "sample_posterior on a subsample before trusting its intervals"
+        )
+    if len(table) and not approximation:
         bad = table[~(table["r_hat"] <= rhat_max)]
         if len(bad):
             problems.append(
