@@ -142,6 +142,8 @@ def prepare(X: Any, y: Any, sample_weight: Any = None):
     X = X.rechunk({1: -1})
     y = y.rechunk((X.chunks[0],))
     if sample_weight is not None:
+        if hasattr(sample_weight, "to_dask_array"):  # a Dask Series (e.g. a column)
+            sample_weight = sample_weight.to_dask_array(lengths=True)
         sample_weight = da.asarray(sample_weight)
         if sample_weight.ndim != 1 or sample_weight.shape[0] != X.shape[0]:
             raise ValueError(

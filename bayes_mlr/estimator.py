@@ -379,8 +379,10 @@ class MixtureOfRegressions(_ParamsMixin):
         if isinstance(sample_weight, str):
             if sample_weight not in getattr(data, "columns", data):
                 raise ValueError(f"sample_weight={sample_weight!r} is not a column of data.")
-            sample_weight = np.asarray(data[sample_weight])
-        if sample_weight is not None and np.ndim(sample_weight) == 1:
+            column = data[sample_weight]
+            sample_weight = column if is_dask_collection(column) else np.asarray(column)
+        lazy = is_dask_collection(design.X)  # rows are never dropped on Dask data
+        if sample_weight is not None and not lazy and np.ndim(sample_weight) == 1:
             n_data = len(getattr(data, "index", sample_weight))
             if len(sample_weight) == n_data != design.X.shape[0]:  # rows dropped (na_action)
                 import pandas as pd

@@ -11,10 +11,13 @@ level dropped when the formula has an intercept.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ._validation import is_dask_collection
 
 __all__ = ["Design", "FormulaError", "design_from_formula"]
 
@@ -110,6 +113,8 @@ def design_from_formula(formula: str, data: Any, *, na_action: str = "raise") ->
         raise FormulaError(f"formula {formula!r} has no response: write it as 'y ~ x1 + x2'")
     if na_action not in ("raise", "drop", "ignore"):
         raise FormulaError(f"na_action must be 'raise', 'drop' or 'ignore'; got {na_action!r}")
+    if is_dask_collection(data):
+        return _design_from_dask(formula, data, na_action)
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
     try:
         matrices = formulaic.model_matrix(formula, frame, na_action=na_action)
@@ -158,3 +163,75 @@ def design_from_formula(formula: str, data: Any, *, na_action: str = "raise") ->
         formula=formula,
         model_spec=rhs.model_spec,
     )
+
+
+def _encode_partition(part, lhs_spec, rhs_spec, names: list[str]):
+    """Encode one partition of a Dask DataFrame with the specs learned on the first one."""
+    import pandas as pd
+    from formulaic.errors import DataMismatchWarning
+
+    part = _plain_strings(part)
+    try:
+        with warnings.catch_warnings():
+            # a category the first partition lacked would silently become all-zero dummies
+            warnings.simplefilter("error", DataMismatchWarning)
+            rhs = pd.DataFrame(rhs_spec.get_model_matrix(part, na_action="raise"))
+            lhs = pd.DataFrame(lhs_spec.get_model_matrix(part, na_action="raise"))
+    except (DataMismatchWarning, ValueError) as exc:
+        raise FormulaError(
+            f"a partition of the Dask data cannot be encoded like the first one: "
+            f"{_one_line(exc)} (the encoding, e.g. the categories, is learned on the first "
+            "partition: make sure it holds every category, or encode the column beforehand)"
+        ) from exc
+    rhs.columns = [str(c) for c in rhs.columns]
+    out = rhs[names].astype(float)
+    out[_RESPONSE_COLUMN] = np.asarray(lhs.iloc[:, 0], dtype=float)
+    return out
+
+
+_RESPONSE_COLUMN = "__bayes_mlr_response__"
+
+
+def _design_from_dask(formula: str, data: Any, na_action: str) -> Design:
+    """A formula over a Dask DataFrame: the encoding (categories, transform parameters) is
+    learned on the first partition and applied lazily to every partition, so the data are never
+    gathered. A category absent from the first partition, or a missing value, raises when that
+    partition is read (``na_action="drop"`` is not available: it would misalign the rows)."""
+    import pandas as pd
+
+    if na_action == "drop":
+        raise FormulaError(
+            "na_action='drop' is not supported for Dask data; drop missing rows first "
+            "(ddf.dropna()) so that every column stays aligned"
+        )
+    first = _plain_strings(data.get_partition(0).compute())
+    design = design_from_formula(formula, first, na_action=na_action)
+    lhs_spec = formulaic_lhs_spec(formula, first)
+    names = design.feature_names
+    meta = pd.DataFrame({c: pd.Series(dtype=float) for c in [*names, _RESPONSE_COLUMN]})
+    encoded = data.map_partitions(_encode_partition, lhs_spec, design.model_spec, names, meta=meta)
+    return Design(
+        X=encoded[names],
+        y=encoded[_RESPONSE_COLUMN],
+        feature_names=names,
+        fit_intercept=design.fit_intercept,
+        response=design.response,
+        formula=formula,
+        model_spec=design.model_spec,
+    )
+
+
+def _plain_strings(frame: Any) -> Any:
+    """Dask hands string columns over as ``string[pyarrow]``, which formulaic takes for
+    numbers; as plain Python strings they are categorical, as in pandas."""
+    import pandas as pd
+
+    strings = [c for c, t in frame.dtypes.items() if isinstance(t, pd.StringDtype)]
+    return frame.astype(dict.fromkeys(strings, object)) if strings else frame
+
+
+def formulaic_lhs_spec(formula: str, frame: Any):
+    """formulaic's ModelSpec of the response side of ``formula``, learned on ``frame``."""
+    import formulaic
+
+    return formulaic.model_matrix(formula, frame).lhs.model_spec

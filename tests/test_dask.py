@@ -132,3 +132,45 @@ def test_standard_errors_of_a_dask_fit_are_summed_chunk_by_chunk(data):
     for name, se in ref.standard_errors_.items():
         # the information is a sum over rows: only summation order differs
         np.testing.assert_allclose(lazy.standard_errors_[name], se, rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def frame(data):
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    return pd.DataFrame(
+        {
+            "size": data.X[:, 0],
+            "age": data.X[:, 1],
+            "region": np.where(np.arange(data.y.size) % 3 == 0, "north", "south"),
+            "w": rng.integers(1, 3, size=data.y.size).astype(float),
+            "price": data.y,
+        }
+    )
+
+
+def test_formula_over_a_dask_dataframe_equals_the_pandas_fit(frame):
+    formula = "price ~ size + age + region"
+    ref = MixtureOfRegressions.from_formula(formula, frame, 3, sample_weight="w", random_state=0)
+    lazy = MixtureOfRegressions.from_formula(
+        formula, dd.from_pandas(frame, npartitions=4), 3, sample_weight="w", random_state=0
+    )
+    assert isinstance(lazy._fit_X, da.Array)  # encoded partition by partition, never gathered
+    assert list(lazy.feature_names_in_) == list(ref.feature_names_in_)
+    assert lazy.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-9)
+    np.testing.assert_allclose(lazy.predict(frame), ref.predict(frame), rtol=1e-6, atol=1e-8)
+
+
+def test_formula_over_dask_refuses_what_it_cannot_encode_consistently(frame):
+    from bayes_mlr.formula import FormulaError
+
+    late = frame.assign(region=np.where(np.arange(len(frame)) < 3000, "north", "south"))
+    with pytest.raises(FormulaError, match="cannot be encoded like the first one"):
+        MixtureOfRegressions.from_formula(
+            "price ~ size + region", dd.from_pandas(late, npartitions=4), 2
+        )
+    with pytest.raises(FormulaError, match="na_action='drop' is not supported for Dask"):
+        MixtureOfRegressions.from_formula(
+            "price ~ size", dd.from_pandas(frame, npartitions=2), 2, na_action="drop"
+        )
