@@ -20,7 +20,14 @@ import dask.array as da
 import numpy as np
 
 from ._data import Scaler
-from ._stats import SufficientStats, block_stats, iter_blocks, nearest_line_sq, random_resp
+from ._stats import (
+    SufficientStats,
+    block_stats,
+    iter_blocks,
+    nearest_line_sq,
+    random_resp,
+    sum_stats,
+)
 
 __all__ = ["DaskData", "moments_and_checks", "prepare"]
 
@@ -67,21 +74,25 @@ def _combine_moments(parts):
 
 def _chunk_stats(X, y, w, scaler: Scaler, log_weights, beta, sigma, block_rows: int):
     Z = scaler.augmented(np.asarray(X, float), np.asarray(y, float))
-    total = None
-    for sl in iter_blocks(Z.shape[0], block_rows):
-        part = block_stats(Z[sl], log_weights, beta, sigma, None if w is None else w[sl])
-        total = part if total is None else total + part
-    return total
+    return sum_stats(
+        block_stats(Z[sl], log_weights, beta, sigma, None if w is None else w[sl])
+        for sl in iter_blocks(Z.shape[0], block_rows)
+    )
 
 
 def _chunk_random_stats(X, y, w, scaler: Scaler, offset, entropy, n_components, block_rows):
     Z = scaler.augmented(np.asarray(X, float), np.asarray(y, float))
-    total = None
-    for sl in iter_blocks(Z.shape[0], block_rows):
-        resp = random_resp(entropy, n_components, offset + sl.start, offset + sl.stop)
-        part = block_stats(Z[sl], None, None, None, None if w is None else w[sl], resp=resp)
-        total = part if total is None else total + part
-    return total
+    return sum_stats(
+        block_stats(
+            Z[sl],
+            None,
+            None,
+            None,
+            None if w is None else w[sl],
+            resp=random_resp(entropy, n_components, offset + sl.start, offset + sl.stop),
+        )
+        for sl in iter_blocks(Z.shape[0], block_rows)
+    )
 
 
 def _chunk_spread(X, y, w, scaler: Scaler, beta):
@@ -208,18 +219,11 @@ class DaskData:
             tasks.append(dask.delayed(fn)(xb, yb, w, self.scaler, *head, *args))
         return dask.compute(*tasks)
 
-    @staticmethod
-    def _sum(parts) -> SufficientStats:
-        total = None
-        for part in parts:  # chunk order: deterministic
-            total = part if total is None else total + part
-        return total
-
     def stats(self, log_weights, beta, sigma) -> SufficientStats:
-        return self._sum(self._map(_chunk_stats, log_weights, beta, sigma, self.block_rows))
+        return sum_stats(self._map(_chunk_stats, log_weights, beta, sigma, self.block_rows))
 
     def random_resp_stats(self, entropy: int, n_components: int) -> SufficientStats:
-        return self._sum(
+        return sum_stats(
             self._map(_chunk_random_stats, entropy, n_components, self.block_rows, with_offset=True)
         )
 

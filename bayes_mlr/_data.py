@@ -22,6 +22,7 @@ from ._stats import (
     iter_blocks,
     nearest_line_sq,
     random_resp,
+    sum_stats,
 )
 
 
@@ -138,11 +139,9 @@ class InMemoryData:
             self._pool.shutdown()
 
     def _sum(self, fn) -> SufficientStats:
-        parts = self._pool.map(fn, self.blocks) if self._pool is not None else map(fn, self.blocks)
-        total = None
-        for part in parts:  # fixed order: deterministic whatever the thread count
-            total = part if total is None else total + part
-        return total
+        return sum_stats(
+            self._pool.map(fn, self.blocks) if self._pool is not None else map(fn, self.blocks)
+        )
 
     def _w(self, sl: slice):
         return self.sw[sl] if self.sw is not None else None

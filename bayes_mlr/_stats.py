@@ -144,20 +144,12 @@ def iter_blocks(n: int, block_rows: int = DEFAULT_BLOCK_ROWS):
         yield slice(start, min(start + block_rows, n))
 
 
-def accumulate(
-    Z: np.ndarray,
-    log_weights: np.ndarray,
-    beta: np.ndarray,
-    sigma: np.ndarray,
-    sample_weight: np.ndarray | None = None,
-    block_rows: int = DEFAULT_BLOCK_ROWS,
-) -> SufficientStats:
-    """Sum :func:`block_stats` over row blocks of in-memory (or memory-mapped) data."""
+def sum_stats(parts) -> SufficientStats:
+    """Sum block statistics in the order given (fixed order: results do not depend on how
+    many threads or workers produced the parts)."""
     total = None
-    for sl in iter_blocks(Z.shape[0], block_rows):
-        sw = sample_weight[sl] if sample_weight is not None else None
-        stats = block_stats(Z[sl], log_weights, beta, sigma, sw)
-        total = stats if total is None else total + stats
+    for part in parts:
+        total = part if total is None else total + part
     return total
 
 
