@@ -15,10 +15,12 @@ lazily (``import bayes_mlr`` stays light).
   pointwise log-likelihood and the EM estimates (group ``em``);
 * :func:`align_posterior` relabels draws (see :mod:`bayes_mlr.labels`).
 
-The log-density is a ``logsumexp`` over components of a PyTensor graph, as fast per gradient as
-``pm.NormalMixture``; the speed over a hand-written model comes from a dense mass matrix set from
-the curvature of the log-posterior at EM (PyMC and numpyro back-ends) and from running chains
-in parallel on every core by default (PyMC's default assumes hyper-threads and uses half).
+The speed over a hand-written ``pm.NormalMixture`` model comes from three places: the
+likelihood is one fused PyTensor Op (:mod:`bayes_mlr._mixture_op`: numpy over component-major
+arrays, an analytic gradient reusing the responsibilities), about 1.7x cheaper per gradient; a
+dense mass matrix set from the curvature of the log-posterior at EM (PyMC and numpyro
+back-ends); and chains in parallel on every core by default (PyMC's default assumes
+hyper-threads and uses half).
 
 Label switching is handled twice over: every chain starts *exactly* at the EM estimate (no
 jitter) on every back-end, and afterwards each draw is relabelled to the EM labelling by
@@ -28,7 +30,6 @@ jitter) on every back-end, and afterwards each draw is relabelled to the EM labe
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import sys
 import time
@@ -39,11 +40,13 @@ from typing import Any
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.blocking import DictToArrayBijection
 from pymc.initial_point import make_initial_point_fn
 
+from bayes_mlr._mixture_op import mixture_regression_logp, register_jax
 from bayes_mlr.labels import (
     LabelSwitchingWarning,
     apply_permutations,
@@ -62,11 +65,10 @@ __all__ = [
     "sample_posterior",
 ]
 
-#: The sampling back-ends (``sampler="auto"`` chooses between pymc and nutpie).
+#: The sampling back-ends (``sampler="auto"`` is PyMC's NUTS; see :func:`sample_posterior`).
 SAMPLERS: tuple[str, ...] = ("pymc", "nutpie", "numpyro")
 _SAMPLER_MODULES = {"pymc": "pymc", "nutpie": "nutpie", "numpyro": "numpyro"}
 _PARAMS = ("weights", "intercept", "coef", "sigma")
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _PRIOR_KEYS = {
     "weights": ("alpha",),
     "intercept": ("mu", "sigma"),
@@ -255,22 +257,14 @@ def _core(x, ndim: int):
 
 
 def _mixture_logp(value, X, log_w, intercept, coef, sigma):
-    """Pointwise log-density ``log sum_k w_k N(value | mu_k, sigma_k)``, mixture axis last.
+    """Pointwise log-density ``log sum_k w_k N(value | intercept_k + coef_k . x, sigma_k)``.
 
-    ``mu = intercept + X @ coef.T`` is ``(n, K)``; the per-component constants
-    ``log w_k - log sigma_k - log sqrt(2 pi)`` are formed once, and the squared standardised
-    residual uses ``1 / sigma`` (a product, not a division, over the ``(n, K)`` array).
+    Computed by the fused Op of :mod:`bayes_mlr._mixture_op` (numpy over component-major
+    ``(K, n)`` arrays, with an analytic gradient that reuses the responsibilities).
     """
-    log_w, intercept, coef, sigma = (
-        _core(log_w, 1),
-        _core(intercept, 1),
-        _core(coef, 2),
-        _core(sigma, 1),
+    return mixture_regression_logp(
+        value, X, _core(log_w, 1), _core(intercept, 1), _core(coef, 2), _core(sigma, 1)
     )
-    inv_sigma = 1.0 / sigma
-    residual = value[:, None] - (pt.dot(X, coef.T) + intercept)
-    log_terms = (log_w + pt.log(inv_sigma) - _LOG_SQRT_2PI) - 0.5 * pt.sqr(residual * inv_sigma)
-    return pt.logsumexp(log_terms, axis=-1)
 
 
 def _weighted_mixture_logp(value, X, log_w, intercept, coef, sigma, sample_weight):
@@ -496,10 +490,25 @@ def _value_vars_and_point(
     }
 
 
+def _compile_mode() -> str | None:
+    """PyTensor's C virtual machine when a C++ compiler is configured, else PyTensor's default.
+
+    The likelihood Op runs numpy code, as fast under either linker (0.48 ms per log-density
+    and gradient at n = 20,000, K = 3). But the C linker caches its compiled modules on disk
+    (0.7 s to compile, 0.05 s to rebuild in a worker process that unpickles it), whereas the
+    numba linker recompiles a graph holding an object-mode Op each time: 2.7 s for every
+    :func:`sample_posterior` call, and again for the pointwise log-likelihood.
+    """
+    return "CVM" if pytensor.config.cxx else None
+
+
 def _logp_dlogp(pm_model: pm.Model, free_rvs: list, point: dict[str, np.ndarray]):
     """The compiled ``x -> (logp, dlogp)`` on the flat unconstrained vector, as NUTS uses it."""
     value_vars = [pm_model.rvs_to_values[rv] for rv in free_rvs]
-    func = pm_model.logp_dlogp_function(value_vars, ravel_inputs=True, initial_point=point)
+    mode = _compile_mode()
+    func = pm_model.logp_dlogp_function(
+        value_vars, ravel_inputs=True, initial_point=point, **({"mode": mode} if mode else {})
+    )
     func.trust_input = True
     return value_vars, func
 
@@ -550,10 +559,14 @@ def _default_cores(backend: str, problem: _Problem, chains: int, iterations: int
 
 
 def _auto_sampler(problem: _Problem, chains: int, iterations: int) -> str:
-    """nutpie for long runs when installed (threads, one compilation), else PyMC's NUTS."""
-    work = chains * iterations * problem.X.shape[0] * problem.n_components
-    if work >= _PARALLEL_WORK and "nutpie" in available_samplers():
-        return "nutpie"
+    """PyMC's NUTS, at every size (measured in ``tests/benchmarks/bench_sampling.py``).
+
+    The likelihood is numpy code in a PyTensor Op (:mod:`bayes_mlr._mixture_op`): PyMC's
+    sampler runs it in one worker process per core, while nutpie would call it from threads
+    that share one interpreter lock. At n = 20,000, K = 3, 4 x 2000 iterations: pymc 25.5 s,
+    nutpie 43.3 s, similar ESS. Kept as a function so that the choice can depend on the
+    problem again.
+    """
     return "pymc"
 
 
@@ -681,6 +694,7 @@ def _sample_numpyro(
     target_accept: float,
     kwargs: dict[str, Any],
 ) -> xr.DataTree:
+    register_jax()  # the likelihood Op's JAX implementation
     free, point = _value_vars_and_point(pm_model, start)
     _, func = _logp_dlogp(pm_model, free, point)
     cov = _hessian_covariance(func, DictToArrayBijection.map(point).data)
@@ -840,11 +854,11 @@ def sample_posterior(
     draws, tune, chains : int
         Draws kept per chain, tuning steps per chain, number of chains.
     sampler : {"auto", "pymc", "nutpie", "numpyro"}
-        NUTS back-end. ``"auto"``: nutpie, if installed, for long runs
-        (``chains * (draws + tune) * n * K >= 1e8``, where its threads and single compilation
-        pay off), else PyMC's own NUTS (always installed; fastest for short runs, which
-        nutpie's compilation dominates). See ``tests/benchmarks/bench_sampling.py``. How each
-        honours the EM start:
+        NUTS back-end. ``"auto"`` is PyMC's own NUTS, the fastest here at every size we
+        measured: the likelihood Op runs numpy code, which PyMC's worker processes run in
+        parallel while nutpie's threads share one interpreter lock (n = 20,000, K = 3,
+        4 x 2000 iterations: 25.5 s against 43.3 s; ``tests/benchmarks/bench_sampling.py``).
+        How each honours the EM start:
         ``pymc`` runs with an explicit NUTS step, which PyMC starts at ``initvals`` without
         jitter, and a dense mass matrix initialised from the curvature of the log-posterior at
         EM; ``nutpie`` compiles with ``initial_points`` = EM and ``jitter_rvs=set()`` (its
@@ -922,8 +936,13 @@ def sample_posterior(
     wall = time.perf_counter() - t0
     idata = align_posterior(idata, em, _em_scales(model, em))
     if log_likelihood:
+        mode = _compile_mode()
         idata = pm.compute_log_likelihood(
-            idata, model=pm_model, extend_inferencedata=True, progressbar=False
+            idata,
+            model=pm_model,
+            extend_inferencedata=True,
+            progressbar=False,
+            compile_kwargs={"mode": mode} if mode else None,
         )
     if posterior_predictive:
         pm.sample_posterior_predictive(
