@@ -48,11 +48,20 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _EXP_FLOOR = -700.0
 
 
-def _as_float(x, ndim: int, name: str):
-    x = pt.as_tensor_variable(x)
-    if x.ndim != ndim:
-        raise TypeError(f"{name} must be a {ndim}-dimensional tensor, got {x.ndim} dimensions")
-    return pt.cast(x, "float64") if x.dtype != "float64" else x
+def _float_inputs(values, spec: tuple[tuple[str, int], ...]) -> list:
+    """The Op's inputs as float64 tensors, checked against ``spec`` ``((name, ndim), ...)``."""
+    inputs = []
+    for x, (name, ndim) in zip(values, spec, strict=True):
+        x = pt.as_tensor_variable(x)
+        if x.ndim != ndim:
+            raise TypeError(f"{name} must be a {ndim}-dimensional tensor, got {x.ndim} dimensions")
+        inputs.append(pt.cast(x, "float64") if x.dtype != "float64" else x)
+    return inputs
+
+
+def _float_outputs(*ndims: int) -> list:
+    """Fresh float64 output variables of the given ranks."""
+    return [pt.tensor(dtype="float64", shape=(None,) * ndim) for ndim in ndims]
 
 
 def _forward(y, X, intercept, coef, log_w, sigma):
@@ -113,18 +122,11 @@ class MixtureRegressionLogp(Op):
 
     __props__ = ()
 
+    _spec = (("y", 1), ("X", 2), ("intercept", 1), ("coef", 2), ("log_w", 1), ("sigma", 1))
+
     def make_node(self, y, X, intercept, coef, log_w, sigma):
-        inputs = [
-            _as_float(y, 1, "y"),
-            _as_float(X, 2, "X"),
-            _as_float(intercept, 1, "intercept"),
-            _as_float(coef, 2, "coef"),
-            _as_float(log_w, 1, "log_w"),
-            _as_float(sigma, 1, "sigma"),
-        ]
-        vector = pt.tensor(dtype="float64", shape=(None,))
-        matrix = pt.tensor(dtype="float64", shape=(None, None))
-        return Apply(self, inputs, [vector, matrix, matrix.type()])
+        inputs = _float_inputs((y, X, intercept, coef, log_w, sigma), self._spec)
+        return Apply(self, inputs, _float_outputs(1, 2, 2))
 
     def perform(self, node, inputs, output_storage):
         for storage, value in zip(output_storage, _forward(*inputs), strict=True):
@@ -166,17 +168,11 @@ class MixtureRegressionLogpGrad(Op):
 
     __props__ = ()
 
+    _spec = (("X", 2), ("resp", 2), ("z", 2), ("sigma", 1), ("g", 1))
+
     def make_node(self, X, resp, z, sigma, g):
-        inputs = [
-            _as_float(X, 2, "X"),
-            _as_float(resp, 2, "resp"),
-            _as_float(z, 2, "z"),
-            _as_float(sigma, 1, "sigma"),
-            _as_float(g, 1, "g"),
-        ]
-        vector = pt.tensor(dtype="float64", shape=(None,))
-        matrix = pt.tensor(dtype="float64", shape=(None, None))
-        return Apply(self, inputs, [vector, matrix, vector.type(), vector.type()])
+        inputs = _float_inputs((X, resp, z, sigma, g), self._spec)
+        return Apply(self, inputs, _float_outputs(1, 2, 1, 1))
 
     def perform(self, node, inputs, output_storage):
         for storage, value in zip(output_storage, _backward(*inputs), strict=True):

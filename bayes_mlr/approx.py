@@ -20,7 +20,9 @@ import xarray as xr
 from pymc.blocking import DictToArrayBijection
 
 from bayes_mlr.bayes import (
+    _add_log_likelihood,
     _build,
+    _compile_kwargs,
     _em_dataset,
     _em_scales,
     _em_values,
@@ -209,15 +211,14 @@ def approximate_posterior(
             progressbar=progressbar,
             obj_optimizer=pm.adagrad_window(learning_rate=learning_rate),
             callbacks=[averager],
+            compile_kwargs=_compile_kwargs() or None,
         )
         averager.apply()
     wall = time.perf_counter() - t0
     idata = approx.sample(draws, random_seed=random_seed, return_inferencedata=True)
     idata = align_posterior(idata, em, _em_scales(model, em))
     if log_likelihood:
-        idata = pm.compute_log_likelihood(
-            idata, model=pm_model, extend_inferencedata=True, progressbar=False
-        )
+        idata = _add_log_likelihood(idata, pm_model)
     idata["em"] = xr.DataTree(_em_dataset(model, problem))
     loss = np.asarray(approx.hist, dtype=float)
     window = min(100, loss.size)

@@ -110,12 +110,17 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("config", CONFIGS)
-def test_logp_at_em_is_loglik_plus_log_prior(config):
+def _configured(config):
+    """(fitted estimator, X, y, sample weights or None, PyMC model) for one of CONFIGS."""
     config = dict(config)
     sw = _replication_weights(h.N) if config.pop("sample_weight", None) else None
     model, X, y = _fit(sample_weight=sw, **config)
-    pm_model = bayes.build_model(model)
+    return model, X, y, sw, bayes.build_model(model)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_logp_at_em_is_loglik_plus_log_prior(config):
+    model, X, y, sw, pm_model = _configured(config)
     point = _em_point(model, pm_model)
     logp = pm_model.compile_logp(jacobian=False)(point)
     expected = model.log_likelihood_ + _scipy_log_prior(model, X, y, sw)
@@ -130,10 +135,7 @@ def test_logp_at_em_is_loglik_plus_log_prior(config):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_compiled_gradient_matches_finite_differences(config):
     """The gradient NUTS uses (fused likelihood Op, C linker) is that of the log-density."""
-    config = dict(config)
-    sw = _replication_weights(h.N) if config.pop("sample_weight", None) else None
-    model, _, _ = _fit(sample_weight=sw, **config)
-    pm_model = bayes.build_model(model)
+    model, *_, pm_model = _configured(config)
     start = bayes.em_initial_point(model, pm_model)
     free, point = bayes._value_vars_and_point(pm_model, start)
     _, func = bayes._logp_dlogp(pm_model, free, point)
