@@ -71,3 +71,32 @@ def test_runner_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_runner_rejects_unknown_selection(tmp_path: Path) -> None:
     assert runner.main(["-k", "no-such-benchmark", "--output", str(tmp_path / "x.json")]) == 1
+
+
+def test_every_declared_target_is_well_formed() -> None:
+    for name in runner.discover():
+        for key, op, bound, what in runner.targets(name):
+            assert isinstance(key, str) and key and isinstance(what, str) and what
+            assert op in ("<=", ">=") and isinstance(bound, int | float)
+    assert runner.targets("bench_sampling")[0][0] == "ours_auto_ratio_ess_per_second"
+
+
+def test_targets_are_checked_both_ways() -> None:
+    figures = {"ratio": 1.5, "label": "text"}
+    assert runner.check_target(figures, "ratio", "<=", 2.0) is True
+    assert runner.check_target(figures, "ratio", ">=", 2.0) is False
+    assert runner.check_target(figures, "missing", ">=", 2.0) is None
+    assert runner.check_target(figures, "label", ">=", 2.0) is None
+    with pytest.raises(ValueError, match="unknown comparison"):
+        runner.check_target(figures, "ratio", "==", 2.0)
+
+
+def test_runner_prints_the_targets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _require_fit_em()
+    out_file = tmp_path / "bench-results.json"
+    assert runner.main(["-k", "bench_em", "--output", str(out_file), "--", *TINY]) == 0
+    out = capsys.readouterr().out
+    # Without R the flexmix figures are missing, and the summary says so.
+    assert "Targets" in out and "EM time / flexmix" in out and "not measured" in out
+    entry = json.loads(out_file.read_text())["benchmarks"]["bench_em"]
+    assert entry["targets"]["ratio_vs_flexmix"]["met"] is None

@@ -5,9 +5,12 @@ Usage::
     python -m tests.benchmarks [--quick] [-k NAME ...] [--list] [--output FILE] [-- ARGS ...]
 
 Modules are discovered by name, so a new ``bench_<name>.py`` exposing ``main(argv=None) -> dict``
-is picked up without editing this file. ``--quick`` is passed to every benchmark (smaller sizes,
-a smoke run); ``-k NAME`` (repeatable) keeps the benchmarks whose module name contains NAME;
-arguments after ``--`` are passed unchanged to every selected benchmark. The figures each
+is picked up without editing this file. A module may also declare ``TARGETS``, tuples
+``(figure, "<=" or ">=", bound, what)``: the summary ends with each target, the figure reached
+and whether it is met (figures, not pass/fail tests: these machines are shared and noisy).
+``--quick`` is passed to every benchmark (smaller sizes, a smoke run); ``-k NAME``
+(repeatable) keeps the benchmarks whose module name contains NAME; arguments after ``--`` are
+passed unchanged to every selected benchmark. The figures each
 benchmark returns are printed in a final summary and written to ``bench-results.json`` in the
 current directory. Exit status 1 if a benchmark raised (the others still run) or if ``-k``
 selected nothing.
@@ -44,6 +47,23 @@ def select(names: Sequence[str], keywords: Sequence[str] | None) -> list[str]:
     if not keywords:
         return list(names)
     return [n for n in names if any(k in n for k in keywords)]
+
+
+def targets(name: str) -> tuple[tuple[str, str, float, str], ...]:
+    """The ``TARGETS`` a benchmark module declares (none if it declares none)."""
+    return tuple(getattr(importlib.import_module(f"{PACKAGE}.{name}"), "TARGETS", ()))
+
+
+def check_target(figures: dict[str, Any], key: str, op: str, bound: float) -> bool | None:
+    """Whether ``figures[key] op bound`` holds; None when the figure is missing."""
+    value = figures.get(key)
+    if not isinstance(value, int | float):
+        return None
+    if op == "<=":
+        return value <= bound
+    if op == ">=":
+        return value >= bound
+    raise ValueError(f"unknown comparison {op!r} in a benchmark's TARGETS")
 
 
 def run_one(name: str, argv: list[str]) -> tuple[dict[str, Any] | None, str | None, float]:
@@ -128,6 +148,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"{name} ({entry['wall_seconds']:.1f} s wall): {status}")
         for key, value in (entry["figures"] or {}).items():
             say(f"    {key:<36} {fmt_num(value, digits=10)}")
+
+    say("")
+    quick_note = " (--quick sizes: not the sizes the targets are set for)" if args.quick else ""
+    say("Targets" + quick_note)
+    for name, entry in results.items():
+        for key, op, bound, what in targets(name):
+            met = check_target(entry["figures"] or {}, key, op, bound)
+            value = (entry["figures"] or {}).get(key)
+            verdict = {True: "met", False: "NOT met", None: "not measured"}[met]
+            shown = fmt_num(value, digits=4) if value is not None else "-"
+            say(f"    {what:<52} {shown:>10} {op} {fmt_num(bound, digits=4):<8} {verdict}")
+            entry.setdefault("targets", {})[key] = {"op": op, "bound": bound, "met": met}
 
     payload = {
         "started_utc": started.isoformat(timespec="seconds"),

@@ -20,6 +20,11 @@ import time
 from ._common import base_parser, say
 
 LIMIT_GB = 1.2
+#: Printed by ``python -m tests.benchmarks`` (see its docstring).
+TARGETS = (
+    ("peak_rss_gb", "<=", LIMIT_GB, "Dask fit, 20e6 x 10 rows: peak RSS (GB)"),
+    ("dask_rel_diff", "<=", 1e-9, "Dask vs in-memory fit: relative log-lik diff"),
+)
 
 CHILD = r"""
 import json, resource, sys, time

@@ -70,6 +70,16 @@ LATER_TARGET_RATIO = 0.05
 # "Same log-likelihood" allowance per observation (both fits stop at a tolerance of ~1e-8 per
 # observation, so differences below this are convergence noise, not a worse optimum).
 SAME_LOGLIK_PER_OBS = 1e-7
+#: Printed by ``python -m tests.benchmarks`` (see its docstring).
+TARGETS = (
+    ("ratio_vs_flexmix", "<=", LATER_TARGET_RATIO, "EM time / flexmix stepFlexmix(nrep=5)"),
+    (
+        "loglik_diff_per_obs_vs_flexmix",
+        ">=",
+        -SAME_LOGLIK_PER_OBS,
+        "EM - flexmix log-likelihood, per observation",
+    ),
+)
 
 FitFunc = Callable[..., Any]
 
@@ -491,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if f"loglik_diff_vs_{method}" not in figures:
             continue
         diff = figures[f"loglik_diff_vs_{method}"]
+        figures[f"loglik_diff_per_obs_vs_{method}"] = diff / n
         verdict = "better" if diff > allowance else ("same" if diff >= -allowance else "WORSE")
         figures[f"loglik_vs_{method}"] = verdict
         say(

@@ -18,6 +18,8 @@ from bayes_mlr.simulate import simulate
 from ._common import base_parser, say, time_call
 
 TARGET = 2.0
+#: Printed by ``python -m tests.benchmarks`` (see its docstring).
+TARGETS = (("ratio_to_floor", "<=", TARGET, "EM iteration / floor (n=2e6, p=10, K=5)"),)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -39,6 +39,12 @@ TRUE_INTERCEPT = np.array([-2.0, 0.5, 3.0])
 TRUE_COEF = np.array([[1.0, -1.0, 0.5], [-1.0, 2.0, 0.0], [0.5, 0.5, -2.0]])
 TRUE_SIGMA = np.array([1.0, 0.7, 1.3])
 DATA_SEED = 20_261_126
+#: Printed by ``python -m tests.benchmarks`` (see its docstring).
+TARGETS = (
+    ("ours_auto_ratio_ess_per_second", ">=", 2.0, "sample_posterior ESS/s / pm.NormalMixture"),
+    ("ours_auto_max_rhat", "<=", 1.01, "sample_posterior max R-hat"),
+    ("ours_auto_relabelled_fraction", "<=", 0.05, "sample_posterior relabelled fraction"),
+)
 
 
 def _min_ess_bulk(idata: Any, var_names: Sequence[str]) -> tuple[float, float]:
