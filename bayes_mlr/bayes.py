@@ -870,10 +870,11 @@ def sample_posterior(
     draws, tune, chains : int
         Draws kept per chain, tuning steps per chain, number of chains.
     sampler : {"auto", "pymc", "nutpie", "numpyro"}
-        NUTS back-end. ``"auto"`` is PyMC's own NUTS, the fastest here at every size we
-        measured: the likelihood Op runs numpy code, which PyMC's worker processes run in
-        parallel while nutpie's threads share one interpreter lock (n = 20,000, K = 3,
-        4 x 2000 iterations: 25.5 s against 43.3 s; ``tests/benchmarks/bench_sampling.py``).
+        NUTS back-end. ``"auto"`` is PyMC's own NUTS, the fastest in every case we measured:
+        for short runs nutpie's compilation dominates, and for long ones the likelihood Op's
+        numpy code runs in parallel in PyMC's worker processes while nutpie's threads share
+        one interpreter lock (n = 20,000, K = 3, 4 x 2000 iterations: 25.5 s against 43.3 s;
+        ``tests/benchmarks/bench_sampling.py``).
         How each honours the EM start:
         ``pymc`` runs with an explicit NUTS step, which PyMC starts at ``initvals`` without
         jitter, and a dense mass matrix initialised from the curvature of the log-posterior at
