@@ -30,6 +30,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from ._validation import is_dask_collection
+
 __all__ = [
     "DATA_PREFIX",
     "EM_SCHEMA_VERSION",
@@ -252,23 +254,43 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot write a {type(obj).__name__} to JSON")
 
 
+def _row_blocks(arr: Any) -> Iterator[np.ndarray]:
+    """``arr`` as consecutive C-ordered little-endian float64 blocks of whole rows.
+
+    A numpy (or array-like) input is one block. A Dask array is computed one row chunk at a
+    time, with whatever scheduler is active, so memory holds one chunk, never the array.
+    """
+    if not is_dask_collection(arr):
+        yield np.ascontiguousarray(np.asarray(arr, dtype="<f8"))
+        return
+    import dask
+
+    grid = arr.to_delayed()
+    for row in grid.reshape(grid.shape[0], -1):
+        parts = dask.compute(*row)
+        block = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        yield np.ascontiguousarray(np.asarray(block, dtype="<f8"))
+
+
 def data_hash(X: Any, y: Any) -> str:
     """SHA-256 (hex) of the data: ``X`` then ``y`` as little-endian float64 bytes, C order.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-    y : array-like of shape (n_samples,)
+    X : array-like or dask array of shape (n_samples, n_features)
+    y : array-like or dask array of shape (n_samples,)
+        Dask arrays are read one row chunk at a time.
 
     Returns
     -------
     str
-        64 hexadecimal digits; equal data give equal hashes on every platform.
+        64 hexadecimal digits; equal data give equal hashes on every platform, whether they
+        are held in numpy or Dask arrays.
     """
     h = hashlib.sha256()
     for arr in (X, y):
-        a = np.ascontiguousarray(np.asarray(arr, dtype="<f8"))
-        h.update(a.tobytes(order="C"))
+        for block in _row_blocks(arr):
+            h.update(block.tobytes(order="C"))
     return h.hexdigest()
 
 
@@ -653,6 +675,76 @@ def _data_dataset(arrays: dict[str, np.ndarray], feature_names: list[str] | None
     return ds
 
 
+def _content_name(digests: Mapping[str, str]) -> str:
+    """The data file's name, from the digests of its arrays (content-addressed)."""
+    combined = hashlib.sha256("".join(digests.values()).encode()).hexdigest()
+    return f"{DATA_PREFIX}{combined[:16]}.nc"
+
+
+def _write_streamed_data(
+    arrays: Mapping[str, Any], feature_names: Any, directory: Path
+) -> tuple[str, dict[str, str]]:
+    """Write training data held in Dask arrays to netCDF one row chunk at a time.
+
+    Each chunk is computed, hashed and written before the next, so memory holds one chunk
+    (a model fitted on more rows than fit in memory can be saved). The file is written under
+    a temporary name, then moved to its content-addressed name.
+
+    Returns
+    -------
+    (file name, {variable: SHA-256 of its float64 bytes})
+    """
+    import h5netcdf
+    import h5py
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_path(directory / f"{DATA_PREFIX}streaming.nc")
+    digests: dict[str, str] = {}
+    try:
+        with h5netcdf.File(tmp, "w") as f:
+            f.dimensions["obs"] = int(arrays["X"].shape[0])
+            f.dimensions["feature"] = int(arrays["X"].shape[1])
+            if feature_names is not None:
+                names = np.asarray([str(name) for name in feature_names], dtype=object)
+                f.create_variable("feature", ("feature",), dtype=h5py.string_dtype(), data=names)
+            for key, arr in arrays.items():
+                dims = ("obs", "feature") if arr.ndim == 2 else ("obs",)
+                variable = f.create_variable(key, dims, dtype="<f8")
+                variable.attrs["writeable"] = 1
+                h = hashlib.sha256()
+                start = 0
+                for block in _row_blocks(arr):
+                    variable[start : start + block.shape[0]] = block
+                    h.update(block.tobytes(order="C"))
+                    start += block.shape[0]
+                digests[key] = h.hexdigest()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        name = _content_name(digests)
+        os.replace(tmp, directory / name)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_directory(directory)
+    return name, digests
+
+
+def _verify_digests(arrays: Mapping[str, Any], digests: Mapping[str, str], data_path, path):
+    """Refuse a data file whose arrays do not hash to what ``model.json`` recorded."""
+    for key, digest in digests.items():
+        if key in arrays:
+            h = hashlib.sha256()
+            for block in _row_blocks(arrays[key]):
+                h.update(block.tobytes(order="C"))
+            if h.hexdigest() == digest:
+                continue
+        raise ValueError(
+            f"{data_path} does not match {path} (variable {key!r} differs): the two "
+            "files come from different saves"
+        )
+
+
 def save_model(model: Any, directory: str | os.PathLike) -> Path:
     """Save an estimator (fitted or not) to ``directory``: ``model.json`` and a netCDF file.
 
@@ -665,6 +757,10 @@ def save_model(model: Any, directory: str | os.PathLike) -> Path:
     SHA-256 of each array, so that altered data are refused on loading. The data file is
     written first, then ``model.json`` (each atomically), then data files of earlier saves are
     removed: an interrupted save leaves the previous model loadable.
+
+    A model fitted on Dask arrays keeps its training data lazy: they are written one row chunk
+    at a time (memory holds one chunk), and :func:`load_model` opens them as Dask arrays with
+    the same row chunks.
 
     Parameters
     ----------
@@ -702,7 +798,8 @@ def save_model(model: Any, directory: str | os.PathLike) -> Path:
             if value is None:
                 data_attrs[name] = None
             else:
-                arrays[_DATA_ATTRS[name]] = np.asarray(value, dtype=np.float64)
+                lazy = is_dask_collection(value)
+                arrays[_DATA_ATTRS[name]] = value if lazy else np.asarray(value, dtype=np.float64)
                 data_attrs[name] = _DATA_ATTRS[name]
         else:
             attributes[name] = encode(value, name, top=True)
@@ -718,16 +815,23 @@ def save_model(model: Any, directory: str | os.PathLike) -> Path:
     }
     data_file = None
     if arrays:
-        digests = {
-            key: hashlib.sha256(arr.tobytes(order="C")).hexdigest() for key, arr in arrays.items()
-        }
+        names = getattr(model, "feature_names", None) if hasattr(model, "result_") else None
         # The data file is named after its content: a new save never overwrites the file the
         # current model.json names, so an interrupted save leaves the previous model loadable.
-        combined = hashlib.sha256("".join(digests.values()).encode()).hexdigest()
-        data_file = f"{DATA_PREFIX}{combined[:16]}.nc"
-        names = getattr(model, "feature_names", None) if hasattr(model, "result_") else None
-        write_dataset(_data_dataset(arrays, names), directory / data_file)
+        row_chunks = None
+        if any(is_dask_collection(arr) for arr in arrays.values()):
+            data_file, digests = _write_streamed_data(arrays, names, directory)
+            row_chunks = [int(c) for c in arrays["X"].chunks[0]]
+        else:
+            digests = {
+                key: hashlib.sha256(arr.tobytes(order="C")).hexdigest()
+                for key, arr in arrays.items()
+            }
+            data_file = _content_name(digests)
+            write_dataset(_data_dataset(arrays, names), directory / data_file)
         document["data"] = {"file": data_file, "attributes": data_attrs, "sha256": digests}
+        if row_chunks is not None:
+            document["data"]["row_chunks"] = row_chunks
     text = json.dumps(document, indent=1, allow_nan=False, ensure_ascii=False)
     write_text(directory / MODEL_FILE, text + "\n")
     for stale in directory.glob(f"{DATA_PREFIX}*.nc"):  # data of earlier saves
@@ -791,21 +895,32 @@ def load_model(directory: str | os.PathLike, cls: type | None = None) -> Any:
         data_path = directory / info["file"]
         if not data_path.is_file():
             raise FileNotFoundError(f"{path} names {info['file']}, which is missing")
-        with xr.open_dataset(data_path, engine=_NETCDF_ENGINE, mask_and_scale=False) as ds:
-            arrays = {key: ds[key].to_numpy().astype(np.float64, copy=True) for key in ds.data_vars}
-            writeable = {key: bool(ds[key].attrs.get("writeable", 1)) for key in ds.data_vars}
-        for key, digest in info["sha256"].items():
-            if key not in arrays or hashlib.sha256(arrays[key].tobytes()).hexdigest() != digest:
-                raise ValueError(
-                    f"{data_path} does not match {path} (variable {key!r} differs): the two "
-                    "files come from different saves"
-                )
+        row_chunks = info.get("row_chunks")
+        if row_chunks is None:
+            with xr.open_dataset(data_path, engine=_NETCDF_ENGINE, mask_and_scale=False) as ds:
+                arrays = {k: ds[k].to_numpy().astype(np.float64, copy=True) for k in ds.data_vars}
+                writeable = {k: bool(ds[k].attrs.get("writeable", 1)) for k in ds.data_vars}
+        else:  # saved from Dask arrays: open lazily, with the row chunks they had
+            ds = xr.open_dataset(
+                data_path,
+                engine=_NETCDF_ENGINE,
+                mask_and_scale=False,
+                chunks={"obs": max(row_chunks)},
+            )
+            arrays = {
+                k: ds[k].data.rechunk((tuple(row_chunks), *ds[k].data.chunks[1:]))
+                for k in ds.data_vars
+            }
+            writeable = dict.fromkeys(arrays, True)
+        _verify_digests(arrays, info["sha256"], data_path, path)
         for attr, key in info["attributes"].items():
             if key is None:
                 setattr(model, attr, None)
                 continue
-            arr = np.ascontiguousarray(arrays[key])
-            arr.setflags(write=writeable[key])
+            arr = arrays[key]
+            if not is_dask_collection(arr):
+                arr = np.ascontiguousarray(arr)
+                arr.setflags(write=writeable[key])
             setattr(model, attr, arr)
     order = [*document["params"], *document.get("order", [])]
     model.__dict__ = {k: model.__dict__[k] for k in order if k in model.__dict__} | {

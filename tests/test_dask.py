@@ -174,3 +174,69 @@ def test_formula_over_dask_refuses_what_it_cannot_encode_consistently(frame):
         MixtureOfRegressions.from_formula(
             "price ~ size", dd.from_pandas(frame, npartitions=2), 2, na_action="drop"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Saving a model fitted on Dask arrays: chunk by chunk, and lazy again on loading
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_dask_fit_saves_chunk_by_chunk_and_loads_lazily(data, tmp_path, monkeypatch, weighted):
+    import json
+
+    from bayes_mlr.io import data_hash
+
+    w = np.random.default_rng(1).integers(1, 3, size=data.y.size).astype(float)
+    sw = w if weighted else None
+    X = da.from_array(data.X, chunks=(1500, 1))  # data_hash joins column chunks row by row
+    y = da.from_array(data.y, chunks=1500)
+    dask_sw = da.from_array(w, chunks=1500) if weighted else None
+    model = MixtureOfRegressions(3, n_init=2, random_state=0).fit(X, y, sample_weight=dask_sw)
+    in_memory = MixtureOfRegressions(3, n_init=2, random_state=0).fit(
+        data.X, data.y, sample_weight=sw
+    )
+    assert data_hash(X, y) == data_hash(data.X, data.y)
+    # Saving must never turn a whole Dask array into one numpy array.
+    with monkeypatch.context() as m:
+        m.setattr(type(X), "__array__", lambda *a, **k: pytest.fail("materialised a Dask array"))
+        model.save(tmp_path / "dask")
+    in_memory.save(tmp_path / "numpy")
+    saved = json.loads((tmp_path / "dask" / "model.json").read_text())["data"]
+    # The same data give the same (content-addressed) data file either way.
+    numpy_saved = json.loads((tmp_path / "numpy" / "model.json").read_text())["data"]
+    assert saved["file"] == numpy_saved["file"] and saved["sha256"] == numpy_saved["sha256"]
+    assert saved["row_chunks"] == [1500] * 4
+
+    loaded = MixtureOfRegressions.load(tmp_path / "dask")
+    assert isinstance(loaded._fit_X, da.Array) and loaded._fit_X.chunks[0] == (1500,) * 4
+    np.testing.assert_array_equal(loaded._fit_X.compute(), data.X)
+    np.testing.assert_array_equal(loaded._fit_y.compute(), data.y)
+    if weighted:
+        np.testing.assert_array_equal(loaded._fit_sample_weight.compute(), w)
+    else:
+        assert loaded._fit_sample_weight is None
+    np.testing.assert_array_equal(loaded.coef_, model.coef_)
+    # Everything that needs the training data works on the lazy copy.
+    for name, se in model.standard_errors_.items():
+        np.testing.assert_allclose(loaded.standard_errors_[name], se, rtol=1e-12)
+    assert loaded.bic(loaded._fit_X, loaded._fit_y, sample_weight=loaded._fit_sample_weight) == (
+        pytest.approx(model.bic(X, y, sample_weight=dask_sw), rel=1e-12)
+    )
+    # Saving the loaded model again, over its own data file, keeps it loadable.
+    loaded.save(tmp_path / "dask")
+    again = MixtureOfRegressions.load(tmp_path / "dask")
+    np.testing.assert_array_equal(again._fit_X.compute(), data.X)
+
+
+def test_a_lazily_saved_data_file_that_was_altered_is_refused(data, tmp_path):
+    import h5py
+
+    X = da.from_array(data.X, chunks=(2000, 1))
+    y = da.from_array(data.y, chunks=2000)
+    MixtureOfRegressions(2, n_init=1, random_state=0).fit(X, y).save(tmp_path)
+    (data_file,) = tmp_path.glob("data-*.nc")
+    with h5py.File(data_file, "r+") as f:
+        f["y"][3] += 1.0
+    with pytest.raises(ValueError, match="variable 'y' differs"):
+        MixtureOfRegressions.load(tmp_path)
