@@ -13,7 +13,7 @@ from .em import fit_em
 from .estimator import MixtureOfRegressions
 from .exceptions import ConvergenceWarning, DegenerateFitWarning, NotFittedError
 from .inference import SingularInformationWarning
-from .results import EMResult
+from .results import EMProgress, EMResult
 from .simulate import simulate
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ _LAZY = {
 __all__ = [
     "ConvergenceWarning",
     "DegenerateFitWarning",
+    "EMProgress",
     "EMResult",
     "MixtureOfRegressions",
     "NotFittedError",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ from ._validation import (
     is_dask_collection,
 )
 from .exceptions import ConvergenceWarning, DegenerateFitWarning
-from .results import EMResult
+from .results import EMProgress, EMResult
 
 __all__ = ["e_step", "fit_em", "m_step"]
 
@@ -266,6 +267,32 @@ class _Problem:
     sigma_floor: float
     min_count: float
     accelerate: bool = True
+    # Progress reports (fit_em's callback): who is running, and the log-likelihood's offset
+    # to the data's units, n_obs * log(y_scale).
+    callback: Callable[[EMProgress], Any] | None = None
+    stage: str = "run"
+    start: int = 0
+    n_starts: int = 1
+    log_y_scale: float = 0.0
+
+    def labelled(self, stage: str, start: int, n_starts: int) -> _Problem:
+        """The same problem, its runs reported as start ``start`` of ``n_starts`` in ``stage``."""
+        return dataclasses.replace(self, stage=stage, start=start, n_starts=n_starts)
+
+    def report(self, tracker: _Tracker, done: bool = False) -> None:
+        if self.callback is not None:
+            self.callback(
+                EMProgress(
+                    stage=self.stage,
+                    start=self.start,
+                    n_starts=self.n_starts,
+                    n_iter=tracker.n_iter,
+                    log_likelihood=tracker.trace[-1] - self.n_obs * self.log_y_scale,
+                    done=done,
+                    converged=tracker.converged,
+                    degenerate=tracker.degenerate,
+                )
+            )
 
     def stats(self, params: _Params) -> SufficientStats:
         return self.data.stats(_log(params.weights), params.beta, params.sigma)
@@ -338,6 +365,7 @@ class _Tracker:
             self.degenerate = True
         elif check:
             self.check_converged(len(self.trace) - 2)
+        self.problem.report(self)
         return self.degenerate or self.converged
 
     def check_converged(self, since: int) -> bool:
@@ -348,6 +376,7 @@ class _Tracker:
         return self.converged
 
     def result(self) -> _Run:
+        self.problem.report(self, done=True)
         return _Run(self.params, self.trace, self.n_iter, self.converged, self.degenerate)
 
 
@@ -479,6 +508,7 @@ def fit_em(
     tol: float = 1e-8,
     random_state: int | np.random.Generator | None = None,
     accelerate: bool = True,
+    callback: Callable[[EMProgress], Any] | None = None,
 ) -> EMResult:
     """Fit a mixture of linear regressions by soft EM.
 
@@ -528,6 +558,11 @@ def fit_em(
         SQUAREM extrapolation between EM steps (safeguarded so the log-likelihood trace stays
         monotone); often several times fewer passes over the data when components overlap.
         ``False`` gives the plain EM sequence of the derivation, step by step.
+    callback : callable, optional
+        Called with an :class:`~bayes_mlr.results.EMProgress` after every recorded EM update
+        of every run and once when each run stops: for progress bars and logs on long fits
+        (each update of a Dask fit is a pass over the data). Its return value is ignored; an
+        exception raised in it stops the fit and propagates.
 
     Returns
     -------
@@ -557,6 +592,8 @@ def fit_em(
     >>> np.round(res.coef.ravel(), 1)
     array([-2.,  3.])
     """
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
     check_settings(
         n_components=n_components,
         variance=variance,
@@ -597,6 +634,7 @@ def fit_em(
             tol=float(tol),
             rng=rng,
             accelerate=bool(accelerate),
+            callback=callback,
         )
 
 
@@ -625,25 +663,37 @@ def _short_runs_then_best(
     short_iter = min(SHORT_RUN_ITER, max_iter)
     makers = (_init_subsets, _init_random)
     data = problem.data
+    n_best = max(1, math.ceil(n_init / 4))
     if data.n_rows > 2 * SHORT_RUN_ROWS:
         Z, w = data.take(rng.choice(data.n_rows, size=SHORT_RUN_ROWS, replace=False))
         with InMemoryData(Z, w) as sample:
             scout = dataclasses.replace(problem, data=sample, n_obs=sample.n_obs)
             shorts = [
-                _run_em(scout, makers[i % 2](scout, K, rng), short_iter, tol) for i in range(n_init)
+                _run_em(
+                    scout.labelled("scout", i, n_init),
+                    makers[i % 2](scout, K, rng),
+                    short_iter,
+                    tol,
+                )
+                for i in range(n_init)
             ]
         shorts.sort(key=_Run.rank_key)
         return [
-            _run_em(problem, r.params, max_iter, tol)
-            for r in shorts[: max(1, math.ceil(n_init / 4))]
+            _run_em(problem.labelled("run", i, n_best), r.params, max_iter, tol)
+            for i, r in enumerate(shorts[:n_best])
         ]
     shorts = [
-        _run_em(problem, makers[i % 2](problem, K, rng), short_iter, tol) for i in range(n_init)
+        _run_em(
+            problem.labelled("scout", i, n_init), makers[i % 2](problem, K, rng), short_iter, tol
+        )
+        for i in range(n_init)
     ]
     shorts.sort(key=_Run.rank_key)
     return [
-        r if (r.converged or r.degenerate) else _continue(problem, r, max_iter - r.n_iter, tol)
-        for r in shorts[: max(1, math.ceil(n_init / 4))]
+        r
+        if (r.converged or r.degenerate)
+        else _continue(problem.labelled("run", i, n_best), r, max_iter - r.n_iter, tol)
+        for i, r in enumerate(shorts[:n_best])
     ]
 
 
@@ -661,6 +711,7 @@ def _fit_source(
     tol,
     rng,
     accelerate=True,
+    callback=None,
 ) -> EMResult:
     """The restart logic and the final result, for any data source."""
     problem = _Problem(
@@ -671,6 +722,8 @@ def _fit_source(
         sigma_floor=SIGMA_FLOOR_REL,
         min_count=data.q + (variance == "component"),
         accelerate=accelerate,
+        callback=callback,
+        log_y_scale=math.log(scaler.y_scale),
     )
     if start is not None:
         p0 = _to_internal(scaler, start["weights"], start["intercept"], start["coef"], np.ones(K))
@@ -683,7 +736,10 @@ def _fit_source(
         runs = _short_runs_then_best(problem, K, n_init, max_iter, tol, rng)
     else:
         maker = _init_random if init == "random" else _init_subsets
-        runs = [_run_em(problem, maker(problem, K, rng), max_iter, tol) for _ in range(n_init)]
+        runs = [
+            _run_em(problem.labelled("run", i, n_init), maker(problem, K, rng), max_iter, tol)
+            for i in range(n_init)
+        ]
 
     best = min(runs, key=_Run.rank_key)
     if best.degenerate:

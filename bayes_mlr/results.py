@@ -1,4 +1,4 @@
-"""EMResult: the immutable outcome of :func:`bayes_mlr.fit_em`."""
+"""EMResult, the immutable outcome of :func:`bayes_mlr.fit_em`, and EMProgress, its reports."""
 
 from __future__ import annotations
 
@@ -11,6 +11,45 @@ def _frozen(arr) -> np.ndarray:
     out = np.array(arr, dtype=np.float64, copy=True)
     out.setflags(write=False)
     return out
+
+
+@dataclass(frozen=True)
+class EMProgress:
+    """What :func:`bayes_mlr.fit_em` reports to its ``callback`` as it goes.
+
+    A report follows every recorded EM update of every run, and one more (``done=True``)
+    ends each run.
+
+    Attributes
+    ----------
+    stage : {"scout", "run"}
+        ``"scout"``: the short runs of ``init="auto"``/``"short_runs"`` that rank the starts
+        (on a random subsample of ``SHORT_RUN_ROWS`` rows when the data have over twice as
+        many); ``"run"``: a run to convergence on all rows (a scout that converged on all
+        rows is kept as it is, without one).
+    start : int
+        Which start (0-based) within its stage.
+    n_starts : int
+        How many runs the stage has.
+    n_iter : int
+        EM updates recorded so far in this run (a continued scout counts from 0 again).
+    log_likelihood : float
+        The log-likelihood after the latest update, in the data's units, over the rows this
+        stage uses (the subsample for a subsampled scout).
+    done : bool
+        The run has stopped; ``converged`` and ``degenerate`` say how.
+    converged, degenerate : bool
+        As in :class:`EMResult`, for this run so far.
+    """
+
+    stage: str
+    start: int
+    n_starts: int
+    n_iter: int
+    log_likelihood: float
+    done: bool = False
+    converged: bool = False
+    degenerate: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -240,3 +240,20 @@ def test_a_lazily_saved_data_file_that_was_altered_is_refused(data, tmp_path):
         f["y"][3] += 1.0
     with pytest.raises(ValueError, match="variable 'y' differs"):
         MixtureOfRegressions.load(tmp_path)
+
+
+def test_a_dask_fit_reports_progress_pass_by_pass(data):
+    reports = []
+    res = fit_em(
+        da.from_array(data.X, chunks=2000),
+        da.from_array(data.y, chunks=2000),
+        3,
+        init="random",
+        n_init=1,
+        max_iter=5,
+        tol=0.0,
+        random_state=0,
+        callback=reports.append,
+    )
+    assert [r.n_iter for r in reports] == [1, 2, 3, 4, 5, 5] and reports[-1].done
+    assert reports[-1].log_likelihood == pytest.approx(res.log_likelihood, rel=1e-12)

@@ -477,3 +477,80 @@ def test_simulate_matches_truth():
     d = simulate(20_000, **TRUTH_3, random_state=0)
     np.testing.assert_allclose(np.bincount(d.z) / d.z.size, TRUTH_3["weights"], atol=0.02)
     assert d.X.shape == (20_000, 2) and d.y.shape == (20_000,)
+
+
+# --------------------------------------------------------------------------------------------
+# Progress reports (callback)
+# --------------------------------------------------------------------------------------------
+
+
+def _runs_of(reports):
+    """Reports grouped into runs, in order: each run ends with its done report."""
+    runs, current = [], []
+    for r in reports:
+        current.append(r)
+        if r.done:
+            runs.append(current)
+            current = []
+    assert not current, "every run ends with a done report"
+    return runs
+
+
+@pytest.mark.parametrize("n", [1500, 45_000])  # scouts on all rows / on a subsample
+@pytest.mark.parametrize("seed", [0, 1])
+def test_callback_reports_every_update_of_every_run(n, seed):
+    data = make_data(n, TRUTH_3, seed=seed)
+    reports = []
+    res = fit_em(data.X, data.y, 3, n_init=6, random_state=seed, callback=reports.append)
+    runs = _runs_of(reports)
+    scouts = [run for run in runs if run[0].stage == "scout"]
+    finals = [run for run in runs if run[0].stage == "run"]
+    assert len(scouts) == 6 and [run[0].start for run in scouts] == list(range(6))
+    assert runs[: len(scouts)] == scouts  # scouting first, then the chosen runs
+    assert len(finals) == len(runs) - 6 <= 2  # ceil(6 / 4) at most
+    for run in runs:
+        *updates, done = run
+        assert [u.n_iter for u in updates] == list(range(1, len(updates) + 1))
+        assert done.n_iter == len(updates)
+        assert {u.n_starts for u in run} == {6 if run in scouts else len(finals)}
+        lls = [u.log_likelihood for u in run]
+        assert np.all(np.diff(lls) >= -1e-9 * abs(lls[0]))  # EM and the safeguard: monotone
+    # The returned fit ends one of the runs (a scout that converged is kept as it is),
+    # reported in the data's units.
+    assert any(
+        run[-1].log_likelihood == pytest.approx(res.log_likelihood, rel=1e-12) for run in runs
+    )
+    if n == 1500:  # scouts on all rows: the same scale as the result
+        assert max(run[-1].log_likelihood for run in scouts) <= res.log_likelihood + 1e-6
+    else:  # scouts on a subsample of SHORT_RUN_ROWS rows: about that fraction of it
+        best_scout = max(run[-1].log_likelihood for run in scouts)
+        assert best_scout / res.log_likelihood == pytest.approx(20_000 / n, rel=0.05)
+
+
+def test_callback_with_explicit_starts_reports_runs_only():
+    data = make_data(800, TRUTH_2, seed=3)
+    reports = []
+    fit_em(data.X, data.y, 2, init="random", n_init=3, random_state=0, callback=reports.append)
+    runs = _runs_of(reports)
+    assert [(run[0].stage, run[0].start, run[0].n_starts) for run in runs] == [
+        ("run", 0, 3),
+        ("run", 1, 3),
+        ("run", 2, 3),
+    ]
+    assert all(run[-1].converged and not run[-1].degenerate for run in runs)
+
+
+def test_a_callback_can_stop_the_fit_and_a_bad_one_is_refused():
+    data = make_data(500, TRUTH_2, seed=4)
+
+    class Enough(Exception):
+        pass
+
+    def stop(progress):
+        if progress.n_iter == 3:
+            raise Enough
+
+    with pytest.raises(Enough):
+        fit_em(data.X, data.y, 2, random_state=0, callback=stop)
+    with pytest.raises(TypeError, match="callback must be callable"):
+        fit_em(data.X, data.y, 2, callback="print")
