@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ import numpy as np
 from ._validation import check_data, check_sample_weight, check_X, check_y, is_dask_collection
 from .em import e_step, fit_em
 from .exceptions import NotFittedError
-from .results import EMResult
+from .results import EMProgress, EMResult
 
 __all__ = ["MixtureOfRegressions"]
 
@@ -114,6 +116,37 @@ class _ParamsMixin:
         return f"{type(self).__name__}({', '.join(changed)})"
 
 
+#: With ``verbose=2``, a progress line every this many EM iterations of a run.
+VERBOSE_INTERVAL = 10
+
+
+def _progress_printer(verbose: Any) -> Callable[[EMProgress], None] | None:
+    """The ``fit_em`` callback that prints progress for ``verbose`` (None when 0)."""
+    if isinstance(verbose, bool) or not isinstance(verbose, numbers.Integral) or verbose < 0:
+        raise ValueError(f"verbose must be an integer >= 0; got {verbose!r}")
+    if verbose == 0:
+        return None
+
+    def show(progress: EMProgress) -> None:
+        if not progress.done and (verbose < 2 or progress.n_iter % VERBOSE_INTERVAL):
+            return
+        state = ""
+        if progress.done:
+            state = (
+                "degenerate"
+                if progress.degenerate
+                else ("converged" if progress.converged else "stopped")
+            )
+            state = f" ({state})"
+        print(
+            f"EM {progress.stage} {progress.start + 1}/{progress.n_starts}: iteration "
+            f"{progress.n_iter}, log-likelihood {progress.log_likelihood:.6f}{state}",
+            flush=True,
+        )
+
+    return show
+
+
 class MixtureOfRegressions(_ParamsMixin):
     """Mixture of linear regressions ``y ~ Σ_j π_j N(intercept_j + coef_j·x, σ_j²)`` by soft EM.
 
@@ -138,6 +171,11 @@ class MixtureOfRegressions(_ParamsMixin):
         ``max_iter`` iterations.
     random_state : int, numpy Generator or None
         Seed for the starts.
+    verbose : int, default=0
+        Progress on standard output, as in scikit-learn: 0 is silent; 1 prints a line as each
+        EM run stops (its stage, iterations and log-likelihood); 2 also every
+        ``VERBOSE_INTERVAL`` iterations. For other reporting pass ``callback`` to
+        :func:`bayes_mlr.fit_em`.
 
     Attributes
     ----------
@@ -193,6 +231,7 @@ class MixtureOfRegressions(_ParamsMixin):
         max_iter: int = 1000,
         tol: float = 1e-8,
         random_state: int | np.random.Generator | None = None,
+        verbose: int = 0,
     ) -> None:
         self.n_components = n_components
         self.variance = variance
@@ -203,6 +242,7 @@ class MixtureOfRegressions(_ParamsMixin):
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.verbose = verbose
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -221,6 +261,7 @@ class MixtureOfRegressions(_ParamsMixin):
         -------
         self
         """
+        callback = _progress_printer(self.verbose)  # checks verbose before any work
         if is_dask_collection(X) or is_dask_collection(y):
             from ._dask import prepare  # Dask arrays/DataFrames: stream the blocks, stay lazy
 
@@ -240,6 +281,7 @@ class MixtureOfRegressions(_ParamsMixin):
             max_iter=self.max_iter,
             tol=self.tol,
             random_state=self.random_state,
+            callback=callback,
         )
         self._set_result(result, X_arr, y_arr, sw, names)
         return self

@@ -34,6 +34,7 @@ def test_constructor_stores_arguments_untouched():
         "max_iter": 1000,
         "tol": 1e-8,
         "random_state": 7,
+        "verbose": 0,
     }
     assert m.init is init
     assert repr(m).startswith("MixtureOfRegressions(n_components=4, variance='fixed'")
@@ -148,3 +149,31 @@ def test_import_does_not_load_pymc_pytensor_or_arviz():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_verbose_prints_progress(capsys, verbose):
+    data = make_data(600, TRUTH_3, seed=2)
+    model = MixtureOfRegressions(3, n_init=4, random_state=0, verbose=verbose).fit(data.X, data.y)
+    lines = capsys.readouterr().out.splitlines()
+    done = [line for line in lines if line.endswith(("(converged)", "(stopped)", "(degenerate)"))]
+    # One line per finished run: four scouts, then the best one continued unless it converged.
+    assert len(done) in (4, 5) and done[0].startswith("EM scout 1/4: iteration ")
+    assert all(line.startswith("EM run 1/1: iteration ") for line in done[4:])
+    assert any(f"{model.log_likelihood_:.6f} (converged)" in line for line in done)
+    if verbose == 1:
+        assert lines == done
+    else:  # and every VERBOSE_INTERVAL iterations
+        assert any(line.startswith("EM scout 1/4: iteration 10, ") for line in lines)
+
+
+def test_silent_by_default(capsys):
+    data = make_data(300, TRUTH_3, seed=2)
+    MixtureOfRegressions(3, n_init=2, random_state=0).fit(data.X, data.y)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("verbose", [-1, 1.5, "yes", True])
+def test_bad_verbose_is_refused_before_fitting(verbose):
+    with pytest.raises(ValueError, match="verbose must be an integer"):
+        MixtureOfRegressions(2, verbose=verbose).fit(np.zeros((5, 1)), np.zeros(5))
