@@ -110,11 +110,16 @@ CONFIGS = [
 ]
 
 
-def _configured(config):
-    """(fitted estimator, X, y, sample weights or None, PyMC model) for one of CONFIGS."""
+def _fit_config(config):
+    """(fitted estimator, X, y, sample weights or None) for one of CONFIGS."""
     config = dict(config)
     sw = _replication_weights(h.N) if config.pop("sample_weight", None) else None
-    model, X, y = _fit(sample_weight=sw, **config)
+    return *_fit(sample_weight=sw, **config), sw
+
+
+def _configured(config):
+    """:func:`_fit_config` and the PyMC model built from it."""
+    model, X, y, sw = _fit_config(config)
     return model, X, y, sw, bayes.build_model(model)
 
 
@@ -432,9 +437,7 @@ SETTINGS = [
 
 @pytest.mark.parametrize(("config", "n_rows"), SETTINGS)
 def test_other_settings_end_to_end(config, n_rows):
-    config = dict(config)
-    sw = _replication_weights(h.N) if config.pop("sample_weight", None) else None
-    model, _, y = _fit(sample_weight=sw, **config)
+    model, _, y, _ = _fit_config(config)
     idata = bayes.sample_posterior(
         model,
         draws=100,
