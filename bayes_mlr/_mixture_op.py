@@ -83,7 +83,8 @@ def _forward(y, X, intercept, coef, log_w, sigma):
         # Where the largest term is not finite (every term -inf: no component can produce
         # y_i), logp is that term, as for a plain logsumexp.
         degenerate = ~np.isfinite(top)
-        if degenerate.any():
+        any_degenerate = bool(degenerate.any())
+        if any_degenerate:
             degenerate_top = top[degenerate]
             top[degenerate] = 0.0
         terms -= top
@@ -93,7 +94,7 @@ def _forward(y, X, intercept, coef, log_w, sigma):
         terms /= total
         logp = np.log(total, out=total)
         logp += top
-        if degenerate.any():
+        if any_degenerate:
             logp[degenerate] = degenerate_top
     return logp, terms, z
 
