@@ -37,18 +37,25 @@ def data(n: int = N, seed: int = 0) -> Any:
     return simulate(n, **TRUTH, random_state=seed)
 
 
-@functools.cache
-def fitted(n_components: int = 2, variance: str = "component", fit_intercept: bool = True):
-    """EM fit on :func:`data` (fixed variance uses sigma = 0.6)."""
-    d = data()
-    model = MixtureOfRegressions(
+def estimator(
+    n_components: int = 2, variance: str = "component", fit_intercept: bool = True, **kw: Any
+) -> MixtureOfRegressions:
+    """The unfitted estimator the tests use (fixed variance uses sigma = 0.6)."""
+    return MixtureOfRegressions(
         n_components,
         variance=variance,
         sigma=0.6 if variance == "fixed" else None,
         fit_intercept=fit_intercept,
         random_state=0,
+        **kw,
     )
-    return model.fit(d.X, d.y)
+
+
+@functools.cache
+def fitted(n_components: int = 2, variance: str = "component", fit_intercept: bool = True):
+    """:func:`estimator` fitted on :func:`data`."""
+    d = data()
+    return estimator(n_components, variance, fit_intercept).fit(d.X, d.y)
 
 
 class _Run:

@@ -67,14 +67,7 @@ def _scipy_log_prior(model, X, y, sample_weight=None) -> float:
 def _fit(n_components=2, variance="component", fit_intercept=True, sample_weight=None, **kw):
     # Without an intercept the model only fits data whose regressions pass through 0.
     d = h.data() if fit_intercept else simulate(h.N, **TRUTH_NO_INTERCEPT, random_state=4)
-    model = MixtureOfRegressions(
-        n_components,
-        variance=variance,
-        sigma=0.6 if variance == "fixed" else None,
-        fit_intercept=fit_intercept,
-        random_state=0,
-        **kw,
-    )
+    model = h.estimator(n_components, variance, fit_intercept, **kw)
     return model.fit(d.X, d.y, sample_weight=sample_weight), d.X, d.y
 
 
