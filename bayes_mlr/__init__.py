@@ -11,7 +11,12 @@ from typing import Any
 
 from .em import fit_em
 from .estimator import MixtureOfRegressions
-from .exceptions import ConvergenceWarning, DegenerateFitWarning, NotFittedError
+from .exceptions import (
+    ConvergenceWarning,
+    DegenerateFitWarning,
+    NotFittedError,
+    SpuriousFitWarning,
+)
 from .inference import SingularInformationWarning
 from .results import EMProgress, EMResult
 from .simulate import simulate
@@ -39,6 +44,7 @@ __all__ = [
     "MixtureOfRegressions",
     "NotFittedError",
     "SingularInformationWarning",
+    "SpuriousFitWarning",
     "__version__",
     "fit_em",
     "simulate",

@@ -181,6 +181,20 @@ def _check_int(value: Any, name: str, low: int) -> int:
     return int(value)
 
 
+SPURIOUS_MODES = ("avoid", "allow")
+
+
+def check_guard(*, spurious: Any, min_weight: Any) -> None:
+    """Validate the spurious-optimum settings of :func:`bayes_mlr.fit_em`."""
+    if not isinstance(spurious, str) or spurious not in SPURIOUS_MODES:
+        raise ValueError(f"spurious must be one of {SPURIOUS_MODES}; got {spurious!r}.")
+    if min_weight is not None:
+        if isinstance(min_weight, bool) or not isinstance(min_weight, numbers.Real):
+            raise TypeError(f"min_weight must be a float in (0, 1) or None; got {min_weight!r}.")
+        if not 0.0 < float(min_weight) < 1.0:
+            raise ValueError(f"min_weight must lie in (0, 1); got {min_weight!r}.")
+
+
 def check_settings(
     *,
     n_components: Any,

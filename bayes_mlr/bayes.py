@@ -133,7 +133,7 @@ def _problem(model: Any, X: Any = None, y: Any = None, sample_weight: Any = None
         sw = np.asarray(sample_weight, dtype=float).reshape(-1)
         if sw.shape != ya.shape or np.any(sw < 0) or not np.all(np.isfinite(sw)):
             raise ValueError("sample_weight must be finite, non-negative and of shape (n,)")
-    K = int(model.n_components)
+    K = int(getattr(model, "n_components_", model.n_components))
     if K < 1:
         raise ValueError(f"n_components must be >= 1, got {K}")
     variance = str(getattr(model, "variance", "component"))

@@ -31,15 +31,17 @@ import numpy as np
 from scipy import linalg
 
 from ._data import InMemoryData, Scaler
+from ._spurious import spurious_components
 from ._stats import SufficientStats, augment, block_stats, log_resp
 from ._validation import (
     check_data,
+    check_guard,
     check_settings,
     check_sizes,
     check_start_values,
     is_dask_collection,
 )
-from .exceptions import ConvergenceWarning, DegenerateFitWarning
+from .exceptions import ConvergenceWarning, DegenerateFitWarning, SpuriousFitWarning
 from .results import EMProgress, EMResult
 
 __all__ = ["e_step", "fit_em", "m_step"]
@@ -50,8 +52,16 @@ __all__ = ["e_step", "fit_em", "m_step"]
 SIGMA_FLOOR_REL = 1e-6
 # init="auto"/"short_runs": iterations of every start before only the best continue.
 SHORT_RUN_ITER = 20
-# ... on a random subsample of this many rows when the data have more than twice as many.
+# ... on a random subsample of this many rows when the data have more than twice as many
+# (on smaller data every start is run to convergence, which costs little there).
 SHORT_RUN_ROWS = 20_000
+# On subsampled scouting a start is continued when it ranks among the best SHORT_RUN_KEEP of the
+# starts so far (itself included): a rule that depends only on earlier starts, so that more
+# starts with the same seed continue a superset of the runs and never end lower.
+SHORT_RUN_KEEP = 2
+# On data small enough to run every start to convergence: when every run is degenerate or
+# spurious, up to this many more rounds of n_init starts look for a regular optimum.
+SPURIOUS_EXTRA_ROUNDS = 4
 # Pivots below this (on the unit-diagonal scaled Gram matrix) mean "rank deficient".
 _RANK_TOL = 1e-10
 
@@ -246,14 +256,15 @@ class _Run:
     n_iter: int
     converged: bool
     degenerate: bool
+    spurious: np.ndarray  # (K,) bool: which components are spurious (bayes_mlr._spurious)
 
     @property
     def log_likelihood(self) -> float:
         return self.trace[-1]
 
-    def rank_key(self) -> tuple[bool, float]:
-        """Sort key: non-degenerate runs first, then by log-likelihood (higher first)."""
-        return (self.degenerate, -self.log_likelihood)
+    @property
+    def is_spurious(self) -> bool:
+        return bool(self.spurious.any())
 
 
 @dataclass
@@ -267,6 +278,10 @@ class _Problem:
     sigma_floor: float
     min_count: float
     accelerate: bool = True
+    # spurious="avoid": runs with a spurious component rank after every run without one.
+    avoid_spurious: bool = True
+    # flexmix's minprior: components whose weight falls below this are removed during EM.
+    min_weight: float | None = None
     # Progress reports (fit_em's callback): who is running, and the log-likelihood's offset
     # to the data's units, n_obs * log(y_scale).
     callback: Callable[[EMProgress], Any] | None = None
@@ -298,12 +313,32 @@ class _Problem:
         return self.data.stats(_log(params.weights), params.beta, params.sigma)
 
     def m_step(self, stats: SufficientStats) -> _Params:
-        return m_step_from_stats(
+        params = m_step_from_stats(
             stats,
             variance=self.variance,
             sigma_fixed=self.sigma_fixed,
             sigma_floor=self.sigma_floor,
         )
+        return self.prune(params)
+
+    def prune(self, params: _Params) -> _Params:
+        """``min_weight``: drop the components whose weight is below it (the largest stays)."""
+        if self.min_weight is None or params.weights.size < 2:
+            return params
+        keep = params.weights >= self.min_weight
+        if keep.all():
+            return params
+        keep[np.argmax(params.weights)] = True
+        w = params.weights[keep]
+        return _Params(w / w.sum(), params.beta[keep], params.sigma[keep])
+
+    def rank_key(self, run: _Run) -> tuple[bool, bool, float]:
+        """Sort key: non-degenerate runs first, then (``spurious="avoid"``) runs without a
+        spurious component, then by log-likelihood (higher first)."""
+        return (run.degenerate, self.avoid_spurious and run.is_spurious, -run.log_likelihood)
+
+    def spurious(self, params: _Params, stats: SufficientStats) -> np.ndarray:
+        return spurious_components(stats.nk, params.sigma, self.data.q, variance=self.variance)
 
     def is_degenerate(self, params: _Params, stats: SufficientStats) -> bool:
         if np.any(stats.nk < self.min_count):
@@ -377,7 +412,8 @@ class _Tracker:
 
     def result(self) -> _Run:
         self.problem.report(self, done=True)
-        return _Run(self.params, self.trace, self.n_iter, self.converged, self.degenerate)
+        spurious = self.problem.spurious(self.params, self.stats)
+        return _Run(self.params, self.trace, self.n_iter, self.converged, self.degenerate, spurious)
 
 
 def _run_em(problem: _Problem, params: _Params, max_iter: int, tol: float) -> _Run:
@@ -423,7 +459,7 @@ def _extrapolate(problem, run, points, step_max, em_step) -> float:
     in ``run``. Returns the step cap for the next cycle."""
     thetas = [_to_theta(p, problem.variance) for p in points]
     alpha = None
-    if all(t is not None for t in thetas):
+    if all(t is not None for t in thetas) and len({t.size for t in thetas}) == 1:
         r = thetas[1] - thetas[0]
         v = thetas[2] - 2.0 * thetas[1] + thetas[0]
         v_norm = float(np.linalg.norm(v))
@@ -453,6 +489,7 @@ def _continue(problem: _Problem, run: _Run, max_iter: int, tol: float) -> _Run:
         run.n_iter + more.n_iter,
         more.converged,
         more.degenerate,
+        more.spurious,
     )
 
 
@@ -509,6 +546,8 @@ def fit_em(
     random_state: int | np.random.Generator | None = None,
     accelerate: bool = True,
     callback: Callable[[EMProgress], Any] | None = None,
+    spurious: str = "avoid",
+    min_weight: float | None = None,
 ) -> EMResult:
     """Fit a mixture of linear regressions by soft EM.
 
@@ -563,6 +602,21 @@ def fit_em(
         of every run and once when each run stops: for progress bars and logs on long fits
         (each update of a Dask fit is a pass over the data). Its return value is ignored; an
         exception raised in it stops the fit and propagates.
+    spurious : {"avoid", "allow"}, default="avoid"
+        How runs that end with a *spurious* component are treated: a handful of observations
+        (fewer than 5 per parameter of the component) fitted with a sigma below a third of
+        every sizeable component's (McLachlan & Peel 2000, §3.10; the rule is documented in
+        :mod:`bayes_mlr._spurious`). Such optima often have the highest likelihood, and BIC
+        then picks too many components. ``"avoid"`` keeps the best run without one;
+        ``"allow"`` keeps the run of highest likelihood whatever it is. Either way a spurious
+        returned fit is flagged (``EMResult.spurious``) and warned about. A sizeable component
+        with a tiny sigma (many points exactly on one line) is not spurious.
+    min_weight : float in (0, 1), optional
+        flexmix's ``minprior``: a component whose weight falls below ``min_weight`` during EM
+        is removed and EM goes on with the others, so the result may have fewer than
+        ``n_components`` components (``EMResult.n_removed`` says how many went). The
+        log-likelihood trace drops where a component is removed. ``None`` (the default)
+        removes nothing.
 
     Returns
     -------
@@ -575,6 +629,9 @@ def fit_em(
     -----
     ConvergenceWarning
         If the returned run did not meet ``tol`` within ``max_iter`` iterations.
+    SpuriousFitWarning
+        If the returned run has a spurious component (with ``spurious="avoid"``: every run
+        had one); the fit is flagged with ``EMResult.spurious``.
     DegenerateFitWarning
         If every run ended degenerate (a sigma collapsed to the floor
         ``SIGMA_FLOOR_REL * std(y)`` or a component with fewer effective observations than
@@ -594,6 +651,7 @@ def fit_em(
     """
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
+    check_guard(spurious=spurious, min_weight=min_weight)
     check_settings(
         n_components=n_components,
         variance=variance,
@@ -635,6 +693,8 @@ def fit_em(
             rng=rng,
             accelerate=bool(accelerate),
             callback=callback,
+            spurious=spurious,
+            min_weight=None if min_weight is None else float(min_weight),
         )
 
 
@@ -653,48 +713,82 @@ def _dask_source(X, y, sample_weight, fit_intercept: bool):
 def _short_runs_then_best(
     problem: _Problem, K: int, n_init: int, max_iter: int, tol: float, rng: np.random.Generator
 ) -> list[_Run]:
-    """``init="short_runs"``: scout from ``n_init`` starts (subset and random starts in turn)
-    for ``SHORT_RUN_ITER`` iterations, then run the best quarter (at least one) to convergence.
+    """``init="short_runs"``: ``n_init`` starts (subset and random starts in turn).
 
-    On large data the scouting runs on a random subsample of ``SHORT_RUN_ROWS`` rows, which is
-    as good for telling basins apart and costs a fraction of a pass over the data; the
-    continuation then starts on all rows (and only its iterations are counted in ``n_iter``).
+    On data of at most ``2 * SHORT_RUN_ROWS`` rows every start runs to convergence (after
+    ``SHORT_RUN_ITER`` scouting iterations that are part of its trace), so the best of ``n_init``
+    starts is never below the best of fewer starts with the same seed. When every run ends
+    degenerate or (with ``spurious="avoid"``) spurious, up to ``SPURIOUS_EXTRA_ROUNDS`` more
+    rounds of ``n_init`` starts follow, drawn from the same stream (start ``i`` is the same start
+    whatever ``n_init``), until a round has a regular run.
+
+    On larger data the starts scout for ``SHORT_RUN_ITER`` iterations on a random subsample of
+    ``SHORT_RUN_ROWS`` rows, which is as good for telling basins apart and costs a fraction of a
+    pass over the data. A start then runs to convergence on all rows when it ranked among the
+    best ``SHORT_RUN_KEEP`` scouts up to and including itself (:func:`_records`); only those
+    iterations on all rows count in ``n_iter``. If every such run ends degenerate or spurious
+    (with ``spurious="avoid"``), the remaining scouts are continued too, best first.
     """
     short_iter = min(SHORT_RUN_ITER, max_iter)
     makers = (_init_subsets, _init_random)
     data = problem.data
-    n_best = max(1, math.ceil(n_init / 4))
-    if data.n_rows > 2 * SHORT_RUN_ROWS:
-        Z, w = data.take(rng.choice(data.n_rows, size=SHORT_RUN_ROWS, replace=False))
-        with InMemoryData(Z, w) as sample:
-            scout = dataclasses.replace(problem, data=sample, n_obs=sample.n_obs)
-            shorts = [
-                _run_em(
-                    scout.labelled("scout", i, n_init),
-                    makers[i % 2](scout, K, rng),
+    if data.n_rows <= 2 * SHORT_RUN_ROWS:
+        runs: list[_Run] = []
+        for _ in range(1 + SPURIOUS_EXTRA_ROUNDS):
+            for i in range(len(runs), len(runs) + n_init):
+                r = _run_em(
+                    problem.labelled("scout", i, n_init),
+                    makers[i % 2](problem, K, rng),
                     short_iter,
                     tol,
                 )
-                for i in range(n_init)
-            ]
-        shorts.sort(key=_Run.rank_key)
-        return [
-            _run_em(problem.labelled("run", i, n_best), r.params, max_iter, tol)
-            for i, r in enumerate(shorts[:n_best])
+                if not (r.converged or r.degenerate or r.n_iter >= max_iter):
+                    r = _continue(problem.labelled("run", i, n_init), r, max_iter - r.n_iter, tol)
+                runs.append(r)
+            if not all(problem.rank_key(r)[0] or problem.rank_key(r)[1] for r in runs):
+                break
+        return runs
+    Z, w = data.take(rng.choice(data.n_rows, size=SHORT_RUN_ROWS, replace=False))
+    with InMemoryData(Z, w) as sample:
+        scout = dataclasses.replace(problem, data=sample, n_obs=sample.n_obs)
+        shorts = [
+            _run_em(
+                scout.labelled("scout", i, n_init), makers[i % 2](scout, K, rng), short_iter, tol
+            )
+            for i in range(n_init)
         ]
-    shorts = [
-        _run_em(
-            problem.labelled("scout", i, n_init), makers[i % 2](problem, K, rng), short_iter, tol
+    keys = [problem.rank_key(r) for r in shorts]
+    chosen = _records(keys, SHORT_RUN_KEEP)
+    rest = sorted(set(range(n_init)) - set(chosen), key=keys.__getitem__)
+    runs = [
+        _run_em(problem.labelled("run", i, len(chosen)), shorts[s].params, max_iter, tol)
+        for i, s in enumerate(chosen)
+    ]
+    for s in rest:  # only when every continued run is degenerate or (avoided) spurious
+        if not all(problem.rank_key(r)[0] or problem.rank_key(r)[1] for r in runs):
+            break
+        runs.append(
+            _run_em(problem.labelled("run", len(runs), n_init), shorts[s].params, max_iter, tol)
         )
-        for i in range(n_init)
-    ]
-    shorts.sort(key=_Run.rank_key)
-    return [
-        r
-        if (r.converged or r.degenerate)
-        else _continue(problem.labelled("run", i, n_best), r, max_iter - r.n_iter, tol)
-        for i, r in enumerate(shorts[:n_best])
-    ]
+    return runs
+
+
+def _records(keys: list, keep: int) -> list[int]:
+    """Indices ``i`` whose key is among the ``keep`` smallest of ``keys[: i + 1]``.
+
+    Whether a start is chosen depends only on the starts before it, so the chosen set for a
+    prefix of the starts is a subset of the chosen set for all of them.
+
+    >>> _records([5, 3, 4, 1, 2, 6], 1)
+    [0, 1, 3]
+    >>> _records([5, 3, 4, 1, 2, 6], 2)
+    [0, 1, 2, 3, 4]
+    """
+    chosen = []
+    for i, key in enumerate(keys):
+        if sum(k < key for k in keys[:i]) < keep:
+            chosen.append(i)
+    return chosen
 
 
 def _fit_source(
@@ -712,6 +806,8 @@ def _fit_source(
     rng,
     accelerate=True,
     callback=None,
+    spurious="avoid",
+    min_weight=None,
 ) -> EMResult:
     """The restart logic and the final result, for any data source."""
     problem = _Problem(
@@ -724,6 +820,8 @@ def _fit_source(
         accelerate=accelerate,
         callback=callback,
         log_y_scale=math.log(scaler.y_scale),
+        avoid_spurious=spurious == "avoid",
+        min_weight=min_weight,
     )
     if start is not None:
         p0 = _to_internal(scaler, start["weights"], start["intercept"], start["coef"], np.ones(K))
@@ -741,8 +839,26 @@ def _fit_source(
             for i in range(n_init)
         ]
 
-    best = min(runs, key=_Run.rank_key)
-    if best.degenerate:
+    best = min(runs, key=problem.rank_key)
+    n_spurious = sum(r.is_spurious and not r.degenerate for r in runs)
+    if best.is_spurious and not best.degenerate:
+        n_degenerate = sum(r.degenerate for r in runs)
+        if spurious == "allow":
+            how = f"{n_spurious} of {len(runs)} EM run(s) ended"
+        elif n_degenerate:
+            how = f"All {len(runs)} EM runs ended degenerate ({n_degenerate}) or"
+        else:
+            how = "The EM run ended" if len(runs) == 1 else f"All {len(runs)} EM runs ended"
+        warnings.warn(
+            f"{how} with a spurious component: a handful of observations fitted with a sigma "
+            "far below the other components' (McLachlan & Peel 2000, §3.10). The returned fit "
+            "is flagged (result_.spurious, result_.spurious_components); its log-likelihood, "
+            "BIC and AIC overstate the fit. Try fewer components, more starts (n_init), "
+            "variance='shared', or min_weight.",
+            SpuriousFitWarning,
+            stacklevel=4,
+        )
+    elif best.degenerate:
         warnings.warn(
             f"All {len(runs)} EM run(s) ended in a degenerate optimum: a component's sigma "
             "collapsed to the floor or its weight fell below the minimum (fewer effective "
@@ -761,8 +877,11 @@ def _fit_source(
         )
     weights, intercept, coef, sig = _to_external(scaler, best.params)
     if variance == "fixed":
-        sig = np.full(K, float(sigma))  # exactly as given, not via the internal scale
+        sig = np.full(
+            weights.shape[0], float(sigma)
+        )  # exactly as given, not via the internal scale
     order = np.lexsort((-weights, intercept + coef @ scaler.x_mean))
+    K_fit = weights.shape[0]
     # log-likelihood in the original units = standardised one - n_obs log(y_scale)
     trace = np.asarray(best.trace) - data.n_obs * math.log(scaler.y_scale)
     return EMResult(
@@ -778,4 +897,9 @@ def _fit_source(
         fit_intercept=scaler.fit_intercept,
         n_obs=data.n_obs,
         degenerate=best.degenerate,
+        spurious=best.is_spurious,
+        spurious_components=best.spurious[order],
+        n_runs=len(runs),
+        n_spurious_runs=n_spurious,
+        n_removed=K - K_fit,
     )

@@ -176,9 +176,20 @@ class MixtureOfRegressions(_ParamsMixin):
         EM run stops (its stage, iterations and log-likelihood); 2 also every
         ``VERBOSE_INTERVAL`` iterations. For other reporting pass ``callback`` to
         :func:`bayes_mlr.fit_em`.
+    spurious : {"avoid", "allow"}, default="avoid"
+        ``"avoid"`` keeps the best EM run without a *spurious* component (a handful of
+        observations fitted with a sigma far below the others', McLachlan & Peel 2000, §3.10);
+        ``"allow"`` keeps the run of highest likelihood. A spurious fit is always flagged
+        (``result_.spurious``) and warned about (:class:`~bayes_mlr.SpuriousFitWarning`). See
+        :func:`bayes_mlr.fit_em`.
+    min_weight : float in (0, 1), optional
+        flexmix's ``minprior``: remove components whose weight falls below it during EM, so
+        the fit may have fewer components (``n_components_``) than asked for.
 
     Attributes
     ----------
+    n_components_ : int
+        Number of fitted components: ``n_components`` unless ``min_weight`` removed some.
     weights_ : ndarray of shape (n_components,)
         Mixing proportions.
     intercept_ : ndarray of shape (n_components,)
@@ -232,6 +243,8 @@ class MixtureOfRegressions(_ParamsMixin):
         tol: float = 1e-8,
         random_state: int | np.random.Generator | None = None,
         verbose: int = 0,
+        spurious: str = "avoid",
+        min_weight: float | None = None,
     ) -> None:
         self.n_components = n_components
         self.variance = variance
@@ -243,6 +256,8 @@ class MixtureOfRegressions(_ParamsMixin):
         self.tol = tol
         self.random_state = random_state
         self.verbose = verbose
+        self.spurious = spurious
+        self.min_weight = min_weight
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -282,12 +297,15 @@ class MixtureOfRegressions(_ParamsMixin):
             tol=self.tol,
             random_state=self.random_state,
             callback=callback,
+            spurious=self.spurious,
+            min_weight=self.min_weight,
         )
         self._set_result(result, X_arr, y_arr, sw, names)
         return self
 
     def _set_result(self, result: EMResult, X, y, sw, names) -> None:
         self.result_ = result
+        self.n_components_ = result.n_components
         self.weights_ = np.array(result.weights)
         self.intercept_ = np.array(result.intercept)
         self.coef_ = np.array(result.coef)
@@ -575,7 +593,7 @@ class MixtureOfRegressions(_ParamsMixin):
         sw = check_sample_weight(sample_weight, ll_rows.shape[0])
         ll = float(ll_rows @ sw) if sw is not None else float(ll_rows.sum())
         n_params = n_parameters(
-            self.n_components,
+            self.n_components_,
             self.n_features_in_,
             variance=self.variance,
             fit_intercept=self.fit_intercept,

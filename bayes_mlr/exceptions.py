@@ -6,7 +6,7 @@ standard ones keeps working, while users can filter ours precisely.
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceWarning", "DegenerateFitWarning", "NotFittedError"]
+__all__ = ["ConvergenceWarning", "DegenerateFitWarning", "NotFittedError", "SpuriousFitWarning"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -15,6 +15,12 @@ class ConvergenceWarning(UserWarning):
 
 class DegenerateFitWarning(UserWarning):
     """Every EM run ended in a degenerate optimum (a component with a collapsed sigma or weight)."""
+
+
+class SpuriousFitWarning(DegenerateFitWarning):
+    """Every EM run ended with a spurious component: a handful of observations fitted with a
+    sigma far below the other components' (McLachlan & Peel 2000, §3.10). The best such run is
+    returned and flagged (``EMResult.spurious``); see :mod:`bayes_mlr._spurious` for the rule."""
 
 
 class NotFittedError(ValueError, AttributeError):

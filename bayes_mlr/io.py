@@ -324,7 +324,8 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         ``n_components``, ``n_features``, ``n_obs``, ``feature_names``, ``dims``,
         ``parameters`` and ``standard_errors`` (each ``weights`` (K,), ``intercept`` (K,),
         ``coef`` (K, p) as nested lists, ``sigma`` (K,)), ``log_likelihood``, ``bic``,
-        ``aic``, ``icl``, ``n_parameters``, ``converged``, ``n_iter``, ``degenerate``,
+        ``aic``, ``icl``, ``n_parameters``, ``converged``, ``n_iter``, ``degenerate``, ``spurious``,
+        ``spurious_components``,
         ``log_likelihood_trace``, ``settings`` (constructor arguments) and ``data``
         (``sha256`` of X and y, see :func:`data_hash`, ``n_obs``, plus ``source``).
         Non-finite numbers (a singular standard error) are ``null``.
@@ -340,7 +341,7 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         "schema_version": EM_SCHEMA_VERSION,
         "format": "bayes_mlr.em",
         "bayes_mlr_version": __version__,
-        "n_components": int(model.n_components),
+        "n_components": int(model.n_components_),
         "n_features": int(model.n_features_in_),
         "n_obs": int(X.shape[0]),
         "feature_names": list(model.feature_names),
@@ -352,7 +353,7 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         "aic": model.aic(X, y, sample_weight=sw),
         "icl": model.icl(X, y, sample_weight=sw),
         "n_parameters": n_parameters(
-            int(model.n_components),
+            int(model.n_components_),
             int(model.n_features_in_),
             variance=model.variance,
             fit_intercept=bool(model.fit_intercept),
@@ -360,6 +361,10 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         "converged": bool(model.converged_),
         "n_iter": int(model.n_iter_),
         "degenerate": bool(getattr(model.result_, "degenerate", False)),
+        "spurious": bool(getattr(model.result_, "spurious", False)),
+        "spurious_components": np.asarray(
+            getattr(model.result_, "spurious_components", np.zeros(model.n_components_, bool))
+        ),
         "log_likelihood_trace": np.asarray(model.log_likelihood_trace_),
         "settings": _settings(model),
         "data": {

@@ -121,6 +121,16 @@ def _verdict(diagnostics: dict[str, Any] | None, em: dict[str, Any]) -> list[str
         lines.append("")
         lines.extend(f"- {p}" for p in diagnostics["problems"])
     lines.append("")
+    if em.get("spurious") and not em.get("degenerate"):
+        flags = em.get("spurious_components") or []
+        which = [j for j, f in enumerate(flags) if f]
+        lines.append(
+            f"**EM: SPURIOUS** — component(s) {which} rest on a handful of observations with a "
+            "sigma far below the others' (McLachlan & Peel 2000, §3.10), in every EM run. The "
+            "log-likelihood, BIC and AIC overstate this fit: try fewer components, more "
+            '`[em] n_init` or variance = "shared".'
+        )
+        lines.append("")
     if em.get("degenerate"):
         lines.append(
             "**EM: DEGENERATE** — the best EM run is a degenerate optimum (a collapsed "

@@ -87,6 +87,18 @@ class EMResult:
         Number of observations (sum of sample weights).
     degenerate : bool
         True if the returned run is a degenerate optimum (a collapsed sigma or an empty component).
+    spurious : bool
+        True if the returned run has a spurious component: a handful of observations fitted
+        with a sigma far below the other components' (see :mod:`bayes_mlr._spurious`). With
+        the default ``spurious="avoid"`` this happens only when every run had one.
+    spurious_components : ndarray of bool, shape (n_components,)
+        Which components are spurious (in the order of the other attributes).
+    n_runs : int
+        EM runs to convergence whose best is returned (scouting-only starts not counted).
+    n_spurious_runs : int
+        How many of them ended with a spurious (and not degenerate) component.
+    n_removed : int
+        Components removed during EM by ``min_weight`` (``n_components`` asked minus fitted).
     """
 
     weights: np.ndarray
@@ -101,11 +113,25 @@ class EMResult:
     fit_intercept: bool = True
     n_obs: float = field(default=float("nan"))
     degenerate: bool = False
+    spurious: bool = False
+    spurious_components: np.ndarray | None = None
+    n_runs: int = 1
+    n_spurious_runs: int = 0
+    n_removed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("weights", "intercept", "coef", "sigma", "log_likelihood_trace"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "log_likelihood", float(self.log_likelihood))
+        flags = self.spurious_components
+        flags = np.zeros(self.weights.shape, bool) if flags is None else np.array(flags, bool)
+        if flags.shape != self.weights.shape:
+            raise ValueError(
+                f"spurious_components must have shape {self.weights.shape}; got {flags.shape}."
+            )
+        flags.setflags(write=False)
+        object.__setattr__(self, "spurious_components", flags)
+        object.__setattr__(self, "spurious", bool(self.spurious or flags.any()))
 
     @property
     def n_components(self) -> int:
@@ -145,7 +171,8 @@ class EMResult:
         return (
             f"EMResult(n_components={self.n_components}, n_features={self.n_features}, "
             f"variance={self.variance!r}, log_likelihood={self.log_likelihood:.6g}, "
-            f"n_iter={self.n_iter}, converged={self.converged}, degenerate={self.degenerate})"
+            f"n_iter={self.n_iter}, converged={self.converged}, degenerate={self.degenerate}, "
+            f"spurious={self.spurious})"
         )
 
     def __str__(self) -> str:

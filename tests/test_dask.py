@@ -83,7 +83,9 @@ def test_estimator_with_dask_dataframe_keeps_feature_names(data):
     ref = MixtureOfRegressions(3, random_state=0).fit(df, data.y)
     assert list(model.feature_names_in_) == ["size", "age"]
     assert model.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-9)
-    np.testing.assert_allclose(model.predict(df), ref.predict(df), rtol=1e-6)
+    # Block sums in another order differ by rounding, which can move the stopping iteration:
+    # predictions (of order 1) then agree to about 1e-9 absolute, also where they cross 0.
+    np.testing.assert_allclose(model.predict(df), ref.predict(df), rtol=1e-6, atol=1e-7)
 
 
 def test_lazily_generated_blocks(data):

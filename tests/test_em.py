@@ -178,6 +178,9 @@ def test_solver_falls_back_on_rank_deficient_gram():
 # -- the loop ----------------------------------------------------------------------------------
 
 
+# One random start of seed 3 ends in a genuine spurious optimum (10 points, sigma 0.05 against
+# 0.6 and 2.0); monotonicity holds there too, so its warning is expected, not a failure.
+@pytest.mark.filterwarnings("ignore::bayes_mlr.exceptions.SpuriousFitWarning")
 @pytest.mark.parametrize("accelerate", [False, True])
 @pytest.mark.parametrize("variance", ["component", "shared", "fixed"])
 @pytest.mark.parametrize("seed", range(6))
@@ -396,14 +399,21 @@ def test_single_component_is_ordinary_least_squares(data2):
 
 
 def test_degenerate_only_fit_warns():
-    # Four points and two components with one feature: any split leaves a component with
-    # fewer effective points than its intercept, slope and sigma need.
+    # Six points and two components with one feature: only an exact 3/3 split gives each
+    # component the three effective points its intercept, slope and sigma need, and ten random
+    # starts never find it.
     X = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
     y = np.array([0.0, 1.0, 0.5, 3.0, -1.0, 2.0])
     with pytest.warns(DegenerateFitWarning, match="degenerate"):
-        res = fit_em(X, y, 2, random_state=0)
+        res = fit_em(X, y, 2, init="random", random_state=0)
     assert res.degenerate
     assert np.all(np.isfinite(res.sigma)) and np.all(res.sigma > 0)
+    # The default keeps looking (extra rounds of starts on small data) and finds the split.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateFitWarning)
+        res = fit_em(X, y, 2, random_state=0)
+    assert not res.degenerate and res.n_runs > 10
+    np.testing.assert_allclose(np.sort(res.weights), [0.5, 0.5], atol=1e-6)
 
 
 def test_prefers_non_degenerate_run():
@@ -506,13 +516,19 @@ def test_callback_reports_every_update_of_every_run(n, seed):
     scouts = [run for run in runs if run[0].stage == "scout"]
     finals = [run for run in runs if run[0].stage == "run"]
     assert len(scouts) == 6 and [run[0].start for run in scouts] == list(range(6))
-    assert runs[: len(scouts)] == scouts  # scouting first, then the chosen runs
-    assert len(finals) == len(runs) - 6 <= 2  # ceil(6 / 4) at most
+    if n == 1500:  # every start runs to convergence: its scout, then its continuation if any
+        starts = [(run[0].stage, run[0].start) for run in runs]
+        assert starts == sorted(starts, key=lambda s: (s[1], s[0] == "run"))
+        assert {run[0].n_starts for run in finals} <= {6}
+    else:  # scouting first, then the starts that ranked among the best 2 so far
+        assert runs[: len(scouts)] == scouts
+        assert 2 <= len(finals) == len(runs) - 6 <= 6
+        assert {run[0].n_starts for run in finals} == {len(finals)}
     for run in runs:
         *updates, done = run
         assert [u.n_iter for u in updates] == list(range(1, len(updates) + 1))
         assert done.n_iter == len(updates)
-        assert {u.n_starts for u in run} == {6 if run in scouts else len(finals)}
+        assert len({u.n_starts for u in run}) == 1
         lls = [u.log_likelihood for u in run]
         assert np.all(np.diff(lls) >= -1e-9 * abs(lls[0]))  # EM and the safeguard: monotone
     # The returned fit ends one of the runs (a scout that converged is kept as it is),

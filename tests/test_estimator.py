@@ -35,6 +35,8 @@ def test_constructor_stores_arguments_untouched():
         "tol": 1e-8,
         "random_state": 7,
         "verbose": 0,
+        "spurious": "avoid",
+        "min_weight": None,
     }
     assert m.init is init
     assert repr(m).startswith("MixtureOfRegressions(n_components=4, variance='fixed'")
@@ -157,9 +159,11 @@ def test_verbose_prints_progress(capsys, verbose):
     model = MixtureOfRegressions(3, n_init=4, random_state=0, verbose=verbose).fit(data.X, data.y)
     lines = capsys.readouterr().out.splitlines()
     done = [line for line in lines if line.endswith(("(converged)", "(stopped)", "(degenerate)"))]
-    # One line per finished run: four scouts, then the best one continued unless it converged.
-    assert len(done) in (4, 5) and done[0].startswith("EM scout 1/4: iteration ")
-    assert all(line.startswith("EM run 1/1: iteration ") for line in done[4:])
+    # One line per finished run: each of the four starts scouts, then (on data this small)
+    # runs on to convergence unless its scout converged.
+    assert 4 <= len(done) <= 8 and done[0].startswith("EM scout 1/4: iteration ")
+    assert sum(line.startswith("EM scout ") for line in done) == 4
+    assert all(line.startswith(("EM scout ", "EM run ")) for line in done)
     assert any(f"{model.log_likelihood_:.6f} (converged)" in line for line in done)
     if verbose == 1:
         assert lines == done
