@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-fast notebooks bench lint format clean
+.PHONY: help venv demo test test-fast notebooks bench compare-r lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ notebooks: $(STAMP)  ## execute the notebooks in full (BAYES_MLR_FAST=0), a few 
 
 bench: $(STAMP)  ## run the benchmarks (figures and ratios, not pass/fail)
 	$(PY) -m tests.benchmarks
+
+compare-r: $(STAMP)  ## side by side with R flexmix on real data sets (needs Rscript + flexmix, mixtools)
+	$(PY) -m tests.peers.select_k
 
 lint: $(STAMP)  ## ruff check and format check
 	$(PY) -m ruff check bayes_mlr tests
