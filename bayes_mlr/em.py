@@ -337,6 +337,10 @@ class _Problem:
         spurious component, then by log-likelihood (higher first)."""
         return (run.degenerate, self.avoid_spurious and run.is_spurious, -run.log_likelihood)
 
+    def is_regular(self, run: _Run) -> bool:
+        """Neither degenerate nor (with ``spurious="avoid"``) spurious."""
+        return not any(self.rank_key(run)[:2])
+
     def spurious(self, params: _Params, stats: SufficientStats) -> np.ndarray:
         return spurious_components(stats.nk, params.sigma, self.data.q, variance=self.variance)
 
@@ -745,7 +749,7 @@ def _short_runs_then_best(
                 if not (r.converged or r.degenerate or r.n_iter >= max_iter):
                     r = _continue(problem.labelled("run", i, n_init), r, max_iter - r.n_iter, tol)
                 runs.append(r)
-            if not all(problem.rank_key(r)[0] or problem.rank_key(r)[1] for r in runs):
+            if any(map(problem.is_regular, runs)):
                 break
         return runs
     Z, w = data.take(rng.choice(data.n_rows, size=SHORT_RUN_ROWS, replace=False))
@@ -765,7 +769,7 @@ def _short_runs_then_best(
         for i, s in enumerate(chosen)
     ]
     for s in rest:  # only when every continued run is degenerate or (avoided) spurious
-        if not all(problem.rank_key(r)[0] or problem.rank_key(r)[1] for r in runs):
+        if any(map(problem.is_regular, runs)):
             break
         runs.append(
             _run_em(problem.labelled("run", len(runs), n_init), shorts[s].params, max_iter, tol)
@@ -877,9 +881,8 @@ def _fit_source(
         )
     weights, intercept, coef, sig = _to_external(scaler, best.params)
     if variance == "fixed":
-        sig = np.full(
-            weights.shape[0], float(sigma)
-        )  # exactly as given, not via the internal scale
+        # exactly as given, not via the internal scale
+        sig = np.full(weights.shape[0], float(sigma))
     order = np.lexsort((-weights, intercept + coef @ scaler.x_mean))
     K_fit = weights.shape[0]
     # log-likelihood in the original units = standardised one - n_obs log(y_scale)
