@@ -42,7 +42,7 @@ from ._validation import (
     is_dask_collection,
 )
 from .exceptions import ConvergenceWarning, DegenerateFitWarning, SpuriousFitWarning
-from .results import EMProgress, EMResult
+from .results import EMProgress, EMResult, Optimum
 
 __all__ = ["e_step", "fit_em", "m_step"]
 
@@ -62,6 +62,11 @@ SHORT_RUN_KEEP = 2
 # On data small enough to run every start to convergence: when every run is degenerate or
 # spurious, up to this many more rounds of n_init starts look for a regular optimum.
 SPURIOUS_EXTRA_ROUNDS = 4
+# Two runs reached the same optimum (EMResult.optima) when their log-likelihoods agree to this
+# per observation and their standardised parameters to OPTIMUM_PARAM_TOL: both well above the
+# differences that the stopping rule tol=1e-8 leaves, well below those between distinct optima.
+OPTIMUM_LL_TOL = 1e-5
+OPTIMUM_PARAM_TOL = 1e-2
 # Pivots below this (on the unit-diagonal scaled Gram matrix) mean "rank deficient".
 _RANK_TOL = 1e-10
 
@@ -879,19 +884,16 @@ def _fit_source(
             ConvergenceWarning,
             stacklevel=4,
         )
-    weights, intercept, coef, sig = _to_external(scaler, best.params)
-    if variance == "fixed":
-        # exactly as given, not via the internal scale
-        sig = np.full(weights.shape[0], float(sigma))
-    order = np.lexsort((-weights, intercept + coef @ scaler.x_mean))
-    K_fit = weights.shape[0]
+    optima = _distinct_optima(runs, scaler, problem, sigma)
+    top, offset = optima[0][0], data.n_obs * math.log(scaler.y_scale)
+    assert optima[0][1][0] is best  # the stable sort puts the best run first
     # log-likelihood in the original units = standardised one - n_obs log(y_scale)
-    trace = np.asarray(best.trace) - data.n_obs * math.log(scaler.y_scale)
+    trace = np.asarray(best.trace) - offset
     return EMResult(
-        weights=weights[order],
-        intercept=intercept[order],
-        coef=coef[order],
-        sigma=sig[order],
+        weights=top.weights,
+        intercept=top.intercept,
+        coef=top.coef,
+        sigma=top.sigma,
         log_likelihood=float(trace[-1]),
         log_likelihood_trace=trace,
         n_iter=best.n_iter,
@@ -901,8 +903,65 @@ def _fit_source(
         n_obs=data.n_obs,
         degenerate=best.degenerate,
         spurious=best.is_spurious,
-        spurious_components=best.spurious[order],
+        spurious_components=top.spurious_components,
         n_runs=len(runs),
         n_spurious_runs=n_spurious,
-        n_removed=K - K_fit,
+        n_removed=K - top.weights.shape[0],
+        optima=tuple(o for o, _ in optima),
     )
+
+
+def _optimum(run: _Run, scaler: Scaler, problem: _Problem, sigma, n_runs: int) -> Optimum:
+    """A run's end point in the original units and the canonical component order."""
+    weights, intercept, coef, sig = _to_external(scaler, run.params)
+    if problem.variance == "fixed":  # exactly as given, not via the internal scale
+        sig = np.full(weights.shape[0], float(sigma))
+    order = np.lexsort((-weights, intercept + coef @ scaler.x_mean))
+    return Optimum(
+        weights=weights[order],
+        intercept=intercept[order],
+        coef=coef[order],
+        sigma=sig[order],
+        log_likelihood=run.log_likelihood - problem.n_obs * math.log(scaler.y_scale),
+        n_runs=n_runs,
+        converged=run.converged,
+        degenerate=run.degenerate,
+        spurious_components=run.spurious[order],
+    )
+
+
+def _distinct_optima(runs: list[_Run], scaler: Scaler, problem: _Problem, sigma):
+    """Group the runs by the optimum they reached, best (by ``problem.rank_key``) first.
+
+    Two runs reached the same optimum when their log-likelihoods agree to ``OPTIMUM_LL_TOL``
+    per observation and their parameters, in the canonical order on the standardised scale
+    (weights, coefficients, log sigma), to ``OPTIMUM_PARAM_TOL``. Returns a list of
+    ``(Optimum, runs)`` pairs, the optimum taken from the best run of its group. Degenerate
+    runs are left out unless all are.
+    """
+    groups: list[list[_Run]] = []
+    keyed = sorted(runs, key=problem.rank_key)
+    # A degenerate run stopped where its sigma collapsed, at no optimum: listed only when
+    # every run is degenerate (the returned fit is then the best of them).
+    keyed = [r for r in keyed if not r.degenerate] or keyed[:1]
+    for run in keyed:
+        for group in groups:
+            if _same_optimum(group[0], run, problem):
+                group.append(run)
+                break
+        else:
+            groups.append([run])
+    return [(_optimum(g[0], scaler, problem, sigma, len(g)), g) for g in groups]
+
+
+def _same_optimum(a: _Run, b: _Run, problem: _Problem) -> bool:
+    if a.params.weights.shape != b.params.weights.shape:
+        return False
+    if abs(a.log_likelihood - b.log_likelihood) > OPTIMUM_LL_TOL * problem.n_obs:
+        return False
+
+    def vector(p: _Params) -> np.ndarray:
+        order = np.lexsort((-p.weights, p.beta[:, 0]))
+        return np.concatenate([p.weights[order], p.beta[order].ravel(), np.log(p.sigma[order])])
+
+    return bool(np.max(np.abs(vector(a.params) - vector(b.params))) <= OPTIMUM_PARAM_TOL)

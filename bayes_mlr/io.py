@@ -449,9 +449,9 @@ def _decode_array(spec: Mapping[str, Any]) -> np.ndarray:
 
 def _object_types() -> dict[str, type]:
     """The classes whose instances model.json may hold, by tag (nothing else is decoded)."""
-    from .results import EMResult
+    from .results import EMResult, Optimum
 
-    types: dict[str, type] = {"bayes_mlr.EMResult": EMResult}
+    types: dict[str, type] = {"bayes_mlr.EMResult": EMResult, "bayes_mlr.Optimum": Optimum}
     from . import estimator
 
     state = getattr(estimator, "_FormulaState", None)

@@ -53,6 +53,51 @@ class EMProgress:
 
 
 @dataclass(frozen=True, eq=False)
+class Optimum:
+    """One distinct optimum that EM runs reached (an entry of :attr:`EMResult.optima`).
+
+    Attributes
+    ----------
+    weights, intercept, sigma : ndarray of shape (n_components,)
+    coef : ndarray of shape (n_components, n_features)
+        The parameters, in the canonical component order (ascending mean prediction).
+    log_likelihood : float
+    n_runs : int
+        How many EM runs ended at this optimum.
+    converged, degenerate : bool
+        As in :class:`EMResult`, for the best run that reached it.
+    spurious_components : ndarray of bool, shape (n_components,)
+        Which components are spurious (:mod:`bayes_mlr._spurious`).
+    """
+
+    weights: np.ndarray
+    intercept: np.ndarray
+    coef: np.ndarray
+    sigma: np.ndarray
+    log_likelihood: float
+    n_runs: int
+    converged: bool
+    degenerate: bool
+    spurious_components: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("weights", "intercept", "coef", "sigma"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        flags = np.array(self.spurious_components, dtype=bool)
+        flags.setflags(write=False)
+        object.__setattr__(self, "spurious_components", flags)
+        object.__setattr__(self, "log_likelihood", float(self.log_likelihood))
+
+    @property
+    def spurious(self) -> bool:
+        return bool(self.spurious_components.any())
+
+    def params(self) -> dict[str, np.ndarray]:
+        """The parameters as a dict with keys weights, intercept, coef, sigma."""
+        return {k: getattr(self, k) for k in ("weights", "intercept", "coef", "sigma")}
+
+
+@dataclass(frozen=True, eq=False)
 class EMResult:
     """Point estimates of a mixture of linear regressions fitted by soft EM.
 
@@ -99,6 +144,12 @@ class EMResult:
         How many of them ended with a spurious (and not degenerate) component.
     n_removed : int
         Components removed during EM by ``min_weight`` (``n_components`` asked minus fitted).
+    optima : tuple of Optimum
+        The distinct optima that the non-degenerate runs reached, the returned one first, then
+        in the order the fit ranks them (regular before spurious, then by log-likelihood), each
+        with how many runs ended there (degenerate runs stopped at no optimum and are left out
+        unless every run was degenerate). Another optimum close in log-likelihood to the
+        returned one means the data support more than one answer.
     """
 
     weights: np.ndarray
@@ -118,6 +169,7 @@ class EMResult:
     n_runs: int = 1
     n_spurious_runs: int = 0
     n_removed: int = 0
+    optima: tuple[Optimum, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("weights", "intercept", "coef", "sigma", "log_likelihood_trace"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from pathlib import Path
 
@@ -249,3 +250,42 @@ def test_bad_guard_settings_are_refused_before_fitting(kwargs, error, match):
         fit_em(X, y, 2, **kwargs)
     with pytest.raises(error, match=match):
         MixtureOfRegressions(2, **kwargs).fit(X, y)
+
+
+def test_distinct_optima_are_kept_on_the_result(tmp_path):
+    X, y = npreg()
+    res = fit_em(X, y, 3, random_state=0)
+    optima = res.optima
+    assert sum(o.n_runs for o in optima) <= res.n_runs == 10  # degenerate runs left out
+    first = optima[0]  # the returned fit, with every run that reached it
+    assert first.log_likelihood == pytest.approx(res.log_likelihood, rel=1e-12)
+    np.testing.assert_array_equal(first.coef, res.coef)
+    assert not first.spurious and first.n_runs >= 2
+    # the spurious optima that the guard passed over are there, flagged, with higher likelihood
+    passed_over = [o for o in optima if o.spurious]
+    assert 1 <= len(passed_over) <= res.n_spurious_runs
+    assert max(o.log_likelihood for o in passed_over) > res.log_likelihood + 5
+    # distinct: no two share both the log-likelihood and the parameters
+    for a, b in itertools.combinations(optima, 2):
+        assert (
+            abs(a.log_likelihood - b.log_likelihood) > 1e-6 or np.abs(a.coef - b.coef).max() > 1e-3
+        )
+    # and they survive a save and load
+    model = MixtureOfRegressions(3, random_state=0).fit(X, y)
+    model.save(tmp_path / "m")
+    back = MixtureOfRegressions.load(tmp_path / "m").result_.optima
+    assert isinstance(back, tuple) and len(back) == len(model.result_.optima)
+    for a, b in zip(back, model.result_.optima, strict=True):
+        assert a.log_likelihood == b.log_likelihood and a.n_runs == b.n_runs
+        np.testing.assert_array_equal(a.spurious_components, b.spurious_components)
+
+
+def test_runs_at_one_optimum_are_counted_once():
+    # Well-separated lines: every start reaches the same optimum.
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=400)
+    z = rng.random(400) < 0.5
+    y = np.where(z, 3 + 2 * x, -3 - 2 * x) + 0.3 * rng.normal(size=400)
+    res = fit_em(x, y, 2, random_state=0)
+    degenerate = res.n_runs - res.optima[0].n_runs  # a subset start through exact points
+    assert len(res.optima) == 1 and degenerate <= 1
