@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import SPURIOUS_MODES
+
 __all__ = [
     "DataSpec",
     "DiagnosticsSettings",
@@ -139,6 +141,8 @@ class EMSettings:
     tol: float = 1e-8
     init: str = "auto"
     random_state: int | None = None
+    spurious: str = "avoid"
+    min_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,8 @@ class Spec:
             max_iter=self.em.max_iter,
             tol=self.em.tol,
             random_state=self.em.random_state,
+            spurious=self.em.spurious,
+            min_weight=self.em.min_weight,
         )
 
     def k_values(self) -> list[int]:
@@ -552,7 +558,10 @@ def parse_spec(
     )
 
     e = _Reader(
-        document.get("em", {}), "em", source, ("n_init", "max_iter", "tol", "init", "random_state")
+        document.get("em", {}),
+        "em",
+        source,
+        ("n_init", "max_iter", "tol", "init", "random_state", "spurious", "min_weight"),
     )
     em = EMSettings(
         n_init=e.integer("n_init", 10, low=1),
@@ -560,6 +569,8 @@ def parse_spec(
         tol=e.number("tol", 1e-8, low=0.0),
         init=e.string("init", "auto", INITS),
         random_state=e.integer("random_state", None, low=0),
+        spurious=e.string("spurious", "avoid", SPURIOUS_MODES),
+        min_weight=e.number("min_weight", None, positive=True, high=1.0, open_high=True),
     )
 
     p = _Reader(

@@ -362,3 +362,16 @@ def test_formula_errors_are_one_line(formula, message):
         design_from_formula(formula, FRAME)
     assert "\n" not in str(info.value)
     assert "\x1b" not in str(info.value)  # no terminal colour codes
+
+
+def test_em_guard_settings_reach_the_estimator():
+    def spec(**em):
+        return spec_of({"name": "x", "data": SIMULATED, "em": em})
+
+    model = spec(spurious="allow", min_weight=0.05).estimator()
+    assert (model.spurious, model.min_weight) == ("allow", 0.05)
+    assert (spec().estimator().spurious, spec().estimator().min_weight) == ("avoid", None)
+    with pytest.raises(SpecError, match=r"\[em\] spurious"):
+        spec(spurious="drop")
+    with pytest.raises(SpecError, match=r"\[em\] min_weight"):
+        spec(min_weight=1.5)
