@@ -19,6 +19,7 @@ from .exceptions import (
 )
 from .inference import SingularInformationWarning
 from .results import EMProgress, EMResult
+from .selection import BootstrapLRT, bootstrap_lrt, select_n_components
 from .simulate import simulate
 
 __version__ = "0.1.0"
@@ -37,6 +38,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "BootstrapLRT",
     "ConvergenceWarning",
     "DegenerateFitWarning",
     "EMProgress",
@@ -46,7 +48,9 @@ __all__ = [
     "SingularInformationWarning",
     "SpuriousFitWarning",
     "__version__",
+    "bootstrap_lrt",
     "fit_em",
+    "select_n_components",
     "simulate",
     *_LAZY,
 ]

@@ -281,7 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also compute PSIS-LOO (samples one posterior per K)",
     )
-    loo.add_argument("--no-loo", dest="loo", action="store_false", help="EM criteria only (fast)")
+    loo.add_argument(
+        "--no-loo",
+        "--em-only",
+        dest="loo",
+        action="store_false",
+        help="EM criteria only (fast): the table of bayes_mlr.select_n_components",
+    )
     _add_em_options(p)
     _add_posterior_options(p)
     p.add_argument("-o", "--out", metavar="DIR", help="also write DIR/select_k.csv")
@@ -544,11 +550,19 @@ def _cmd_select_k(args: argparse.Namespace) -> int:
             echo=_echo_for(args),
             **_posterior_overrides(args),
         )
-    print(table.to_string(float_format=lambda v: f"{v:.6g}"))
-    best = int(table.index[table["best_bic"]][0])
-    line = f"Best K by BIC: {best}; by ICL: {int(table.index[table['best_icl']][0])}"
+    shown = table.drop(columns=["best_bic", "best_icl", "best_loo"], errors="ignore")
+    print(shown.reset_index().to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+
+    def best(column: str) -> str:
+        chosen = table.index[table[column].astype(bool)]
+        return str(int(chosen[0])) if len(chosen) else "none (every fit is spurious or degenerate)"
+
+    line = f"Best K by BIC: {best('best_bic')}; by ICL: {best('best_icl')}"
     if "best_loo" in table:
-        line += f"; by LOO: {int(table.index[table['best_loo'].astype(bool)][0])}"
+        line += f"; by LOO: {best('best_loo')}"
+    if table["spurious"].any():
+        flagged = ", ".join(str(k) for k in table.index[table["spurious"]])
+        line += f" (K = {flagged} flagged spurious, not chosen)"
     print(line)
     if args.out:
         path = io.write_text(

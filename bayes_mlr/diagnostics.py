@@ -534,8 +534,9 @@ def compare_n_components(
         One row per model (index: ``n_components``, or the mapping's keys), columns
         ``n_components``, ``elpd_loo``, ``se``, ``p_loo``, ``elpd_diff`` (to the best LOO),
         ``loo_warning`` (bool: Pareto k too high), ``log_likelihood`` (EM), ``bic``, ``aic``,
-        ``icl`` (EM; lower is better), ``best_loo`` and ``best_bic`` (bool). Higher
-        ``elpd_loo`` is better.
+        ``icl`` (EM; lower is better), ``spurious`` (the EM fit has a spurious component,
+        see :func:`bayes_mlr.fit_em`), ``best_loo`` and ``best_bic`` (bool, chosen among the
+        fits that are not spurious). Higher ``elpd_loo`` is better.
     """
     import arviz_stats as azs
 
@@ -572,10 +573,13 @@ def compare_n_components(
                 "bic": _criterion(model, "bic"),
                 "aic": _criterion(model, "aic"),
                 "icl": _criterion(model, "icl"),
+                "spurious": bool(getattr(model.result_, "spurious", False)),
             }
         )
     table = pd.DataFrame(rows, index=pd.Index(keys, name="model"))
     table.insert(4, "elpd_diff", table["elpd_loo"] - table["elpd_loo"].max())
-    table["best_loo"] = table["elpd_loo"] == table["elpd_loo"].max()
-    table["best_bic"] = table["bic"] == table["bic"].min()
+    # choices among the EM fits without a spurious component (all, if every fit has one)
+    pool = table[~table["spurious"]] if not table["spurious"].all() else table
+    table["best_loo"] = table.index == pool["elpd_loo"].idxmax()
+    table["best_bic"] = table.index == pool["bic"].idxmin()
     return table

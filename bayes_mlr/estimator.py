@@ -609,8 +609,9 @@ class MixtureOfRegressions(_ParamsMixin):
         return self._criteria(X, y, sample_weight)["aic"]
 
     def icl(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Integrated completed likelihood: BIC plus twice the classification entropy
-        −2 Σ_ij γ_ij log γ_ij; lower is better."""
+        """Integrated completed likelihood (Biernacki, Celeux & Govaert 2000), as flexmix's
+        ``ICL()`` and mclust: BIC − 2 Σ_i w_i log γ_{i,ẑ_i} with ẑ_i the MAP component; lower
+        is better. See :func:`bayes_mlr.inference.information_criteria`."""
         return self._criteria(X, y, sample_weight)["icl"]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:

@@ -532,14 +532,15 @@ def select_k(
     Returns
     -------
     pandas.DataFrame
-        One row per K (index ``n_components``): ``log_likelihood``, ``n_parameters``, ``bic``,
-        ``aic``, ``icl`` (lower is better), ``converged``, ``best_bic``, ``best_icl`` and, with
+        One row per K (index ``n_components``): the columns of
+        :func:`bayes_mlr.select_n_components` (``log_likelihood``, ``n_parameters``, ``bic``,
+        ``aic``, ``icl``, lower is better, ``converged``, ``spurious``, ``degenerate``,
+        ``n_components_fit``), then ``best_bic``, ``best_icl`` (among the fits neither
+        spurious nor degenerate) and, with
         LOO, the columns of :func:`bayes_mlr.diagnostics.compare_n_components` (``elpd_loo``,
         ``se``, ``p_loo``, ``elpd_diff``, ``loo_warning``, ``best_loo``).
     """
-    import pandas as pd
-
-    from .inference import n_parameters
+    from .selection import criteria_row, criteria_table
 
     ks = list(k_values) if k_values is not None else spec.k_values()
     loo = spec.select_k.loo if loo is None else loo
@@ -552,20 +553,7 @@ def select_k(
         model, _ = fit_spec(
             spec, data, n_components=k, echo=echo, progress=progress, warnings_sink=sink
         )
-        X, y, sw = model._fit_X, model._fit_y, model._fit_sample_weight
-        rows.append(
-            {
-                "n_components": k,
-                "log_likelihood": float(model.log_likelihood_),
-                "n_parameters": n_parameters(
-                    k, X.shape[1], variance=model.variance, fit_intercept=bool(model.fit_intercept)
-                ),
-                "bic": model.bic(X, y, sample_weight=sw),
-                "aic": model.aic(X, y, sample_weight=sw),
-                "icl": model.icl(X, y, sample_weight=sw),
-                "converged": bool(model.converged_),
-            }
-        )
+        rows.append(criteria_row(model, model._fit_X, model._fit_y, model._fit_sample_weight))
         models[k] = model
         if loo:
             n_draws = settings.draws if draws is None else draws
@@ -583,9 +571,11 @@ def select_k(
                     target_accept=settings.target_accept,
                     **_sampler_kwargs(settings, cores),
                 )
-    table = pd.DataFrame(rows).set_index("n_components")
-    table["best_bic"] = table["bic"] == table["bic"].min()
-    table["best_icl"] = table["icl"] == table["icl"].min()
+    em_table = criteria_table(rows)
+    table = em_table.set_index("n_components")
+    # the choices among the fits that are neither spurious nor degenerate
+    table["best_bic"] = table.index == em_table.attrs["best_bic"]
+    table["best_icl"] = table.index == em_table.attrs["best_icl"]
     if loo:
         from .diagnostics import compare_n_components
 

@@ -472,3 +472,21 @@ def test_console_script_bad_input(tmp_path):
     assert (
         result.stderr.strip() == f"bayes-mlr: error: {tmp_path / 'missing.toml'}: no such spec file"
     )
+
+
+def test_select_k_em_only_prints_the_select_n_components_table(csv_path):
+    from bayes_mlr import select_n_components
+
+    code, stdout, _ = run_cli(
+        "select-k", csv_path, "-f", "y ~ x0", "--k", "1-3", "--em-only", "--seed", 0, "-q"
+    )
+    assert code == 0
+    header = stdout.splitlines()[0].split()
+    frame = pd.read_csv(csv_path)
+    expected = select_n_components(frame[["x0"]], frame["y"], range(1, 4), random_state=0)
+    assert header == list(expected.columns)
+    rows = [line.split() for line in stdout.splitlines()[1:4]]
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    # the same fits: the printed BIC (6 significant digits) is the function's
+    np.testing.assert_allclose([float(r[3]) for r in rows], expected["bic"], rtol=1e-5)
+    assert f"Best K by BIC: {expected.attrs['best_bic']}" in stdout

@@ -661,23 +661,24 @@ def test_rejects_bad_options():
 
 def test_information_criteria_by_hand():
     resp = np.array([[1.0, 0.0], [0.5, 0.5], [0.2, 0.8]])
-    entropy = np.log(2.0) - (0.2 * np.log(0.2) + 0.8 * np.log(0.8))
+    # ICL as flexmix and mclust (Biernacki et al. 2000): -2 Σ log γ at the MAP component
+    map_penalty = -(np.log(1.0) + np.log(0.5) + np.log(0.8))
     out = information_criteria(-100.0, resp, n_params=5, n_obs=3)
     assert set(out) == {"bic", "aic", "icl"}
     assert out["bic"] == pytest.approx(200.0 + 5 * np.log(3.0), rel=1e-14)
     assert out["aic"] == pytest.approx(210.0, rel=1e-14)
-    assert out["icl"] == pytest.approx(200.0 + 5 * np.log(3.0) + 2 * entropy, rel=1e-14)
+    assert out["icl"] == pytest.approx(200.0 + 5 * np.log(3.0) + 2 * map_penalty, rel=1e-14)
     assert out["icl"] >= out["bic"]
 
 
 def test_information_criteria_with_sample_weight():
     resp = np.array([[1.0, 0.0], [0.5, 0.5], [0.2, 0.8]])
     sample_weight = np.array([1.0, 2.0, 3.0])
-    entropy = 2.0 * np.log(2.0) - 3.0 * (0.2 * np.log(0.2) + 0.8 * np.log(0.8))
+    map_penalty = -(2.0 * np.log(0.5) + 3.0 * np.log(0.8))
     out = information_criteria(-50.0, resp, 4, 3, sample_weight=sample_weight)
     assert out["bic"] == pytest.approx(100.0 + 4 * np.log(6.0), rel=1e-14)
     assert out["aic"] == pytest.approx(108.0, rel=1e-14)
-    assert out["icl"] == pytest.approx(out["bic"] + 2 * entropy, rel=1e-14)
+    assert out["icl"] == pytest.approx(out["bic"] + 2 * map_penalty, rel=1e-14)
     # Integer weights equal replication of the rows.
     replicated = information_criteria(-50.0, np.repeat(resp, [1, 2, 3], axis=0), 4, 6)
     for key in out:

@@ -65,6 +65,7 @@ def fit_ours(frame: pd.DataFrame, formula: str, K: int, seed: int, spurious: str
     return {
         "loglik": model.log_likelihood_,
         "bic": model.bic(X, y),
+        "icl": model.icl(X, y),
         "spurious": bool(model.result_.spurious),
         "warned": sorted({w.category.__name__ for w in caught}),
     }
@@ -94,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
                         "flexmix_k_fit": r["k_fit"],
                         "flexmix_loglik": r["loglik"],
                         "flexmix_bic": r["bic"],
+                        "flexmix_icl": r["icl"],
                         "loglik": ours["loglik"],
                         "bic": ours["bic"],
+                        "icl": ours["icl"],
                         "spurious": ours["spurious"],
                         "allow_loglik": raw["loglik"],
                         "allow_bic": raw["bic"],
