@@ -584,7 +584,10 @@ class _Encoder:
         if isinstance(value, enum.Enum):
             return {"__enum__": {"type": tag, "name": value.name}}
         if tag == "formulaic.ModelSpec":
-            fields = {"formula": str(value.formula)}
+            text = str(value.formula)
+            if all(str(term) != "1" for term in value.formula):
+                text += " - 1"  # else rebuilding adds an intercept (a response's spec has none)
+            fields = {"formula": text}
             fields.update({k: self(getattr(value, k), f"{where}.{k}") for k in _MODEL_SPEC_FIELDS})
         else:
             fields = {

@@ -49,9 +49,11 @@ def assert_same(a, b, where="model"):
         assert np.isnan(b), where
     elif hasattr(a, "__dataclass_fields__"):  # the formula state
         for name in a.__dataclass_fields__:
-            if name == "model_spec":
-                assert a.model_spec.encoder_state == b.model_spec.encoder_state, where
-                assert a.model_spec.transform_state == b.model_spec.transform_state, where
+            if name in ("model_spec", "response_spec"):  # formulaic specs: what encodes data
+                u, v = getattr(a, name), getattr(b, name)
+                assert u.formula == v.formula, where
+                assert u.encoder_state == v.encoder_state, where
+                assert u.transform_state == v.transform_state, where
             else:
                 assert_same(getattr(a, name), getattr(b, name), f"{where}.{name}")
     else:
