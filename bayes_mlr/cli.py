@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -140,6 +141,22 @@ def _add_em_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=_nonneg_int, metavar="N", help="EM random_state")
 
 
+def _add_data_options(p: argparse.ArgumentParser, *, weights: bool) -> None:
+    g = p.add_argument_group("data file (a spec sets these in its [data] table)")
+    g.add_argument(
+        "--na-action",
+        choices=("raise", "drop"),
+        help="rows with missing values in the formula's variables: refuse them (default) or "
+        "drop them",
+    )
+    if weights:
+        g.add_argument(
+            "--weights",
+            metavar="COLUMN",
+            help="the column of the data file holding replication weights (sample_weight)",
+        )
+
+
 def _add_posterior_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("posterior (override the spec's [posterior])")
     g.add_argument("--draws", type=_positive_int, metavar="N", help="draws per chain")
@@ -213,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", metavar="SOURCE", help="a model spec (.toml) or a data file")
     p.add_argument("-f", "--formula", help="e.g. 'price ~ size + age' (with a data file)")
+    _add_data_options(p, weights=True)
     _add_em_options(p)
     p.add_argument(
         "--save",
@@ -220,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also save the model (MixtureOfRegressions.load(DIR)) and em.json",
     )
     p.add_argument("--json", action="store_true", help="print em.json instead of a table")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the results (no step lines)"
+    )
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser(
@@ -273,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KS",
         help="K values: a range 1-4 or a list 1,2,3 (default [select_k] or 1..K+1)",
     )
+    _add_data_options(p, weights=False)
     loo = p.add_mutually_exclusive_group()
     loo.add_argument(
         "--loo",
@@ -335,6 +357,33 @@ def _pymc_logging(args: argparse.Namespace, sampling: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _out_folder(value: str | None, flag: str) -> None:
+    """Refuse, before any work, an output folder option that names an existing file."""
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise UsageError(f"{PROG}: error: {flag} {value} is a file; it must name a folder")
+
+
+@contextlib.contextmanager
+def _data_file_wording(args: argparse.Namespace) -> Iterator[None]:
+    """Errors about a data file given on the command line name the command's options (the
+    library's messages name the Python arguments, e.g. ``na_action='drop'``)."""
+    from .formula import NA_DROP_HINT
+    from .spec import SpecError
+
+    try:
+        yield
+    except SpecError as exc:
+        if Path(args.source).suffix.lower() == ".toml" or NA_DROP_HINT not in str(exc):
+            raise
+        raise SpecError(str(exc).replace(NA_DROP_HINT, "use --na-action drop")) from exc
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the command: one clean line, without the source path."""
+    text = " ".join(str(message).split())
+    print(f"{PROG}: warning: {category.__name__}: {text}", file=file or sys.stderr, flush=True)
+
+
 def _headless_plots() -> None:
     import matplotlib
 
@@ -346,12 +395,18 @@ def _spec_from_source(args: argparse.Namespace):
     from .spec import TABLE_SUFFIXES, load_spec, parse_spec
 
     source = Path(args.source)
+    na_action, weights = getattr(args, "na_action", None), getattr(args, "weights", None)
     if source.suffix.lower() == ".toml":
-        if args.formula:
-            raise UsageError(
-                f"{PROG}: error: --formula is for data files; the spec "
-                f"{source} has its own [data] formula"
-            )
+        for flag, value, key in (
+            ("--formula", args.formula, "formula"),
+            ("--na-action", na_action, "na_action"),
+            ("--weights", weights, "sample_weight"),
+        ):
+            if value:
+                raise UsageError(
+                    f"{PROG}: error: {flag} is for data files; the spec {source} sets "
+                    f"[data] {key} itself"
+                )
         spec = load_spec(source)
     else:
         if source.suffix.lower() not in TABLE_SUFFIXES:
@@ -366,11 +421,12 @@ def _spec_from_source(args: argparse.Namespace):
                 f"{PROG}: error: --formula is required with a data file, e.g. --formula 'y ~ x'"
             )
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", source.stem) or "data"
-        spec = parse_spec(
-            {"name": name, "data": {"path": str(source.resolve()), "formula": args.formula}},
-            base_dir=Path.cwd(),
-            source="command line",
-        )
+        data: dict[str, Any] = {"path": str(source.resolve()), "formula": args.formula}
+        if na_action is not None:
+            data["na_action"] = na_action
+        if weights is not None:
+            data["sample_weight"] = weights
+        spec = parse_spec({"name": name, "data": data}, base_dir=Path.cwd(), source="command line")
     model = spec.model
     variance = args.variance or model.variance
     sigma = args.sigma if args.sigma is not None else (model.sigma if variance == "fixed" else None)
@@ -413,6 +469,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .spec import load_spec
     from .workflow import run_spec
 
+    _out_folder(args.out, "--out")
     spec = load_spec(args.spec)
     _headless_plots()
     with _pymc_logging(args, sampling=not args.em_only):
@@ -443,14 +500,17 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from . import io
     from .workflow import fit_spec, summary_table
 
+    _out_folder(args.save, "--save")
     spec = _spec_from_source(args)
-    model, data = fit_spec(spec, echo=_echo_for(args), progress=False)
+    echo = _echo_for(args)
+    with _data_file_wording(args):
+        model, data = fit_spec(spec, echo=echo, progress=False)
     summary = io.em_summary(model, source=data.source)
     if args.save:
         folder = Path(args.save)
         model.save(folder)
         io.write_json(folder / "em.json", summary)
-        print(f"Saved: {folder}/ (MixtureOfRegressions.load('{folder}'), em.json)", file=sys.stderr)
+        echo(f"Saved: {folder}/ (MixtureOfRegressions.load('{folder}'), em.json)")
     if args.json:
         print(json.dumps(io.to_jsonable(summary), indent=2, allow_nan=False))
         return EXIT_OK
@@ -540,8 +600,9 @@ def _cmd_select_k(args: argparse.Namespace) -> int:
     from . import io
     from .workflow import select_k
 
+    _out_folder(args.out, "--out")
     spec = _spec_from_source(args)
-    with _pymc_logging(args, sampling=args.loo is not False):
+    with _pymc_logging(args, sampling=args.loo is not False), _data_file_wording(args):
         table = select_k(
             spec,
             args.k,
@@ -645,8 +706,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in argv
     try:
-        args = parser.parse_args(argv)
-        return int(args.func(args))
+        with warnings.catch_warnings():  # restores showwarning (and the filters) afterwards
+            if not debug:
+                warnings.showwarning = _show_warning
+            args = parser.parse_args(argv)
+            return int(args.func(args))
     except SystemExit as exc:  # --help, --version
         return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except UsageError as exc:

@@ -56,6 +56,19 @@ class _FormulaState:
     feature_names: list[str]
     model_spec: Any  # formulaic ModelSpec of the right-hand side
     result: EMResult  # the fit it belongs to: a later plain fit() makes the state stale
+    response_spec: Any = None  # of the response; None in models saved before it was kept
+
+    def response_of(self, data: Any) -> np.ndarray | None:
+        """The response term computed from the raw columns of ``data`` (a pandas DataFrame),
+        or None when ``data`` lacks the columns it needs (e.g. an encoded design)."""
+        if self.response_spec is None or not set(self.response_spec.required_variables) <= set(
+            map(str, data.columns)
+        ):
+            return None
+        matrix = self.response_spec.get_model_matrix(data, na_action="ignore")
+        matrix.columns = [str(c) for c in matrix.columns]
+        # by name: a reloaded spec is rebuilt from its formula text, with an intercept column
+        return np.asarray(matrix[self.response], dtype=float)
 
     def encode(self, data: Any) -> Any:
         """The design matrix (a float DataFrame with the fitted feature names) of raw data."""
@@ -380,9 +393,10 @@ class MixtureOfRegressions(_ParamsMixin):
         ``center(x)`` are applied, and ``- 1`` (or ``+ 0``) fits without intercepts. The fitted
         estimator keeps the formula, so every method that takes ``X`` (:meth:`predict`,
         :meth:`responsibilities`, :meth:`bic`, ...) also accepts a data frame of raw columns,
-        encoded exactly as in the fit (same categories, same transform parameters). ``y`` is
-        still passed separately, on the scale of the response term (``response_``). A frame
-        whose columns are the encoded feature names is taken as already encoded.
+        encoded exactly as in the fit (same categories, same transform parameters). The methods
+        that take ``y`` compute it from the response term (``response_``) when the frame holds
+        its columns, so ``model.bic(df)`` works; a ``y`` passed as well must agree with it. A
+        frame whose columns are the encoded feature names is taken as already encoded.
 
         A later ``fit(X, y)`` forgets the formula, and :func:`sklearn.base.clone` returns an
         unfitted estimator with the same settings (the formula is data handling, not a
@@ -453,14 +467,22 @@ class MixtureOfRegressions(_ParamsMixin):
                 )
         model = cls(n_components, fit_intercept=design.fit_intercept, **kwargs)
         model.fit(design.X, design.y, sample_weight=sample_weight)
-        model._formula = _FormulaState(
+        model._remember_formula(design)
+        return model
+
+    def _remember_formula(self, design: Any) -> None:
+        """Attach the formula of a :class:`~bayes_mlr.formula.Design` to the current fit (made
+        on ``design.X``, ``design.y``), as :meth:`from_formula` does; it is saved with the
+        model."""
+        self._check_fitted()
+        self._formula = _FormulaState(
             formula=design.formula,
             response=design.response,
             feature_names=list(design.feature_names),
             model_spec=design.model_spec,
-            result=model.result_,
+            result=self.result_,
+            response_spec=design.response_spec,
         )
-        return model
 
     def _formula_state(self) -> _FormulaState | None:
         state = getattr(self, "_formula", None)
@@ -546,14 +568,63 @@ class MixtureOfRegressions(_ParamsMixin):
         X = self._check_X(X)
         return X @ self.coef_.T + self.intercept_
 
+    def _response(self, X: Any, y: Any) -> Any:
+        """``y``, or for a formula fit and a raw data frame ``X``, the formula's response
+        computed from ``X`` (a ``y`` given as well must agree with it)."""
+        state = self._formula_state()
+        frame = state is not None and hasattr(X, "columns") and not is_dask_collection(X)
+        expected = state.response_of(X) if frame else None
+        if y is None:
+            if expected is not None:
+                return expected
+            if state is not None:
+                columns = ", ".join(map(str, getattr(X, "columns", []))) or "none (not a frame)"
+                raise ValueError(
+                    f"y is required: X lacks the columns of the response {state.response!r} "
+                    f"of the formula {state.formula!r} (columns in X: {columns}); pass the data "
+                    "frame with its response column, or y on the response's scale."
+                )
+            raise ValueError(
+                "y is required: pass the responses y (only a model fitted from a formula takes "
+                "them from the data frame X)."
+            )
+        if expected is None:
+            return y
+        y_arr = check_y(y, expected.shape[0])
+        # The same transform of the same numbers: equal up to rounding, whatever the scale.
+        atol = 1e-12 * max(1.0, float(np.nanmax(np.abs(expected), initial=0.0)))
+        differ = ~np.isclose(y_arr, expected, rtol=1e-9, atol=atol)
+        if differ.any():
+            i = int(np.flatnonzero(differ)[0])
+            raise ValueError(
+                f"y does not match the response {state.response!r} that the formula "
+                f"{state.formula!r} computes from X: {int(differ.sum())} of {differ.size} "
+                f"values differ (row {i}: y = {y_arr[i]:.6g}, {state.response} = "
+                f"{expected[i]:.6g}). Pass y on the response's scale, or leave y out to take "
+                "it from X."
+            )
+        return y_arr
+
     def _e_step(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        y = self._response(X, y)
         X_arr = self._check_X(X)
         y_arr = check_y(y, X_arr.shape[0])
         X1, beta = self._design(X_arr)
         return e_step(X1, y_arr, self.weights_, beta, self.sigma_)
 
-    def responsibilities(self, X: Any, y: Any) -> np.ndarray:
+    def responsibilities(self, X: Any, y: Any = None) -> np.ndarray:
         """Posterior membership probabilities γ_ij at the EM estimates (Bayes' rule).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), optional
+            Required, except for a model fitted with :meth:`from_formula` when ``X`` is a
+            data frame holding the response's columns: then ``y`` is the formula's response
+            computed from ``X`` (a ``y`` given as well must equal it, so that a ``y`` on the
+            wrong scale, e.g. the raw column for ``np.log(y) ~ x``, is refused). The same
+            holds for every method below that takes ``y``.
 
         Returns
         -------
@@ -562,8 +633,10 @@ class MixtureOfRegressions(_ParamsMixin):
         """
         return self._e_step(X, y)[0]
 
-    def predict_component(self, X: Any, y: Any) -> np.ndarray:
+    def predict_component(self, X: Any, y: Any = None) -> np.ndarray:
         """Most probable component of each observation (argmax of the responsibilities).
+
+        ``y`` as in :meth:`responsibilities`.
 
         Returns
         -------
@@ -571,8 +644,10 @@ class MixtureOfRegressions(_ParamsMixin):
         """
         return self.responsibilities(X, y).argmax(axis=1)
 
-    def score_samples(self, X: Any, y: Any) -> np.ndarray:
+    def score_samples(self, X: Any, y: Any = None) -> np.ndarray:
         """Per-observation log-likelihood log Σ_j π_j N(y_i | ·).
+
+        ``y`` as in :meth:`responsibilities`.
 
         Returns
         -------
@@ -580,8 +655,9 @@ class MixtureOfRegressions(_ParamsMixin):
         """
         return self._e_step(X, y)[1]
 
-    def log_likelihood(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Total (sample-weighted) observed-data log-likelihood of (X, y)."""
+    def log_likelihood(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Total (sample-weighted) observed-data log-likelihood of (X, y); ``y`` as in
+        :meth:`responsibilities`."""
         ll = self.score_samples(X, y)
         sw = check_sample_weight(sample_weight, ll.shape[0])
         return float(ll @ sw) if sw is not None else float(ll.sum())
@@ -600,18 +676,21 @@ class MixtureOfRegressions(_ParamsMixin):
         )
         return information_criteria(ll, resp, n_params, ll_rows.shape[0], sample_weight=sw)
 
-    def bic(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Bayesian information criterion −2ℓ + P log n on (X, y); lower is better."""
+    def bic(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Bayesian information criterion −2ℓ + P log n on (X, y); lower is better. ``y`` as
+        in :meth:`responsibilities`."""
         return self._criteria(X, y, sample_weight)["bic"]
 
-    def aic(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Akaike information criterion −2ℓ + 2P on (X, y); lower is better."""
+    def aic(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Akaike information criterion −2ℓ + 2P on (X, y); lower is better. ``y`` as in
+        :meth:`responsibilities`."""
         return self._criteria(X, y, sample_weight)["aic"]
 
-    def icl(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+    def icl(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Integrated completed likelihood (Biernacki, Celeux & Govaert 2000), as flexmix's
         ``ICL()`` and mclust: BIC − 2 Σ_i w_i log γ_{i,ẑ_i} with ẑ_i the MAP component; lower
-        is better. See :func:`bayes_mlr.inference.information_criteria`."""
+        is better (see :func:`bayes_mlr.inference.information_criteria`). ``y`` as in
+        :meth:`responsibilities`."""
         return self._criteria(X, y, sample_weight)["icl"]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:

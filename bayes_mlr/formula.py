@@ -49,6 +49,9 @@ class Design:
     model_spec : object
         formulaic's ``ModelSpec`` of the right-hand side; ``model_spec.get_model_matrix(new)``
         encodes new data the same way (same categories, same transforms).
+    response_spec : object
+        formulaic's ``ModelSpec`` of the response (left-hand side), to compute the response
+        of new data the same way.
     """
 
     X: Any
@@ -58,6 +61,89 @@ class Design:
     response: str
     formula: str
     model_spec: Any
+    response_spec: Any = None
+
+
+# How the missing-values message tells the user to drop incomplete rows; callers that offer
+# the choice under another name (the command line's --na-action) replace this text.
+NA_DROP_HINT = "use na_action='drop'"
+
+# A column is "mostly numbers" when more than this fraction of its non-missing values parse as
+# numbers: then the other values are typos (a stray "?"), not categories.
+MOSTLY_NUMERIC = 0.5
+# At most this many offending values are listed in the message.
+_SHOW_BAD_VALUES = 5
+
+# ``^`` inside ``I(...)`` is Python's bitwise xor, not a power (R's I(x^2) is I(x**2) here).
+_XOR_IN_I = re.compile(r"(?<![A-Za-z0-9_.])I\((?:[^()]|\([^()]*\))*\^")
+
+
+def _top_level(text: str) -> str:
+    """``text`` without what stands inside parentheses (``"x + I(a | b)"`` -> ``"x + I()"``)."""
+    out, depth = [], 0
+    for char in text:
+        depth -= char == ")"
+        if depth <= 0:
+            out.append(char)
+        depth += char == "("
+    return "".join(out)
+
+
+def _check_formula_text(formula: str) -> None:
+    """Refuse, before any evaluation, formula syntax that bayes_mlr does not (yet) model."""
+    if "|" in _top_level(formula.split("~", 1)[1]):
+        raise FormulaError(
+            f"formula {formula!r}: grouping with '|' (as in flexmix's 'y ~ x | g') is not "
+            "supported yet; fit without the grouping term, e.g. 'y ~ x'"
+        )
+    if _XOR_IN_I.search(formula):
+        raise FormulaError(
+            f"formula {formula!r}: '^' inside I(...) is Python's bitwise xor, not a power; "
+            "write the power as I(x**2)"
+        )
+
+
+def _check_numeric_columns(formula: str, frame: Any) -> None:
+    """Refuse a text column of the formula that is mostly numbers with a few stray values.
+
+    pandas reads a CSV column of numbers with one stray ``"?"`` as text, and formulaic would
+    encode it as a categorical variable with one dummy column per distinct number. A column
+    whose non-missing values parse as numbers for more than :data:`MOSTLY_NUMERIC` of them is
+    taken to be a numeric column with bad values; genuinely categorical columns pass.
+    """
+    import formulaic
+    import pandas as pd
+
+    try:
+        variables = formulaic.Formula(formula).required_variables
+    except Exception:  # syntax errors are reported by the evaluation, with formulaic's message
+        return
+    for name in frame.columns:
+        if name not in variables:
+            continue
+        column = frame[name]
+        if not (pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column)):
+            continue
+        present = column[column.notna()]
+        if len(present) == 0:
+            continue
+        values = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+        bad = present[values.isna()]
+        if len(bad) == 0 or (len(present) - len(bad)) <= MOSTLY_NUMERIC * len(present):
+            continue
+        shown = ", ".join(f"{v!r} (row {i})" for i, v in bad.iloc[:_SHOW_BAD_VALUES].items())
+        more = f" and {len(bad) - _SHOW_BAD_VALUES} more" if len(bad) > _SHOW_BAD_VALUES else ""
+        rows = (
+            "rows count from 0 at the first row below a file's header"
+            if isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
+            else "rows are labels of the data frame's index"
+        )
+        raise FormulaError(
+            f"column {str(name)!r} holds numbers, but {len(bad)} of its {len(present)} values "
+            f"{'is not a number' if len(bad) == 1 else 'are not numbers'}: {shown}{more} "
+            f"({rows}). Correct or remove those rows, or read "
+            "them as missing (e.g. pandas.read_csv(..., na_values=['?']))"
+        )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -85,9 +171,11 @@ def design_from_formula(formula: str, data: Any, *, na_action: str = "raise") ->
     Raises
     ------
     FormulaError
-        The formula has no response or several, no feature, a syntax error, names a column
-        that the data lack, or (``na_action="raise"``) meets missing values. The message is one
-        line.
+        The formula has no response or several, no feature, a syntax error, a grouping term
+        (``y ~ x | g``, not supported yet) or ``^`` inside ``I(...)`` (write ``I(x**2)``);
+        names a column that the data lack; uses a text column that is mostly numbers (a stray
+        ``"?"``: the message names the column, the bad values and their rows); or
+        (``na_action="raise"``) meets missing values. The message is one line.
 
     Examples
     --------
@@ -113,9 +201,11 @@ def design_from_formula(formula: str, data: Any, *, na_action: str = "raise") ->
         raise FormulaError(f"formula {formula!r} has no response: write it as 'y ~ x1 + x2'")
     if na_action not in ("raise", "drop", "ignore"):
         raise FormulaError(f"na_action must be 'raise', 'drop' or 'ignore'; got {na_action!r}")
+    _check_formula_text(formula)
     if is_dask_collection(data):
         return _design_from_dask(formula, data, na_action)
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    _check_numeric_columns(formula, frame)
     try:
         matrices = formulaic.model_matrix(formula, frame, na_action=na_action)
     except formulaic.errors.FormulaSyntaxError as exc:
@@ -129,7 +219,7 @@ def design_from_formula(formula: str, data: Any, *, na_action: str = "raise") ->
     except ValueError as exc:
         message = _one_line(exc)
         if "null values" in message:
-            message += " Remove or impute the missing values (or use na_action='drop')."
+            message += f" Remove or impute the missing values (or {NA_DROP_HINT})."
         raise FormulaError(f"formula {formula!r}: {message}") from exc
     except formulaic.errors.FormulaicError as exc:
         raise FormulaError(f"formula {formula!r}: {_one_line(exc)}") from exc
@@ -162,6 +252,7 @@ def design_from_formula(formula: str, data: Any, *, na_action: str = "raise") ->
         response=str(lhs.columns[0]),
         formula=formula,
         model_spec=rhs.model_spec,
+        response_spec=lhs.model_spec,
     )
 
 
@@ -218,6 +309,7 @@ def _design_from_dask(formula: str, data: Any, na_action: str) -> Design:
         response=design.response,
         formula=formula,
         model_spec=design.model_spec,
+        response_spec=lhs_spec,
     )
 
 

@@ -3,6 +3,9 @@
 * :func:`atomic_write` and the ``write_*`` helpers write to a temporary file in the target's
   directory, flush and ``fsync`` it, then ``os.replace`` it over the target: a reader (or a
   crash) sees the old file or the new one, never half of one.
+* :func:`fresh_directory` builds a whole folder (a run of ``bayes-mlr run``) in a sibling
+  temporary folder and swaps it in when the build succeeds: the folder holds exactly what its
+  last successful build wrote, and a failed build leaves the previous one untouched.
 * :func:`save_model` / :func:`load_model` (``MixtureOfRegressions.save`` / ``.load``) store an
   estimator in a directory: ``model.json`` (constructor arguments and every fitted attribute,
   floats written so that they read back bit for bit) and ``data-<hash>.nc`` (the training
@@ -23,6 +26,8 @@ import hashlib
 import json
 import math
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -40,6 +45,7 @@ __all__ = [
     "atomic_write",
     "data_hash",
     "em_summary",
+    "fresh_directory",
     "load_model",
     "read_datatree",
     "read_json",
@@ -158,6 +164,75 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
         yield fh
         fh.flush()
         os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def fresh_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Build the folder ``path`` afresh: yield an empty sibling folder, swap it in on success.
+
+    When the block succeeds, an existing ``path`` is renamed aside, the new folder is renamed
+    to ``path`` and the old one is removed, so ``path`` holds exactly what the block wrote
+    (no file of an earlier build is left beside it). When the block raises (or is
+    interrupted), the new folder is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : path-like
+        The folder to (re)build; its parent is created if needed.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary folder to write into (``.<name>.<random>.new`` next to ``path``).
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and is not a folder.
+    ValueError
+        ``path`` is the current working directory or one of its parents.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from bayes_mlr.io import fresh_directory, write_text
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> with fresh_directory(target) as tmp:
+    ...     _ = write_text(tmp / "old.txt", "first")
+    >>> with fresh_directory(target) as tmp:
+    ...     _ = write_text(tmp / "new.txt", "second")
+    >>> sorted(p.name for p in target.iterdir())
+    ['new.txt']
+    """
+    target = Path(path).absolute()
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder; choose another output folder")
+    if Path.cwd().resolve().is_relative_to(target.resolve()):
+        raise ValueError(
+            f"{path} is the current directory or contains it; it cannot be replaced by a "
+            "fresh folder: choose a folder below it"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tag = secrets.token_hex(4)
+    tmp = target.with_name(f".{target.name}.{tag}.new")
+    tmp.mkdir()  # with the mode a plain mkdir gives (tempfile.mkdtemp's would be private)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = target.with_name(f".{target.name}.{tag}.old")
+    if target.exists():
+        os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        if old.exists():
+            os.rename(old, target)  # put the previous folder back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_directory(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -589,7 +664,10 @@ class _Encoder:
         if isinstance(value, enum.Enum):
             return {"__enum__": {"type": tag, "name": value.name}}
         if tag == "formulaic.ModelSpec":
-            fields = {"formula": str(value.formula)}
+            text = str(value.formula)
+            if all(str(term) != "1" for term in value.formula):
+                text += " - 1"  # else rebuilding adds an intercept (a response's spec has none)
+            fields = {"formula": text}
             fields.update({k: self(getattr(value, k), f"{where}.{k}") for k in _MODEL_SPEC_FIELDS})
         else:
             fields = {

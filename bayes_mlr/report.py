@@ -147,8 +147,8 @@ def _verdict(diagnostics: dict[str, Any] | None, em: dict[str, Any]) -> list[str
     return lines
 
 
-def render_report(directory: str | Path) -> str:
-    """The Markdown text of a run folder's report (see :func:`build_report`).
+def render_report(directory: str | Path, *, shown_as: str | Path | None = None) -> str:
+    """The Markdown text of a run folder's report (see :func:`build_report` for ``shown_as``).
 
     Raises
     ------
@@ -319,9 +319,10 @@ def render_report(directory: str | Path) -> str:
     out.append("")
     out += ["## Reproduce", "", "```bash"]
     spec_path = run.get("spec_path") or ("spec.toml" if present("spec.toml") else "SPEC.toml")
+    shown = directory if shown_as is None else shown_as
     out += [
-        f"bayes-mlr run {spec_path} --out {directory}",
-        f"bayes-mlr report {directory}   # rebuild this page and the plots",
+        f"bayes-mlr run {spec_path} --out {shown}",
+        f"bayes-mlr report {shown}   # rebuild this page and the plots",
         "```",
         "",
     ]
@@ -350,13 +351,16 @@ def _fmt_fraction(value: Any) -> str:
     return "—" if value is None else f"{float(value):.1%}"
 
 
-def build_report(directory: str | Path) -> Path:
+def build_report(directory: str | Path, *, shown_as: str | Path | None = None) -> Path:
     """Write ``report.md`` into a run folder from its saved artifacts (atomically).
 
     Parameters
     ----------
     directory : path-like
         A folder written by ``bayes-mlr run`` (:func:`bayes_mlr.workflow.run_spec`).
+    shown_as : path-like, optional
+        The folder's name in the page's commands, when it is being built elsewhere (a run is
+        built in a temporary folder, then moved to its place). Default ``directory``.
 
     Returns
     -------
@@ -364,4 +368,4 @@ def build_report(directory: str | Path) -> Path:
         The report's path.
     """
     directory = Path(directory)
-    return write_text(directory / "report.md", render_report(directory))
+    return write_text(directory / "report.md", render_report(directory, shown_as=shown_as))

@@ -698,6 +698,8 @@ class LoadedData:
         For simulated data: ``weights``, ``intercept``, ``coef``, ``sigma`` that generated it.
     source : dict
         Where the data came from (``path`` or ``simulate``, ``formula``), for reports.
+    design : bayes_mlr.formula.Design or None
+        The evaluated formula (its encoding of new data frames travels with a fitted model).
     """
 
     X: Any
@@ -708,6 +710,7 @@ class LoadedData:
     frame: Any
     truth: dict[str, np.ndarray] | None
     source: dict[str, Any]
+    design: Any = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -786,9 +789,11 @@ def load_data(spec: Spec) -> LoadedData:
         The formula does not fit the data, the sample-weight column is missing, or the data
         cannot be read.
     """
-    from .formula import FormulaError, design_from_formula
+    from .formula import NA_DROP_HINT, FormulaError, design_from_formula
 
-    source_name = str(spec.path) if spec.path is not None else "<spec>"
+    # Messages start with the spec file and its table; without a file (a spec built on the
+    # command line or from a dict) the data file, which every message below names, suffices.
+    where = f"{spec.path}: [data] " if spec.path is not None else ""
     data = spec.data
     truth = None
     if data.simulate is not None:
@@ -800,19 +805,26 @@ def load_data(spec: Spec) -> LoadedData:
         try:
             frame = read_table(data.path)
         except (ValueError, FileNotFoundError) as exc:
-            raise SpecError(f"{source_name}: [data] path: {exc}") from exc
+            raise SpecError(f"{where}path: {exc}" if where else str(exc)) from exc
         formula = data.formula
         source = {"path": str(data.path), "formula": formula}
     try:
         design = design_from_formula(formula, frame, na_action=data.na_action)
     except FormulaError as exc:
-        raise SpecError(f"{source_name}: [data] formula: {exc}") from exc
+        if where:
+            message = f"{where}formula: " + str(exc).replace(
+                NA_DROP_HINT, 'set na_action = "drop" in [data]'
+            )
+        else:
+            message = f"{data.path}: {exc}" if data.path is not None else str(exc)
+        raise SpecError(message) from exc
     sample_weight = None
     if data.sample_weight is not None:
         if data.sample_weight not in frame.columns:
+            subject = f"{where}sample_weight names" if where else f"{data.path}: the weights are"
             raise SpecError(
-                f"{source_name}: [data] sample_weight names column {data.sample_weight!r}, "
-                f"which the data lack (columns: {', '.join(map(str, frame.columns))})"
+                f"{subject} column {data.sample_weight!r}, which the data lack "
+                f"(columns: {', '.join(map(str, frame.columns))})"
             )
         if data.na_action == "drop":
             frame = frame.loc[design.X.index]
@@ -828,4 +840,5 @@ def load_data(spec: Spec) -> LoadedData:
         frame=frame,
         truth=truth,
         source=source,
+        design=design,
     )

@@ -4,7 +4,8 @@
 is EM alone and :func:`select_k` the comparison of several K. The command line
 (:mod:`bayes_mlr.cli`) only parses arguments and prints; notebooks can call these directly.
 
-Artifacts of a run (all written atomically, names in :data:`ARTIFACTS`):
+Artifacts of a run (names in :data:`ARTIFACTS`), written into a fresh folder that replaces the
+run folder when the run succeeds, so that the folder holds exactly what its last run wrote:
 
 ``spec.toml``, ``run.json`` (what ran: spec, truth of simulated data, timings, versions,
 warnings, the list of artifacts), ``em.json``, ``model/`` (the estimator:
@@ -163,6 +164,8 @@ def fit_spec(
     start = time.perf_counter()
     with _spinner("EM restarts running", progress), _collect_warnings("EM", sink, echo):
         model.fit(data.X, data.y, sample_weight=data.sample_weight)
+    if data.design is not None:  # a saved model then encodes raw data frames, as from_formula's
+        model._remember_formula(data.design)
     elapsed = time.perf_counter() - start
     echo(
         f"EM: {'converged' if model.converged_ else 'NOT converged'} after {model.n_iter_} "
@@ -297,7 +300,11 @@ def run_spec(
     ----------
     spec : Spec
     directory : path-like, optional
-        Default ``runs/<spec.name>`` in the current directory.
+        Default ``runs/<spec.name>`` in the current directory. The run is written into a
+        fresh sibling folder that replaces ``directory`` when the run succeeds
+        (:func:`bayes_mlr.io.fresh_directory`): the folder then holds exactly this run's
+        files, and a failed or interrupted run leaves the previous folder as it was. An
+        existing ``directory`` must be a run folder (with ``run.json``) or empty.
     posterior : bool, optional
         False: EM only (no posterior, comparison or diagnostics).
     draws, tune, chains, sampler, random_seed, cores : optional
@@ -310,11 +317,23 @@ def run_spec(
     Returns
     -------
     RunResult
+
+    Raises
+    ------
+    FileExistsError
+        ``directory`` is a file.
+    ValueError
+        ``directory`` is a non-empty folder that is not a run folder, or the current
+        directory (or one of its parents).
     """
     from . import io, plots, report
 
-    directory = Path(directory) if directory is not None else Path("runs") / spec.name
-    directory.mkdir(parents=True, exist_ok=True)
+    final = Path(directory) if directory is not None else Path("runs") / spec.name
+    if final.is_dir() and any(final.iterdir()) and not (final / ARTIFACTS["run"]).is_file():
+        raise ValueError(
+            f"{final} is not empty and holds no {ARTIFACTS['run']}: it is not a run folder, and "
+            "a run replaces its whole folder; choose a new or empty folder"
+        )
     settings = spec.posterior
     do_posterior = settings.enabled if posterior is None else posterior
     draws = settings.draws if draws is None else draws
@@ -351,115 +370,123 @@ def run_spec(
     }
 
     def record(key: str, path: Path | None = None) -> None:
-        """Note an artifact in run.json as soon as it is written: the manifest of a run that
-        stops half-way lists exactly what that run wrote (files of an earlier run in the same
-        folder are then ignored by the report)."""
+        """Note an artifact in run.json as soon as it is written, so that the manifest always
+        lists exactly what the run has written so far."""
         if path is not None:
             artifacts[key] = Path(path)
             manifest["artifacts"][key] = str(Path(path).relative_to(directory))
         manifest["versions"] = _versions()
         io.write_json(directory / ARTIFACTS["run"], manifest)
 
-    echo(f"bayes-mlr run {spec.name}: writing to {directory}/")
-    record("run")
-    if spec.path is not None:
-        record(
-            "spec",
-            io.write_text(directory / ARTIFACTS["spec"], spec.path.read_text(encoding="utf-8")),
-        )
-    t0 = time.perf_counter()
-    data = load_data(spec)
-    timings["data"] = time.perf_counter() - t0
-    manifest["data"] = {
-        **data.source,
-        "n_obs": int(data.X.shape[0]),
-        "feature_names": data.feature_names,
-        "fit_intercept": data.fit_intercept,
-        "response": _response(data.formula),
-    }
-    manifest["truth"] = data.truth
-    source = "simulated" if data.truth is not None else str(spec.data.path)
-    echo(f"Data: {data.X.shape[0]} observations from {source}; formula {data.formula}")
-
-    t0 = time.perf_counter()
-    model, data = fit_spec(spec, data, echo=echo, progress=progress, warnings_sink=sink)
-    with _collect_warnings("standard errors", sink, echo):
-        _ = model.standard_errors_
-    timings["em"] = time.perf_counter() - t0
-    record("model", model.save(directory / ARTIFACTS["model"]))
-    record(
-        "em", io.write_json(directory / ARTIFACTS["em"], io.em_summary(model, source=data.source))
-    )
-
-    tree = comparison = diagnosis = None
-    if do_posterior:
-        from .diagnostics import compare_em_posterior, diagnose
-
-        echo(
-            f"Posterior: {chains} chains x ({tune} tune + {draws} draws), sampler = {sampler}, "
-            "every chain started at the EM estimate"
-        )
-        t0 = time.perf_counter()
-        with _collect_warnings("posterior", sink, echo):
-            tree = model.sample_posterior(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                sampler=sampler,
-                random_seed=random_seed,
-                progressbar=progress,
-                priors=settings.priors or None,
-                target_accept=settings.target_accept,
-                log_likelihood=settings.log_likelihood,
-                **_sampler_kwargs(settings, cores),
+    # The run is written into a fresh sibling folder that replaces ``final`` at the end: the
+    # folder holds exactly what its last run wrote, and a failed run leaves the previous one.
+    with io.fresh_directory(final) as directory:
+        echo(f"bayes-mlr run {spec.name}: writing to {final}/")
+        record("run")
+        if spec.path is not None:
+            record(
+                "spec",
+                io.write_text(directory / ARTIFACTS["spec"], spec.path.read_text(encoding="utf-8")),
             )
-        timings["posterior"] = time.perf_counter() - t0
-        tree.attrs["data_sha256"] = io.data_hash(model._fit_X, model._fit_y)
-        tree.attrs["spec_name"] = spec.name
-        echo(
-            f"Posterior: sampled in {timings['posterior']:.1f} s "
-            f"({tree['posterior'].attrs.get('sampler')}); writing {ARTIFACTS['posterior']}"
-        )
-        record("posterior", io.write_datatree(tree, directory / ARTIFACTS["posterior"]))
         t0 = time.perf_counter()
-        with _collect_warnings("diagnostics", sink, echo):
-            comparison = compare_em_posterior(model, tree, ci_prob=spec.diagnostics.ci_prob)
-            diagnosis = diagnose(tree, **spec.diagnostics.thresholds())
-        timings["diagnostics"] = time.perf_counter() - t0
-        record(
-            "comparison",
-            io.write_text(
-                directory / ARTIFACTS["comparison"], comparison.to_csv(index_label="label")
-            ),
-        )
-        record(
-            "diagnostics",
-            io.write_json(directory / ARTIFACTS["diagnostics"], diagnosis_to_dict(diagnosis, tree)),
-        )
-        echo(_diagnosis_line(diagnosis) + "".join(f"\n  - {p}" for p in diagnosis.problems))
+        data = load_data(spec)
+        timings["data"] = time.perf_counter() - t0
+        manifest["data"] = {
+            **data.source,
+            "n_obs": int(data.X.shape[0]),
+            "feature_names": data.feature_names,
+            "fit_intercept": data.fit_intercept,
+            "response": _response(data.formula),
+        }
+        manifest["truth"] = data.truth
+        source = "simulated" if data.truth is not None else str(spec.data.path)
+        echo(f"Data: {data.X.shape[0]} observations from {source}; formula {data.formula}")
 
-    shown = [n for k, n in plots.PLOT_FILES.items() if tree is not None or k in ("fit", "em_trace")]
-    echo("Plots: " + ", ".join(shown))
-    t0 = time.perf_counter()
-    with _collect_warnings("plots", sink, echo):
-        written = plots.write_plots(
-            directory,
-            model,
-            tree,
-            response=_response(data.formula),
-            ci_prob=spec.diagnostics.ci_prob,
+        t0 = time.perf_counter()
+        model, data = fit_spec(spec, data, echo=echo, progress=progress, warnings_sink=sink)
+        with _collect_warnings("standard errors", sink, echo):
+            _ = model.standard_errors_
+        timings["em"] = time.perf_counter() - t0
+        record("model", model.save(directory / ARTIFACTS["model"]))
+        record(
+            "em",
+            io.write_json(directory / ARTIFACTS["em"], io.em_summary(model, source=data.source)),
         )
-    for key, path in written.items():
-        artifacts[key] = path
-        manifest["artifacts"][key] = path.name
-    timings["plots"] = time.perf_counter() - t0
 
-    manifest["status"] = "complete"
-    manifest["artifacts"]["report"] = ARTIFACTS["report"]
-    record("run", directory / ARTIFACTS["run"])
-    artifacts["report"] = report.build_report(directory)
+        tree = comparison = diagnosis = None
+        if do_posterior:
+            from .diagnostics import compare_em_posterior, diagnose
+
+            echo(
+                f"Posterior: {chains} chains x ({tune} tune + {draws} draws), sampler = {sampler}, "
+                "every chain started at the EM estimate"
+            )
+            t0 = time.perf_counter()
+            with _collect_warnings("posterior", sink, echo):
+                tree = model.sample_posterior(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    sampler=sampler,
+                    random_seed=random_seed,
+                    progressbar=progress,
+                    priors=settings.priors or None,
+                    target_accept=settings.target_accept,
+                    log_likelihood=settings.log_likelihood,
+                    **_sampler_kwargs(settings, cores),
+                )
+            timings["posterior"] = time.perf_counter() - t0
+            tree.attrs["data_sha256"] = io.data_hash(model._fit_X, model._fit_y)
+            tree.attrs["spec_name"] = spec.name
+            echo(
+                f"Posterior: sampled in {timings['posterior']:.1f} s "
+                f"({tree['posterior'].attrs.get('sampler')}); writing {ARTIFACTS['posterior']}"
+            )
+            record("posterior", io.write_datatree(tree, directory / ARTIFACTS["posterior"]))
+            t0 = time.perf_counter()
+            with _collect_warnings("diagnostics", sink, echo):
+                comparison = compare_em_posterior(model, tree, ci_prob=spec.diagnostics.ci_prob)
+                diagnosis = diagnose(tree, **spec.diagnostics.thresholds())
+            timings["diagnostics"] = time.perf_counter() - t0
+            record(
+                "comparison",
+                io.write_text(
+                    directory / ARTIFACTS["comparison"], comparison.to_csv(index_label="label")
+                ),
+            )
+            record(
+                "diagnostics",
+                io.write_json(
+                    directory / ARTIFACTS["diagnostics"], diagnosis_to_dict(diagnosis, tree)
+                ),
+            )
+            echo(_diagnosis_line(diagnosis) + "".join(f"\n  - {p}" for p in diagnosis.problems))
+
+        shown = [
+            n for k, n in plots.PLOT_FILES.items() if tree is not None or k in ("fit", "em_trace")
+        ]
+        echo("Plots: " + ", ".join(shown))
+        t0 = time.perf_counter()
+        with _collect_warnings("plots", sink, echo):
+            written = plots.write_plots(
+                directory,
+                model,
+                tree,
+                response=_response(data.formula),
+                ci_prob=spec.diagnostics.ci_prob,
+            )
+        for key, path in written.items():
+            artifacts[key] = path
+            manifest["artifacts"][key] = path.name
+        timings["plots"] = time.perf_counter() - t0
+
+        manifest["status"] = "complete"
+        manifest["artifacts"]["report"] = ARTIFACTS["report"]
+        record("run", directory / ARTIFACTS["run"])
+        artifacts["report"] = report.build_report(directory, shown_as=final)
+    artifacts = {key: final / path.relative_to(directory) for key, path in artifacts.items()}
     return RunResult(
-        directory=directory,
+        directory=final,
         model=model,
         data=data,
         posterior=tree,

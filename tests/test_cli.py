@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -246,29 +247,61 @@ def test_run_check_fails_on_failed_diagnostics(spec_path, tmp_path):
     assert "**Diagnostics: FAILED**" in (tmp_path / "out" / "report.md").read_text()
 
 
-def test_interrupted_run_leaves_a_consistent_folder(run, spec_path, tmp_path, monkeypatch):
+def folder_contents(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("error, code", [(KeyboardInterrupt, 130), (RuntimeError, 1)])
+def test_failed_rerun_leaves_the_previous_run_folder(
+    run, spec_path, tmp_path, monkeypatch, error, code
+):
     out, _, _ = run
     folder = tmp_path / "again"
     shutil.copytree(out, folder)  # a complete earlier run in the same folder
+    before = folder_contents(folder)
 
-    def interrupt(self, *args, **kwargs):
-        raise KeyboardInterrupt
+    def fail(self, *args, **kwargs):
+        raise error("stopped while sampling")
 
-    monkeypatch.setattr(MixtureOfRegressions, "sample_posterior", interrupt)
-    code, _, stderr = run_cli("run", spec_path, "--out", folder, "-q")
-    assert code == 130
-    assert stderr.strip().startswith("bayes-mlr: interrupted")
-    assert not list(folder.rglob("*.tmp"))  # no half-written file
+    monkeypatch.setattr(MixtureOfRegressions, "sample_posterior", fail)
+    status, _, stderr = run_cli("run", spec_path, "--out", folder, "-q")
+    assert status == code, stderr
+    assert folder_contents(folder) == before  # byte for byte the earlier run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]  # no temporary folder left
+    assert io.read_json(folder / "run.json")["status"] == "complete"
+
+
+def test_rerun_holds_only_what_the_last_run_wrote(run, spec_path, tmp_path):
+    out, _, _ = run
+    folder = tmp_path / "again"
+    shutil.copytree(out, folder)
+    (folder / "notes.txt").write_text("left by the user inside a run folder")
+    status, stdout, stderr = run_cli("run", spec_path, "--out", folder, "--em-only", "-q")
+    assert status == 0, stderr
+    assert stdout.splitlines()[-1] == f"Report: {folder / 'report.md'}"
+    names = {p.name for p in folder.iterdir()}
+    assert names == {
+        "spec.toml",
+        "run.json",
+        "em.json",
+        "model",
+        "fit.png",
+        "em_trace.png",
+        "report.md",
+    }
     manifest = io.read_json(folder / "run.json")
-    assert manifest["status"] == "running"
-    assert set(manifest["artifacts"]) == {"run", "spec", "model", "em"}
-    # the earlier run's posterior files are still there but no longer belong to this run
-    assert (folder / "posterior.nc").exists()
-    code, _, _ = run_cli("report", folder, "--no-plots")
-    assert code == 0
-    text = (folder / "report.md").read_text()
-    assert "**This run did not finish**" in text
-    assert "**Diagnostics: NOT RUN**" in text and "## Posterior" not in text
+    assert set(manifest["artifacts"].values()) == names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]
+    # the page's commands name the folder, not the temporary one it was built in
+    assert f"--out {folder}\n" in (folder / "report.md").read_text()
+
+
+def test_run_refuses_a_folder_that_is_not_a_run_folder(spec_path, tmp_path):
+    (tmp_path / "thesis.tex").write_text("not to be replaced")
+    status, stdout, stderr = run_cli("run", spec_path, "--out", tmp_path, "--em-only", "-q")
+    assert status == 2 and stdout == ""
+    assert re.fullmatch(r"bayes-mlr: error: .* is not empty and holds no run.json.*\n", stderr)
+    assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
 
 
 def test_run_em_only(spec_path, tmp_path):
@@ -371,6 +404,86 @@ def test_select_k_without_loo(csv_path, tmp_path):
     assert {"log_likelihood", "bic", "aic", "icl", "best_bic"} <= set(table.columns)
 
 
+def test_saved_models_keep_their_formula(run, csv_path, tmp_path):
+    frame = pd.read_csv(csv_path)
+    code, _, stderr = run_cli("fit", csv_path, "-f", "y ~ x0", "--seed", 0, "--save", tmp_path)
+    assert code == 0, stderr
+    loaded = MixtureOfRegressions.load(tmp_path)
+    direct = MixtureOfRegressions.from_formula("y ~ x0", frame, n_init=10, random_state=0)
+    assert loaded.formula_ == "y ~ x0" and loaded.response_ == "y"
+    raw = frame.assign(extra="raw columns are encoded")[["extra", "y", "x0"]]
+    np.testing.assert_array_equal(loaded.predict(raw), direct.predict(frame))
+    assert loaded.bic(raw) == direct.bic(frame)  # y from the response column
+    out, _, _ = run  # the model of a run folder, on simulated data
+    model = MixtureOfRegressions.load(out / "model")
+    assert model.formula_ == "y ~ x"
+    assert model.predict(pd.DataFrame({"x": [0.0, 1.0]})).shape == (2,)
+
+
+def test_fit_data_options(csv_path, tmp_path):
+    frame = pd.read_csv(csv_path)
+    frame["w"] = np.tile([1.0, 2.0, 3.0, 1.0], 50)
+    frame.loc[[5, 77], "x0"] = np.nan
+    path = tmp_path / "holes.csv"
+    frame.to_csv(path, index=False)
+    # the missing-values message names the command's flag, and has no "<spec>" prefix
+    code, _, stderr = run_cli("fit", path, "-f", "y ~ x0")
+    assert code == 2
+    assert stderr.startswith(f"bayes-mlr: error: {path}: formula 'y ~ x0'")
+    assert "(or use --na-action drop)" in stderr and "<spec>" not in stderr
+    code, stdout, stderr = run_cli(
+        "fit", path, "-f", "y ~ x0", "--na-action", "drop", "--weights", "w", "--json", "-q"
+    )
+    assert code == 0 and stderr == ""
+    em = json.loads(stdout)
+    assert em["n_obs"] == 198 and em["data"]["sample_weight"]  # two rows with a NaN dropped
+    direct = MixtureOfRegressions.from_formula(
+        "y ~ x0", frame, sample_weight="w", na_action="drop", n_init=10, random_state=0
+    )
+    # the same optimum (other EM starts): equal to EM's convergence tolerance
+    np.testing.assert_allclose(em["parameters"]["coef"], direct.coef_, rtol=1e-6)
+    unweighted = MixtureOfRegressions.from_formula(
+        "y ~ x0", frame, na_action="drop", n_init=10, random_state=0
+    )
+    # the weights were used: far from the unweighted fit
+    assert not np.allclose(em["parameters"]["coef"], unweighted.coef_, rtol=1e-4)
+    code, stdout, _ = run_cli(
+        "select-k", path, "-f", "y ~ x0", "--k", "1,2", "--no-loo", "--na-action", "drop", "-q"
+    )
+    assert code == 0 and "Best K by BIC: 2" in stdout
+
+
+def test_fit_quiet_prints_only_the_results(csv_path):
+    code, stdout, stderr = run_cli("fit", csv_path, "-f", "y ~ x0", "-q")
+    assert code == 0 and stderr == ""
+    assert stdout.startswith("sim: y ~ x0, n = 200") and "coef[0, x0]" in stdout
+
+
+def test_stray_text_in_a_numeric_column_is_named(csv_path, tmp_path):
+    frame = pd.read_csv(csv_path).astype({"x0": object})
+    frame.loc[17, "x0"] = "?"
+    path = tmp_path / "stray.csv"
+    frame.to_csv(path, index=False)
+    code, stdout, stderr = run_cli("fit", path, "-f", "y ~ x0")
+    assert code == 2 and stdout == ""
+    assert len(stderr.strip().splitlines()) == 1
+    assert "column 'x0' holds numbers, but 1 of its 200 values is not a number: '?' (row 17)" in (
+        stderr
+    )
+
+
+def test_warnings_are_one_clean_line(csv_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # as outside the test suite (which raises them)
+        code, _, stderr = run_cli("fit", csv_path, "-f", "y ~ x0 + I(2 * x0)", "--seed", 0)
+    assert code == 0
+    lines = [line for line in stderr.splitlines() if "Warning" in line]
+    assert lines and all(
+        line.startswith("bayes-mlr: warning: SingularInformationWarning: ") for line in lines
+    )
+    assert ".py:" not in stderr and "warnings.warn" not in stderr
+
+
 def test_select_k_with_loo(spec_path):
     code, stdout, stderr = run_cli(
         "select-k", spec_path, "--draws", 60, "--tune", 60, "--no-progress"
@@ -401,6 +514,20 @@ def test_select_k_with_loo(spec_path):
             r"one row of coefficients per component",
         ),
         (["report", "."], r"has no em.json"),
+        (["run", "{spec}", "--out", "{csv}"], r"^bayes-mlr: error: --out \S*sim.csv is a file"),
+        (["fit", "{csv}", "-f", "y ~ x0", "--save", "{csv}"], r"--save \S*sim.csv is a file"),
+        (["select-k", "{csv}", "-f", "y ~ x0", "--out", "{csv}"], r"--out \S*sim.csv is a file"),
+        (["fit", "{spec}", "--weights", "w"], r"--weights is for data files"),
+        (["select-k", "{spec}", "--na-action", "drop"], r"--na-action is for data files"),
+        (
+            ["fit", "{csv}", "-f", "y ~ x0 | g"],
+            r"^bayes-mlr: error: \S*sim.csv: formula .*grouping with '\|'",
+        ),
+        (["fit", "{csv}", "-f", "y ~ I(x0^2)"], r"write the power as I\(x\*\*2\)"),
+        (
+            ["fit", "{csv}", "-f", "y ~ x0", "--weights", "w"],
+            r"sim.csv: the weights are column 'w'",
+        ),
         (["run", "{bad_spec}"], r"\[model\] variance must be one of"),
     ],
 )

@@ -158,3 +158,136 @@ def test_pickle_keeps_the_formula():
     again = pickle.loads(pickle.dumps(model))
     assert again.formula_ == model.formula_
     np.testing.assert_array_equal(again.predict(df), model.predict(df))
+
+
+# ---------------------------------------------------------------------------------------------
+# y taken from the formula's response term
+# ---------------------------------------------------------------------------------------------
+
+_Y_METHODS = (
+    "responsibilities",
+    "predict_component",
+    "score_samples",
+    "log_likelihood",
+    "bic",
+    "aic",
+    "icl",
+)
+
+
+def log_frame(seed=0):
+    return frame(seed=seed).assign(y=lambda d: np.exp(d["y"] / 5))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_methods_take_y_from_the_response_term(seed):
+    df = log_frame(seed)
+    model = MixtureOfRegressions.from_formula("np.log(y) ~ x + C(g)", df, random_state=seed)
+    design, log_y = model._fit_X, np.log(df["y"]).to_numpy()
+    for name in _Y_METHODS:
+        method = getattr(model, name)
+        # the same numbers through the same code: equal to rounding
+        np.testing.assert_allclose(method(df), method(design, log_y), rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(method(df, log_y), method(design, log_y), rtol=1e-12)
+    assert model.log_likelihood(df) == pytest.approx(model.log_likelihood_, rel=1e-10)
+
+
+def test_y_on_the_wrong_scale_is_refused():
+    df = log_frame()
+    model = MixtureOfRegressions.from_formula("np.log(y) ~ x", df, random_state=0)
+    for name in _Y_METHODS:
+        with pytest.raises(ValueError, match=r"does not match the response 'np\.log\(y\)'"):
+            getattr(model, name)(df, df["y"])
+    # one value off is caught too, and named by its row
+    off = np.log(df["y"].to_numpy())
+    off[7] += 1e-3
+    with pytest.raises(ValueError, match=r"1 of 600 values differ \(row 7"):
+        model.bic(df, off)
+
+
+def test_y_is_required_where_it_cannot_be_computed():
+    df = log_frame()
+    model = MixtureOfRegressions.from_formula("np.log(y) ~ x", df, random_state=0)
+    with pytest.raises(ValueError, match=r"y is required: X lacks the columns of the response"):
+        model.bic(df[["x"]])
+    # without the response column, y is taken as given
+    log_y = np.log(df["y"])
+    assert model.bic(df[["x"]], log_y) == pytest.approx(model.bic(df), rel=1e-12)
+    plain = MixtureOfRegressions(2, random_state=0).fit(df[["x"]], log_y)
+    with pytest.raises(ValueError, match="y is required"):
+        plain.responsibilities(df[["x"]])
+
+
+def test_response_term_survives_save_and_load(tmp_path):
+    df = log_frame()
+    for i, formula in enumerate(["np.log(y) ~ x + C(g)", "np.log(y) ~ x - 1"]):
+        model = MixtureOfRegressions.from_formula(formula, df, random_state=0)
+        loaded = MixtureOfRegressions.load(model.save(tmp_path / str(i)))
+        assert loaded.bic(df) == pytest.approx(model.bic(df), rel=1e-12)
+        with pytest.raises(ValueError, match="does not match the response"):
+            loaded.bic(df, df["y"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Formulas refused with a clear message before any computation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_grouping_bar_is_refused_until_grouping_lands():
+    df = frame()
+    with pytest.raises(FormulaError, match=r"grouping with '\|'.*not supported yet"):
+        MixtureOfRegressions.from_formula("y ~ x | g", df)
+    # a '|' inside a call is Python's "or", not grouping
+    df["a"], df["b"] = df["x"] > 0, df["z"] > 2
+    model = MixtureOfRegressions.from_formula("y ~ x + I(a | b)", df, random_state=0)
+    assert model.feature_names_in_.tolist() == ["x", "I(a | b)"]
+
+
+def test_r_power_inside_I_is_refused():
+    df = frame()
+    df["k"] = np.arange(len(df)) % 5  # integers: x ^ 2 would silently be a bitwise xor
+    for formula in ("y ~ I(x^2)", "y ~ x + I(k ^ 2)", "y ~ I((x + 1)^2)"):
+        with pytest.raises(FormulaError, match=r"bitwise xor.*I\(x\*\*2\)"):
+            MixtureOfRegressions.from_formula(formula, df)
+    model = MixtureOfRegressions.from_formula("y ~ I(x**2) + (x + z)^2", df, random_state=0)
+    assert model.feature_names_in_.tolist() == ["I(x ** 2)", "x", "z", "x:z"]
+
+
+def stray_csv(tmp_path, bad):
+    """A CSV of 200 rows whose x column holds the values ``bad`` (row -> text) among numbers."""
+    df = frame(200).drop(columns="z")
+    x = df["x"].map(repr).astype(object)
+    for row, text in bad.items():
+        x[row] = text
+    df["x"] = x
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    return pd.read_csv(path)
+
+
+def test_stray_text_in_a_numeric_column_is_refused(tmp_path):
+    df = stray_csv(tmp_path, {17: "?"})
+    assert not pd.api.types.is_numeric_dtype(df["x"])  # pandas reads the column as text
+    with pytest.raises(
+        FormulaError,
+        match=r"column 'x'.*1 of its 200 values is not a number: "
+        r"'\?' \(row 17\)",
+    ):
+        MixtureOfRegressions.from_formula("y ~ x + g", df)
+    many = stray_csv(tmp_path, dict.fromkeys(range(3, 30, 3), "unknown"))
+    with pytest.raises(
+        FormulaError,
+        match=r"9 of its 200 values are not numbers: 'unknown' \(row 3\)"
+        r", 'unknown' \(row 6\).*\(row 15\) and 4 more",
+    ):
+        MixtureOfRegressions.from_formula("y ~ x", many)
+    # a column the formula does not use is not checked
+    model = MixtureOfRegressions.from_formula("y ~ g", df, random_state=0)
+    assert model.feature_names_in_.tolist() == ["g[T.b]", "g[T.c]"]
+
+
+def test_text_columns_that_are_mostly_text_stay_categorical():
+    df = frame(300)
+    df["g"] = df["g"].where(np.arange(300) % 3 != 0, "7")  # a third numeric-looking codes
+    model = MixtureOfRegressions.from_formula("y ~ x + g", df, random_state=0)
+    assert model.feature_names_in_.tolist() == ["x", "g[T.a]", "g[T.b]", "g[T.c]"]  # "7" first

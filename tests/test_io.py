@@ -49,9 +49,11 @@ def assert_same(a, b, where="model"):
         assert np.isnan(b), where
     elif hasattr(a, "__dataclass_fields__"):  # the formula state
         for name in a.__dataclass_fields__:
-            if name == "model_spec":
-                assert a.model_spec.encoder_state == b.model_spec.encoder_state, where
-                assert a.model_spec.transform_state == b.model_spec.transform_state, where
+            if name in ("model_spec", "response_spec"):  # formulaic specs: what encodes data
+                u, v = getattr(a, name), getattr(b, name)
+                assert u.formula == v.formula, where
+                assert u.encoder_state == v.encoder_state, where
+                assert u.transform_state == v.transform_state, where
             else:
                 assert_same(getattr(a, name), getattr(b, name), f"{where}.{name}")
     else:
@@ -383,3 +385,48 @@ def test_datatree_round_trip_opens_with_xarray(tmp_path):
             opened["posterior"]["coef"].values, tree["posterior"]["coef"].values
         )
     assert io.read_datatree(path).attrs["data_sha256"] == "abc"
+
+
+# -- fresh_directory: build a folder aside, swap it in --------------------------------------
+
+
+def test_fresh_directory_holds_only_the_last_build(tmp_path):
+    target = tmp_path / "run"
+    with io.fresh_directory(target) as build:
+        assert build.parent == tmp_path and build != target and not target.exists()
+        io.write_text(build / "a.txt", "first")
+        io.write_text(build / "sub" / "b.txt", "first")
+    with io.fresh_directory(target) as build:
+        io.write_text(build / "c.txt", "second")
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == ["c.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing left beside it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask  # as a plain mkdir
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failed_build_leaves_the_previous_folder(tmp_path, error):
+    target = tmp_path / "run"
+    with io.fresh_directory(target) as build:
+        io.write_text(build / "a.txt", "first")
+    with pytest.raises(error), io.fresh_directory(target) as build:
+        io.write_text(build / "b.txt", "half")
+        raise error
+    assert [p.name for p in target.iterdir()] == ["a.txt"]
+    assert (target / "a.txt").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_fresh_directory_refuses_a_file_and_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(FileExistsError, match="exists and is not a folder"):
+        with io.fresh_directory(tmp_path / "f"):
+            pass
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "d" / "e")
+    for path in (".", tmp_path / "d"):
+        with pytest.raises(ValueError, match="current directory"):
+            with io.fresh_directory(path):
+                pass
+    assert (tmp_path / "d" / "e").is_dir()
