@@ -355,7 +355,9 @@ def compare_em_posterior(model: Any, posterior: Any, *, ci_prob: float = 0.94) -
         Index like ``"coef[0, x0]"``; columns ``parameter``, ``component`` (Int64, missing
         for a shared sigma), ``feature`` (None except for ``coef``), and numeric ``em``,
         ``em_se``, ``mean``, ``sd``, ``hdi_low``, ``hdi_high``, ``em_in_hdi`` (bool) and
-        ``z = (mean - em) / sd``.
+        ``shift_sd = (mean - em) / sd``: how many posterior sds the posterior mean lies from
+        EM (not a Wald z, which is estimate / SE: see
+        :meth:`~bayes_mlr.MixtureOfRegressions.summary`).
     """
     import arviz_stats as azs
 
@@ -393,7 +395,7 @@ def compare_em_posterior(model: Any, posterior: Any, *, ci_prob: float = 0.94) -
                 "hdi_low": lo,
                 "hdi_high": hi,
                 "em_in_hdi": bool(lo <= value <= hi),
-                "z": (m - float(value)) / s if s > 0 else np.nan,
+                "shift_sd": (m - float(value)) / s if s > 0 else np.nan,
             }
         )
         index.append(label)

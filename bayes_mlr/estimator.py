@@ -335,6 +335,7 @@ class MixtureOfRegressions(_ParamsMixin):
         # Training data are kept for standard errors and sample_posterior().
         self._fit_X, self._fit_y, self._fit_sample_weight = X, y, sw
         self._standard_errors = None
+        self._covariance = None
 
     # -- fitted-model helpers ----------------------------------------------------------------
 
@@ -523,25 +524,105 @@ class MixtureOfRegressions(_ParamsMixin):
             )
         return X, self.coef_
 
+    def _inference_args(self) -> tuple[tuple, dict]:
+        args = (self._fit_X, self._fit_y, self.weights_, self.intercept_, self.coef_, self.sigma_)
+        kwargs = {
+            "variance": self.variance,
+            "fit_intercept": self.fit_intercept,
+            "sample_weight": self._fit_sample_weight,
+        }
+        return args, kwargs
+
     @property
     def standard_errors_(self) -> dict[str, np.ndarray]:
-        """Standard errors from the observed information (computed on first access)."""
+        """Standard errors from the observed information (computed on first access; the
+        arrays are read-only)."""
         self._check_fitted()
         if self._standard_errors is None:
             from .inference import standard_errors
 
-            self._standard_errors = standard_errors(
-                self._fit_X,
-                self._fit_y,
-                self.weights_,
-                self.intercept_,
-                self.coef_,
-                self.sigma_,
-                variance=self.variance,
-                fit_intercept=self.fit_intercept,
-                sample_weight=self._fit_sample_weight,
-            )
+            args, kwargs = self._inference_args()
+            ses = standard_errors(*args, **kwargs)
+            for value in ses.values():
+                value.setflags(write=False)
+            self._standard_errors = ses
         return self._standard_errors
+
+    @property
+    def covariance_(self) -> np.ndarray:
+        """Asymptotic covariance of the estimates: the inverse observed information of the
+        observed-data log-likelihood, mapped by the delta method to the natural parameters.
+
+        ndarray of shape (Q, Q), read-only, in the order of :attr:`covariance_labels_`: for
+        each component ``j`` its ``intercept[j]`` (when fitted) and ``coef[j,k]``; then
+        ``sigma[j]`` for each component (``variance="component"``), one ``sigma``
+        (``"shared"``) or none (``"fixed"``); then ``weights[j]`` for every component (their
+        block is singular, since the weights sum to one). The square roots of its diagonal are
+        :attr:`standard_errors_`. Rows and columns in a singular direction are NaN.
+        """
+        return self._covariance_and_labels()[0]
+
+    @property
+    def covariance_labels_(self) -> list[str]:
+        """The parameter of each row and column of :attr:`covariance_`."""
+        return list(self._covariance_and_labels()[1])
+
+    def _covariance_and_labels(self) -> tuple[np.ndarray, list[str]]:
+        self._check_fitted()
+        if self._covariance is None:
+            from .inference import covariance
+
+            args, kwargs = self._inference_args()
+            cov, labels = covariance(*args, **kwargs)
+            cov = np.array(cov)
+            cov.setflags(write=False)
+            self._covariance = (cov, labels)
+        return self._covariance
+
+    def summary(self, *, ci_prob: float = 0.95):
+        """The parameter table: one row per scalar parameter, with Wald tests.
+
+        Parameters
+        ----------
+        ci_prob : float, default=0.95
+            Coverage of the Wald intervals.
+
+        Returns
+        -------
+        bayes_mlr.summary.SummaryTable
+            A :class:`pandas.DataFrame` with the columns ``parameter``, ``component``,
+            ``feature``, ``estimate``, ``std_error``, ``z`` (estimate / std_error), ``p_value``
+            (two-sided, normal), ``ci_lower``, ``ci_upper``; printing it shows a header with the
+            fit (observations, log-likelihood, BIC, AIC, convergence, flags) above the table,
+            as statsmodels' ``summary()`` or flexmix's ``summary(refit())``. σ is the maximum
+            likelihood estimate (as mixtools; flexmix corrects it for degrees of freedom).
+        """
+        self._check_fitted()
+        from .summary import summary_table
+
+        return summary_table(self, ci_prob=ci_prob)
+
+    def bootstrap_standard_errors(
+        self, n_boot: int = 100, kind: str = "parametric", random_state: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Bootstrap standard errors, every replicate's labels aligned to this fit's.
+
+        Parameters
+        ----------
+        n_boot : int, default=100
+        kind : {"parametric", "empirical"}, default="parametric"
+            Responses drawn from the fitted mixture at the training X, or rows resampled.
+        random_state : int, numpy Generator or None
+
+        Returns
+        -------
+        dict of str to ndarray
+            The keys and shapes of :attr:`standard_errors_` (read-only arrays). See
+            :func:`bayes_mlr.bootstrap.bootstrap_standard_errors`.
+        """
+        from .bootstrap import bootstrap_standard_errors
+
+        return bootstrap_standard_errors(self, n_boot=n_boot, kind=kind, random_state=random_state)
 
     # -- prediction and scoring --------------------------------------------------------------
 

@@ -273,7 +273,7 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
                         _fmt(r["sd"]),
                         f"[{_fmt(r['hdi_low'])}, {_fmt(r['hdi_high'])}]",
                         "yes" if r["em_in_hdi"] == "True" else "**no**",
-                        _fmt(r["z"], 2),
+                        _fmt(r["shift_sd"], 2),
                         _fmt(d.get("r_hat")),
                         _fmt_count(d.get("ess_bulk")),
                     ]
@@ -288,7 +288,7 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
                         "sd",
                         "HDI",
                         "EM in HDI",
-                        "z",
+                        "(mean - EM) / sd",
                         "R-hat",
                         "bulk ESS",
                     ],

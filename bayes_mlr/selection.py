@@ -27,6 +27,7 @@ import numpy as np
 from ._validation import check_data
 from .estimator import MixtureOfRegressions
 from .exceptions import ConvergenceWarning, DegenerateFitWarning
+from .simulate import draw_response
 
 __all__ = ["BootstrapLRT", "bootstrap_lrt", "criteria_row", "select_n_components"]
 
@@ -212,13 +213,6 @@ class BootstrapLRT:
         )
 
 
-def _simulate_from(params: dict[str, np.ndarray], X: np.ndarray, rng: np.random.Generator):
-    """y drawn at the rows of X from a mixture with these weights, intercept, coef, sigma."""
-    z = rng.choice(params["weights"].shape[0], size=X.shape[0], p=params["weights"])
-    mean = params["intercept"][z] + np.einsum("ij,ij->i", X, params["coef"][z])
-    return mean + params["sigma"][z] * rng.standard_normal(X.shape[0])
-
-
 def _fit_pair(X, y, ks, settings, seed) -> tuple[float, float, int]:
     """ℓ of the k0 and k1 fits to (X, y), and how many of the two were flagged."""
     lls, flagged = [], 0
@@ -236,7 +230,7 @@ def _fit_pair(X, y, ks, settings, seed) -> tuple[float, float, int]:
 def _replicate(args) -> tuple[float, float, int]:
     X, null_params, ks, settings, seed = args
     rng = np.random.default_rng(seed)
-    y = _simulate_from(null_params, X, rng)
+    y = draw_response(null_params, X, rng)
     return _fit_pair(X, y, ks, settings, int(rng.integers(2**32)))
 
 

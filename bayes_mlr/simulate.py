@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SimulatedData", "default_truth", "simulate"]
+__all__ = ["SimulatedData", "default_truth", "draw_response", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,32 @@ def simulate(
     rng = np.random.default_rng(random_state)
     p = truth["coef"].shape[1]
     X = rng.normal(size=(n_samples, p))
-    z = rng.choice(K, size=n_samples, p=truth["weights"])
-    mean = truth["intercept"][z] + np.einsum("ij,ij->i", X, truth["coef"][z])
-    y = mean + truth["sigma"][z] * rng.normal(size=n_samples)
+    y, z = draw_response(truth, X, rng, return_labels=True)
     return SimulatedData(X, y, z, truth)
+
+
+def draw_response(params, X: np.ndarray, rng: np.random.Generator, *, return_labels: bool = False):
+    """Draw y at the rows of X from the mixture with these parameters.
+
+    Parameters
+    ----------
+    params : mapping
+        ``weights`` (K,), ``intercept`` (K,), ``coef`` (K, p), ``sigma`` (K,).
+    X : ndarray of shape (n_samples, p)
+    rng : numpy Generator
+    return_labels : bool, default=False
+        Also return the drawn component labels.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,)
+    z : ndarray of int, shape (n_samples,)
+        Only with ``return_labels=True``.
+    """
+    weights = np.asarray(params["weights"], dtype=float)
+    z = rng.choice(weights.shape[0], size=X.shape[0], p=weights / weights.sum())
+    mean = np.asarray(params["intercept"])[z] + np.einsum(
+        "ij,ij->i", X, np.asarray(params["coef"])[z]
+    )
+    y = mean + np.asarray(params["sigma"])[z] * rng.normal(size=X.shape[0])
+    return (y, z) if return_labels else y

@@ -323,7 +323,7 @@ def test_sampler_diagnostics_pass_and_em_is_in_the_bulk(sampler):
     table = compare_em_posterior(h.fitted(), idata)
     assert table["em_in_hdi"].all(), table
     # The MLE sits in the bulk: within 3 posterior sd of the mean (n=300, weak priors).
-    assert (table["z"].abs() < 3).all(), table
+    assert (table["shift_sd"].abs() < 3).all(), table
     # EM standard errors and posterior sd agree to within 30% at this n.
     np.testing.assert_allclose(table["sd"], table["em_se"], rtol=0.3)
 

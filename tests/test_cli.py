@@ -180,7 +180,7 @@ def test_comparison_and_diagnostics(run):
         "hdi_low",
         "hdi_high",
         "em_in_hdi",
-        "z",
+        "shift_sd",
     ]
     assert set(table["parameter"]) == {"weights", "intercept", "coef", "sigma"}
     assert table["em_in_hdi"].all()

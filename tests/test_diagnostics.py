@@ -202,7 +202,7 @@ def test_compare_em_posterior_values():
         "hdi_low",
         "hdi_high",
         "em_in_hdi",
-        "z",
+        "shift_sd",
     ]
     row = table.loc["coef[1, x0]"]
     draws = tree["posterior"]["coef"].sel(component=1, feature="x0").to_numpy().ravel()
@@ -210,7 +210,7 @@ def test_compare_em_posterior_values():
     assert row["em_se"] == model.standard_errors_["coef"][1, 0]
     assert row["mean"] == pytest.approx(draws.mean(), rel=1e-12)
     assert row["sd"] == pytest.approx(draws.std(ddof=1), rel=1e-12)
-    assert row["z"] == pytest.approx((draws.mean() - row["em"]) / draws.std(ddof=1))
+    assert row["shift_sd"] == pytest.approx((draws.mean() - row["em"]) / draws.std(ddof=1))
     # A 94% HDI of normal draws holds about 94% of them.
     inside = ((draws >= row["hdi_low"]) & (draws <= row["hdi_high"])).mean()
     assert inside == pytest.approx(0.94, abs=0.01)
@@ -228,7 +228,7 @@ def test_compare_em_posterior_hdi_probability_and_em_outside():
     assert (wide["hdi_high"] - wide["hdi_low"] > narrow["hdi_high"] - narrow["hdi_low"]).all()
     shifted = wide[wide["parameter"] == "intercept"]
     assert not shifted["em_in_hdi"].any()
-    assert (shifted["z"] > 5).all()
+    assert (shifted["shift_sd"] > 5).all()
     with pytest.raises(ValueError, match="ci_prob"):
         compare_em_posterior(model, tree, ci_prob=1.5)
 

@@ -1,0 +1,133 @@
+"""The table that people read: one row per scalar parameter, as statsmodels' and flexmix's
+``summary(refit())``, with Wald tests and intervals from the observed information."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["SUMMARY_COLUMNS", "SummaryTable", "summary_table"]
+
+#: The columns of :meth:`bayes_mlr.MixtureOfRegressions.summary`, in order.
+SUMMARY_COLUMNS = (
+    "parameter",
+    "component",
+    "feature",
+    "estimate",
+    "std_error",
+    "z",
+    "p_value",
+    "ci_lower",
+    "ci_upper",
+)
+
+
+class SummaryTable(pd.DataFrame):
+    """A :class:`pandas.DataFrame` of parameter estimates that prints with a header.
+
+    The header (``header``, a dict) gives the fit: observations, components, log-likelihood,
+    BIC, AIC, convergence and any flags; ``str()`` prints it above the table.
+    """
+
+    _metadata: ClassVar[list[str]] = ["header"]
+
+    @property
+    def _constructor(self):
+        return SummaryTable
+
+    def __str__(self) -> str:
+        header = getattr(self, "header", None) or {}
+        lines = ["Mixture of linear regressions (soft EM, maximum likelihood)"]
+        lines += [f"  {key}: {value}" for key, value in header.items()]
+        body = pd.DataFrame(self).to_string(
+            index=False,
+            na_rep="",
+            formatters={
+                "estimate": "{:.6g}".format,
+                "std_error": "{:.4g}".format,
+                "z": "{:.3f}".format,
+                "p_value": "{:.3g}".format,
+                "ci_lower": "{:.6g}".format,
+                "ci_upper": "{:.6g}".format,
+            },
+        )
+        notes = [
+            "Wald z = estimate / std_error, two-sided normal p-value, 95% interval "
+            "estimate ± 1.96 std_error (for weights and sigma it can leave their range)."
+        ]
+        return "\n".join([*lines, "", body, "", *notes])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
+    """Build the summary of a fitted :class:`~bayes_mlr.MixtureOfRegressions`.
+
+    Parameters
+    ----------
+    model : MixtureOfRegressions
+        A fitted estimator.
+    ci_prob : float, default=0.95
+        Coverage of the Wald intervals.
+
+    Returns
+    -------
+    SummaryTable
+        One row per scalar parameter: ``parameter`` (weights, intercept, coef, sigma),
+        ``component`` (int; empty for a shared sigma), ``feature`` (the feature name for coef
+        rows, empty otherwise), ``estimate``, ``std_error``, ``z`` (estimate / std_error),
+        ``p_value`` (two-sided, normal), ``ci_lower``, ``ci_upper``. A fixed sigma is no
+        parameter and has no row; parameters in a singular direction of the information have
+        NaN standard errors.
+    """
+    if not 0.0 < ci_prob < 1.0:
+        raise ValueError(f"ci_prob must lie in (0, 1); got {ci_prob!r}.")
+    se = model.standard_errors_
+    K = model.n_components_
+    names = list(model.feature_names)
+    rows: list[tuple[str, Any, str, float, float]] = []
+    for j in range(K):
+        rows.append(("weights", j, "", model.weights_[j], se["weights"][j]))
+    if model.fit_intercept:
+        rows += [("intercept", j, "", model.intercept_[j], se["intercept"][j]) for j in range(K)]
+    for j in range(K):
+        rows += [
+            ("coef", j, name, model.coef_[j, k], se["coef"][j, k]) for k, name in enumerate(names)
+        ]
+    if model.variance == "component":
+        rows += [("sigma", j, "", model.sigma_[j], se["sigma"][j]) for j in range(K)]
+    elif model.variance == "shared":
+        rows.append(("sigma", None, "", model.sigma_[0], se["sigma"][0]))
+    frame = pd.DataFrame(
+        rows, columns=["parameter", "component", "feature", "estimate", "std_error"]
+    )
+    frame["component"] = frame["component"].astype("Int64")
+    est, err = frame["estimate"].to_numpy(float), frame["std_error"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(err > 0, est / err, np.nan)
+    q = stats.norm.ppf(0.5 + ci_prob / 2)
+    frame["z"] = z
+    frame["p_value"] = 2.0 * stats.norm.sf(np.abs(z))
+    frame["ci_lower"] = est - q * err
+    frame["ci_upper"] = est + q * err
+    table = SummaryTable(frame[list(SUMMARY_COLUMNS)])
+    res = model.result_
+    X, y, sw = model._fit_X, model._fit_y, model._fit_sample_weight
+    flags = [name for name in ("spurious", "degenerate") if getattr(res, name, False)]
+    table.header = {
+        "observations": f"{res.n_obs:g}",
+        "components": f"{K}"
+        + (f" ({res.n_removed} removed by min_weight)" if res.n_removed else ""),
+        "variance": model.variance,
+        "log-likelihood": f"{model.log_likelihood_:.6f}",
+        "BIC": f"{model.bic(X, y, sample_weight=sw):.4f}",
+        "AIC": f"{model.aic(X, y, sample_weight=sw):.4f}",
+        "converged": f"{res.converged} after {res.n_iter} iterations ({res.n_runs} runs)",
+        "flags": ", ".join(flags).upper() if flags else "none",
+        "sigma": "maximum likelihood (as mixtools; flexmix corrects it for degrees of freedom)",
+    }
+    return table
