@@ -9,6 +9,7 @@ arrays, so that the EM loop in :mod:`bayes_mlr.em` is written once.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,6 +25,40 @@ from ._stats import (
     random_resp,
     sum_stats,
 )
+
+
+class _SharedBlasLimit:
+    """One BLAS thread while any threaded fit runs (the fit's own threads do the parallel
+    work; BLAS threads on top would oversubscribe the cores).
+
+    BLAS thread counts are process-wide, so concurrent fits share one limit, counted: the first
+    to enter sets it and the last to leave restores the original, whatever order they finish
+    in (a per-fit limit restored by an earlier-started fit would otherwise stay set forever).
+    The limit changes speed, not results beyond rounding.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._limiter = None
+
+    def acquire(self) -> None:
+        from threadpoolctl import threadpool_limits
+
+        with self._lock:
+            if self._count == 0:
+                self._limiter = threadpool_limits(limits=1, user_api="blas")
+            self._count += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._count -= 1
+            if self._count == 0 and self._limiter is not None:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+_BLAS_LIMIT = _SharedBlasLimit()
 
 
 @dataclass
@@ -127,14 +162,14 @@ class InMemoryData:
     # Context management: the pool and the BLAS thread limit live as long as the fit.
     def __enter__(self) -> InMemoryData:
         if self._pool is not None:
-            from threadpoolctl import threadpool_limits
-
-            self._limiter = threadpool_limits(limits=1, user_api="blas")
+            _BLAS_LIMIT.acquire()
+            self._limiter = True
         return self
 
     def __exit__(self, *exc) -> None:
         if self._limiter is not None:
-            self._limiter.restore_original_limits()
+            _BLAS_LIMIT.release()
+            self._limiter = None
         if self._pool is not None:
             self._pool.shutdown()
 

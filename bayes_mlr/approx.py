@@ -216,7 +216,10 @@ def approximate_posterior(
         averager.apply()
     wall = time.perf_counter() - t0
     idata = approx.sample(draws, random_seed=random_seed, return_inferencedata=True)
-    idata = align_posterior(idata, em, _em_scales(model, em))
+    scales = _em_scales(model, em)
+    fallen = scales.pop("__fallback__")
+    idata = align_posterior(idata, em, scales)
+    idata.attrs["alignment_scale_fallback"] = ",".join(fallen)
     if log_likelihood:
         idata = _add_log_likelihood(idata, pm_model)
     idata["em"] = xr.DataTree(_em_dataset(model, problem))

@@ -745,17 +745,35 @@ def _add_log_likelihood(idata: xr.DataTree, pm_model: pm.Model) -> xr.DataTree:
 
 
 def _em_scales(model: Any, em: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """EM standard errors where usable; elsewhere a small fraction of the parameter's size."""
+    """EM standard errors where usable; elsewhere a small fraction of the parameter's size,
+    with an :class:`~bayes_mlr.labels.AlignmentScaleWarning` naming the parameters (also
+    returned under the key ``"__fallback__"`` as a list of names)."""
+    from .labels import AlignmentScaleWarning
+
+    reason = ""
     try:
         se = {k: np.asarray(v, dtype=float) for k, v in model.standard_errors_.items()}
-    except (AttributeError, ValueError, np.linalg.LinAlgError):
-        se = {}
-    scales = {}
+    except (ValueError, np.linalg.LinAlgError) as exc:  # singular information and the like
+        se, reason = {}, f" (the standard errors failed: {exc})"
+    scales, fallen = {}, []
     for name, value in em.items():
         fallback = 0.05 * np.maximum(np.abs(value), np.abs(value).mean() + 1e-3)
         s = np.broadcast_to(se.get(name, fallback), value.shape).astype(float)
         bad = ~(np.isfinite(s) & (s > 0))
+        # an SE of exactly 0 is a parameter that is not estimated (a fixed sigma, the weight of
+        # K = 1, intercepts without fit_intercept): any positive scale will do, no warning
+        if name not in se or not np.all(np.isfinite(s)):
+            fallen.append(name)
         scales[name] = np.where(bad, fallback, s)
+    if fallen:
+        warnings.warn(
+            f"No usable EM standard error for {', '.join(fallen)}{reason}: the label alignment "
+            "standardises them by 5% of their size instead, which can misassign draws of "
+            "poorly determined components; check diagnose() and the relabelled share.",
+            AlignmentScaleWarning,
+            stacklevel=3,
+        )
+    scales["__fallback__"] = fallen
     return scales
 
 
@@ -951,7 +969,10 @@ def sample_posterior(
         kwargs=dict(kwargs),
     )
     wall = time.perf_counter() - t0
-    idata = align_posterior(idata, em, _em_scales(model, em))
+    scales = _em_scales(model, em)
+    fallen = scales.pop("__fallback__")
+    idata = align_posterior(idata, em, scales)
+    idata.attrs["alignment_scale_fallback"] = ",".join(fallen)
     if log_likelihood:
         idata = _add_log_likelihood(idata, pm_model)
     if posterior_predictive:

@@ -22,7 +22,9 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import linecache
 import logging
+import os
 import re
 import sys
 import warnings
@@ -722,20 +724,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    except (FileNotFoundError, ValueError, TypeError, ImportError) as exc:
-        if debug:
-            raise
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
     except Exception as exc:
         if debug:
             raise
+        if _is_input_error(exc):
+            print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
         print(
-            f"{PROG}: failed: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for "
-            "the traceback)",
+            f"{PROG}: failed: {type(exc).__name__}: {_one_line(exc)} (an internal error, not "
+            "your input: rerun with --debug for the traceback and report it)",
             file=sys.stderr,
         )
         return EXIT_FAILURE
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` reports bad input (status 2) rather than a bug (status 1).
+
+    Bad input is what bayes_mlr's own checks say: a ValueError or TypeError raised by a
+    ``raise`` statement in bayes_mlr's code (every validation message is one), an exception
+    class of bayes_mlr's own (FormulaError, SpecError), or a missing file or optional package.
+    The same classes raised from inside numpy, pandas, PyMC or by the interpreter (a wrong call
+    in our code) are bugs or unhandled cases, and are not reported as the user's fault.
+    """
+    if isinstance(exc, FileNotFoundError | ImportError | IsADirectoryError | NotADirectoryError):
+        return True
+    if not isinstance(exc, ValueError | TypeError):
+        return False
+    if type(exc).__module__.startswith("bayes_mlr"):
+        return True
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    package = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.abspath(filename).startswith(package + os.sep):
+        return False
+    line = linecache.getline(filename, tb.tb_lineno).strip()
+    return line.startswith("raise")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,7 +28,7 @@ import math
 import os
 import secrets
 import shutil
-import tempfile
+import tempfile  # noqa: F401  (the docstring examples use it)
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -96,16 +96,20 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _temporary_path(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates the file private (0600); give it the mode a plain open() would.
-        if hasattr(os, "fchmod"):  # POSIX
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
-    finally:
+    """A new empty file beside ``path`` with the mode a plain ``open()`` would give it.
+
+    ``os.open(..., 0o666)`` lets the kernel apply the process umask, so the umask is never
+    changed (changing it, even briefly, races with every other thread creating files).
+    """
+    for _ in range(100):
+        name = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
         os.close(fd)
-    return Path(name)
+        return name
+    raise FileExistsError(f"could not create a temporary file beside {path}")
 
 
 @contextlib.contextmanager

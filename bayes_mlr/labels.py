@@ -28,6 +28,12 @@ class LabelSwitchingWarning(UserWarning):
     """Many draws had to be relabelled: the chains visited other labellings of the mixture."""
 
 
+class AlignmentScaleWarning(UserWarning):
+    """Some EM standard errors were unavailable, so the label alignment standardised those
+    parameters by a stand-in scale (recorded in the posterior's ``alignment_scale_fallback``
+    attribute)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Per-component feature vectors
 # --------------------------------------------------------------------------------------------

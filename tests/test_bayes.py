@@ -493,3 +493,22 @@ def test_an_extended_model_can_be_sampled():
     assert gap == pytest.approx(model.intercept_[1] - model.intercept_[0], abs=0.2)
     with pytest.raises(ValueError, match="pass priors to build_model"):
         bayes.sample_posterior(model, pm_model=pm_model, priors={"coef": {"sigma": 1.0}})
+
+
+def test_alignment_scale_fallback_warns_and_names_the_parameters():
+    from types import SimpleNamespace
+
+    from bayes_mlr.bayes import _em_scales
+    from bayes_mlr.labels import AlignmentScaleWarning
+
+    em = {"weights": np.array([0.5, 0.5]), "coef": np.array([[1.0], [-1.0]]), "sigma": np.ones(2)}
+    se = {
+        "weights": np.array([0.1, 0.1]),
+        "coef": np.array([[np.nan], [0.2]]),
+        "sigma": np.zeros(2),
+    }
+    with pytest.warns(AlignmentScaleWarning, match="No usable EM standard error for coef"):
+        scales = _em_scales(SimpleNamespace(standard_errors_=se), em)
+    assert scales.pop("__fallback__") == ["coef"]  # sigma's SE of 0: not estimated, no warning
+    assert np.all(np.isfinite(scales["coef"])) and np.all(scales["coef"] > 0)
+    np.testing.assert_array_equal(scales["weights"], se["weights"])

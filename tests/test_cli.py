@@ -617,3 +617,20 @@ def test_select_k_em_only_prints_the_select_n_components_table(csv_path):
     # the same fits: the printed BIC (6 significant digits) is the function's
     np.testing.assert_allclose([float(r[3]) for r in rows], expected["bic"], rtol=1e-5)
     assert f"Best K by BIC: {expected.attrs['best_bic']}" in stdout
+
+
+def test_an_internal_error_is_not_reported_as_bad_input(csv_path, monkeypatch):
+    # A ValueError from inside numpy (a bug or unhandled case) is status 1 and says so; a
+    # bayes_mlr validation message stays status 2.
+    from bayes_mlr import estimator
+
+    def broken_fit_em(*args, **kwargs):
+        return np.linalg.cholesky(-np.eye(2))  # raises LinAlgError, a ValueError, in numpy
+
+    monkeypatch.setattr(estimator, "fit_em", broken_fit_em)
+    code, _, stderr = run_cli("fit", csv_path, "-f", "y ~ x0", "-q")
+    assert code == 1
+    assert "internal error, not your input" in stderr and "LinAlgError" in stderr
+    monkeypatch.undo()
+    code, _, stderr = run_cli("fit", csv_path, "-f", "y ~ nonexistent", "-q")
+    assert code == 2 and "internal error" not in stderr

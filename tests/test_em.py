@@ -570,3 +570,46 @@ def test_a_callback_can_stop_the_fit_and_a_bad_one_is_refused():
         fit_em(data.X, data.y, 2, random_state=0, callback=stop)
     with pytest.raises(TypeError, match="callback must be callable"):
         fit_em(data.X, data.y, 2, callback="print")
+
+
+def test_concurrent_threaded_fits_share_one_blas_limit_and_restore_it():
+    # BLAS thread counts are process-wide: two threaded fits that overlap must leave the
+    # original limit when both are done, whichever finishes first, and give the results they
+    # give alone.
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from bayes_mlr._data import _BLAS_LIMIT, InMemoryData
+
+    def blas_threads():
+        return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    before = blas_threads()
+    rng = np.random.default_rng(0)
+    Z = np.column_stack([np.ones(20_000), rng.normal(size=(20_000, 2))])
+    first, second = InMemoryData(Z, None, n_threads=2), InMemoryData(Z, None, n_threads=2)
+    first.__enter__()
+    second.__enter__()
+    assert set(blas_threads()) == {1}
+    first.__exit__(None, None, None)  # the first to start ends first: still limited
+    assert set(blas_threads()) == {1}
+    second.__exit__(None, None, None)
+    assert blas_threads() == before and _BLAS_LIMIT._count == 0
+
+    data = make_data(1500, TRUTH_2, seed=3)
+    alone = fit_em(data.X, data.y, 2, random_state=1)
+    results = [None, None]
+
+    def work(i):
+        results[i] = fit_em(data.X, data.y, 2, random_state=1)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for res in results:
+        np.testing.assert_array_equal(res.coef, alone.coef)
+        assert res.log_likelihood == alone.log_likelihood
+    assert blas_threads() == before

@@ -430,3 +430,22 @@ def test_fresh_directory_refuses_a_file_and_the_working_directory(tmp_path, monk
             with io.fresh_directory(path):
                 pass
     assert (tmp_path / "d" / "e").is_dir()
+
+
+def test_atomic_writes_never_touch_the_umask(tmp_path, monkeypatch):
+    # Changing the umask, even briefly, races with other threads creating files.
+    import os
+
+    from bayes_mlr import io as bio
+
+    current = os.umask(0o022)
+    os.umask(current)
+
+    def forbidden(*args):
+        raise AssertionError("os.umask was called")
+
+    monkeypatch.setattr(os, "umask", forbidden)
+    path = bio.write_text(tmp_path / "a.txt", "hello")
+    assert path.read_text() == "hello"
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~current)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary file left
