@@ -404,7 +404,7 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         ``parameters`` and ``standard_errors`` (each ``weights`` (K,), ``intercept`` (K,),
         ``coef`` (K, p) as nested lists, ``sigma`` (K,)), ``log_likelihood``, ``bic``,
         ``aic``, ``icl``, ``n_parameters``, ``converged``, ``n_iter``, ``degenerate``, ``spurious``,
-        ``spurious_components``,
+        ``spurious_components``, ``standard_errors_finite``,
         ``log_likelihood_trace``, ``settings`` (constructor arguments) and ``data``
         (``sha256`` of X and y, see :func:`data_hash`, ``n_obs``, plus ``source``).
         Non-finite numbers (a singular standard error) are ``null``.
@@ -441,6 +441,8 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         "n_iter": int(model.n_iter_),
         "degenerate": bool(getattr(model.result_, "degenerate", False)),
         "spurious": bool(getattr(model.result_, "spurious", False)),
+        # False when the observed information is singular in some direction (NaN SEs)
+        "standard_errors_finite": bool(all(np.all(np.isfinite(v)) for v in se.values())),
         "spurious_components": np.asarray(
             getattr(model.result_, "spurious_components", np.zeros(model.n_components_, bool))
         ),

@@ -117,7 +117,12 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
     table = SummaryTable(frame[list(SUMMARY_COLUMNS)])
     res = model.result_
     X, y, sw = model._fit_X, model._fit_y, model._fit_sample_weight
-    flags = [name for name in ("spurious", "degenerate") if getattr(res, name, False)]
+    flags = [name.upper() for name in ("spurious", "degenerate") if getattr(res, name, False)]
+    unidentified = table.loc[table["std_error"].isna(), ["parameter", "component", "feature"]]
+    if len(unidentified):
+        flags.append(
+            f"{len(unidentified)} parameter(s) without a standard error (singular information)"
+        )
     table.header = {
         "observations": f"{res.n_obs:g}",
         "components": f"{K}"
@@ -127,7 +132,7 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
         "BIC": f"{model.bic(X, y, sample_weight=sw):.4f}",
         "AIC": f"{model.aic(X, y, sample_weight=sw):.4f}",
         "converged": f"{res.converged} after {res.n_iter} iterations ({res.n_runs} runs)",
-        "flags": ", ".join(flags).upper() if flags else "none",
+        "flags": "; ".join(flags) if flags else "none",
         "sigma": "maximum likelihood (as mixtools; flexmix corrects it for degrees of freedom)",
     }
     return table

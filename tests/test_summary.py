@@ -88,3 +88,20 @@ def test_standard_errors_are_read_only(model):
         assert not value.flags.writeable
         with pytest.raises(ValueError, match="read-only"):
             value[...] = 0.0
+
+
+def test_nan_standard_errors_are_flagged():
+    # Two identical columns: the information is singular along their difference.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    z = rng.random(300) < 0.5
+    y = np.where(z, 2 + x, -2 - x) + 0.3 * rng.normal(size=300)
+    from bayes_mlr import SingularInformationWarning
+    from bayes_mlr.io import em_summary
+
+    model = MixtureOfRegressions(2, random_state=0).fit(np.column_stack([x, x]), y)
+    with pytest.warns(SingularInformationWarning):
+        table = model.summary()
+    assert table["std_error"].isna().any()
+    assert "without a standard error" in table.header["flags"]
+    assert em_summary(model)["standard_errors_finite"] is False
