@@ -61,7 +61,7 @@ def fitted(n_components: int = 2, variance: str = "component", fit_intercept: bo
 class _Run:
     """A posterior together with the initial points its back-end was handed."""
 
-    def __init__(self, idata: Any, starts: list[list[np.ndarray]]):
+    def __init__(self, idata: Any, starts: list[Any]):
         self.idata = idata
         self.starts = starts
 
@@ -78,7 +78,9 @@ def posterior_run(sampler: str = "pymc") -> _Run:
 
     from bayes_mlr.bayes import sample_posterior
 
-    starts: list[list[np.ndarray]] = []
+    # pymc: a dict by value-variable name; nutpie: one flat array; numpyro: one array per
+    # value variable. Flat and listed starts follow the model's value-variable order.
+    starts: list[Any] = []
     if sampler == "pymc":
         import pymc.sampling.mcmc as target
 
@@ -88,7 +90,7 @@ def posterior_run(sampler: str = "pymc") -> _Run:
             fns = original(*args, **kwargs)
             for fn in fns:
                 for seed in (1, 2):
-                    starts.append([np.asarray(v) for v in fn(seed).values()])
+                    starts.append({k: np.asarray(v) for k, v in fn(seed).items()})
             return fns
 
         patcher = mock.patch.object(target, "make_initial_point_fns_per_chain", spy)

@@ -73,10 +73,10 @@ def _moments(idata, name):
 def test_means_agree_with_nuts(vi, nuts, name):
     mean_vi, _ = _moments(vi, name)
     mean_nuts, sd_nuts = _moments(nuts, name)
-    # Loose on purpose: 0.5 posterior sd is far above the Monte Carlo error of both means
-    # (~0.05 sd with 1000 draws each; measured |diff| <= 0.1 sd) yet far below what a wrong
-    # mode or labelling gives.
-    np.testing.assert_array_less(np.abs(mean_vi - mean_nuts), 0.5 * sd_nuts)
+    # Measured |diff| <= 0.12 posterior sd (both methods). The Monte Carlo error of the
+    # difference is about 0.07 sd (1000 draws each), so 0.25 sd is the measurement plus about
+    # two Monte Carlo sds; a wrong mode or labelling is several sds off.
+    np.testing.assert_array_less(np.abs(mean_vi - mean_nuts), 0.25 * sd_nuts)
 
 
 @pytest.mark.parametrize("name", PARAMS)
@@ -84,8 +84,9 @@ def test_fullrank_sds_close_to_nuts(fullrank, nuts, name):
     _, sd_vi = _moments(fullrank, name)
     _, sd_nuts = _moments(nuts, name)
     ratio = sd_vi / sd_nuts
-    # Within a factor 2 either way (measured here: 0.98-1.09).
-    assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio
+    # Measured 0.95-1.09; the sd of one sd estimate from ~1000 draws is about 3%, so
+    # [0.85, 1.2] is the measurement plus about three Monte Carlo sds either way.
+    assert np.all((ratio > 0.85) & (ratio < 1.2)), ratio
 
 
 def test_meanfield_understates_correlated_uncertainty(meanfield, nuts):
