@@ -12,6 +12,7 @@ import importlib.util
 from typing import Any
 
 import numpy as np
+import pytest
 
 from bayes_mlr import MixtureOfRegressions, simulate
 
@@ -26,9 +27,17 @@ N = 300
 DRAWS = TUNE = 400
 CHAINS = 4
 
-#: The back-ends installed here (pymc always is).
-INSTALLED_SAMPLERS = [
-    s for s in ("pymc", "nutpie", "numpyro") if importlib.util.find_spec(s) is not None
+#: Every back-end as a test parameter; one that is not installed is a skip with its reason
+#: (pymc always is; nutpie and numpyro come with the dev extra).
+SAMPLERS = [
+    pytest.param(
+        s,
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec(s) is None,
+            reason=f"{s} is not installed (pip install 'bayes-mlr[{s}]')",
+        ),
+    )
+    for s in ("pymc", "nutpie", "numpyro")
 ]
 
 

@@ -299,7 +299,7 @@ def test_unfitted_estimator_is_rejected():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sampler", h.INSTALLED_SAMPLERS)
+@pytest.mark.parametrize("sampler", h.SAMPLERS)
 def test_every_chain_starts_exactly_at_em(sampler):
     run = h.posterior_run(sampler)
     pm_model = bayes.build_model(h.fitted())
@@ -319,7 +319,7 @@ def test_every_chain_starts_exactly_at_em(sampler):
             np.testing.assert_allclose(flat, flat_expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("sampler", h.INSTALLED_SAMPLERS)
+@pytest.mark.parametrize("sampler", h.SAMPLERS)
 def test_sampler_diagnostics_pass_and_em_is_in_the_bulk(sampler):
     idata = h.posterior(sampler)
     report = diagnose(idata)
@@ -335,7 +335,7 @@ def test_sampler_diagnostics_pass_and_em_is_in_the_bulk(sampler):
     np.testing.assert_allclose(table["sd"], table["em_se"], rtol=0.3)
 
 
-@pytest.mark.parametrize("sampler", h.INSTALLED_SAMPLERS)
+@pytest.mark.parametrize("sampler", h.SAMPLERS)
 def test_groups_and_pointwise_log_likelihood(sampler):
     idata = h.posterior(sampler)
     for group in ("posterior", "sample_stats", "observed_data", "constant_data", "em"):
