@@ -15,6 +15,7 @@ components in a normal mixture. *Applied Statistics* 36, 318-324.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import warnings
 from collections.abc import Iterable
@@ -313,7 +314,11 @@ def bootstrap_lrt(
     jobs = [(X_arr, null_params, (k0, k1), settings, s) for s in boot_seeds]
     workers = min(os.cpu_count() or 1, n_boot) if n_jobs is None else min(int(n_jobs), n_boot)
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # A fork server, not fork: forking a process with threads running (BLAS, a JAX
+        # runtime started by a sampler) can deadlock the child.
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             out = list(pool.map(_replicate, jobs, chunksize=max(1, n_boot // (4 * workers))))
     else:
         out = [_replicate(job) for job in jobs]
