@@ -30,7 +30,8 @@ _FILES = {
     "em_trace.png": "EM log-likelihood per iteration",
     "trace.png": "ArviZ trace plot of the posterior",
     "rank.png": "ArviZ rank plot of the posterior",
-    "forest.png": "ArviZ forest plot: EM (normal approximation) beside the posterior",
+    "forest.png": "EM (normal approximation) beside the posterior, one panel per group",
+    "ppc.png": "posterior predictive check: the density of y against replicated data",
     "report.md": "this page",
 }
 
@@ -303,6 +304,7 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
             ]
         for png, caption in (
             ("forest.png", "EM and posterior intervals"),
+            ("ppc.png", "Posterior predictive check"),
             ("trace.png", "Trace plot"),
             ("rank.png", "Rank plot"),
         ):

@@ -116,6 +116,7 @@ def test_run_writes_every_artifact(run):
         "trace.png",
         "rank.png",
         "forest.png",
+        "ppc.png",
     }
     assert {p.name for p in out.iterdir()} == expected  # and no temporary file left
     manifest = io.read_json(out / "run.json")

@@ -146,12 +146,20 @@ def test_forest_plot_needs_the_em_group(model1):
         plots.plot_forest(posterior)
 
 
-def test_forest_em_draws_match_the_normal_approximation(model1):
+def test_forest_em_rows_are_the_estimates_and_standard_errors(model1):
     posterior = fake_posterior(model1, chains=4, draws=500)
-    em = plots._em_as_draws(posterior)["posterior"]
-    draws = em["coef"].values.reshape(-1, *model1.coef_.shape)
-    np.testing.assert_allclose(draws.mean(axis=0), model1.coef_, atol=1e-12)
-    np.testing.assert_allclose(draws.std(axis=0), model1.standard_errors_["coef"], rtol=0.01)
+    groups = {
+        g.name + ("" if g.feature is None else f"/{g.feature}"): g
+        for g in plots._groups(posterior["posterior"])
+    }
+    coef_group = next(g for key, g in groups.items() if key.startswith("coef"))
+    value, se = plots._em_rows(posterior, coef_group, model1.n_components_)
+    np.testing.assert_allclose(value, model1.coef_[:, 0], atol=1e-12)
+    np.testing.assert_allclose(se, model1.standard_errors_["coef"][:, 0], rtol=1e-12)
+    fig = plots.plot_forest(posterior)
+    # one panel per parameter group, so sigma and small slopes keep their own scale
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    assert len(titled) >= len(groups)
 
 
 def test_write_plots(model1, tmp_path):
@@ -177,3 +185,21 @@ def test_plotting_modules_are_not_imported_by_the_package():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ppc_p_values_are_those_of_the_replicates(model1):
+    # P(T(y_rep) >= T(y)) per statistic, from the same replicates the figure draws (a
+    # regression test: a total over all replicates once made every p-value 0).
+    import re
+
+    posterior = fake_posterior(model1, chains=2, draws=100)
+    fig = plots.plot_ppc(model1, posterior, n_replicates=100, random_state=0)
+    title = " ".join(ax.get_title() for ax in fig.axes)
+    found = dict(re.findall(r"(mean|sd) ([0-9.]+)", title))
+    y_rep = plots._replicate_y(model1, posterior, 100, np.random.default_rng(0))
+    y = model1._fit_y
+    expected = {"mean": np.mean(y_rep.mean(1) >= y.mean()), "sd": np.mean(y_rep.std(1) >= y.std())}
+    for k in ("mean", "sd"):
+        assert float(found[k]) == pytest.approx(expected[k], abs=0.006)  # printed to 2 decimals
+    # a model that describes its data: neither p-value at the extremes
+    assert 0.05 < expected["mean"] < 0.95 and 0.05 < expected["sd"] < 0.95
