@@ -105,9 +105,10 @@ def test_round_trip_three_components_sample_weight_and_nan(tmp_path):
     model = MixtureOfRegressions(3, random_state=0).fit(
         frame_of(data.X, ["a", "b"]), data.y, sample_weight=weights
     )
-    se = model.standard_errors_
+    se = model.standard_errors_  # read-only arrays: edit copies, put back in the cache
     se["coef"] = se["coef"].copy()
     se["coef"][0, 0] = np.nan  # a singular direction is stored as NaN
+    se["sigma"] = se["sigma"].copy()
     se["sigma"][1] = -0.0  # and the sign of zero survives too
     model.save(tmp_path)
     loaded = MixtureOfRegressions.load(tmp_path)
