@@ -159,8 +159,6 @@ def select_n_components(
     2
     """
     ks = _check_ks(n_components)
-    if "n_components" in estimator_kwargs:  # pragma: no cover - caught by the signature
-        raise TypeError("n_components is the list of K values, not an estimator argument")
     X_arr, y_arr, sw, _ = check_data(X, y, sample_weight)
     rows = []
     for k in ks:
@@ -304,8 +302,6 @@ def bootstrap_lrt(
     MixtureOfRegressions(k1, **estimator_kwargs)  # unknown arguments fail here, before fitting
     seeds = np.random.SeedSequence(random_state)
     fit_seed, *boot_seeds = (int(s.generate_state(1)[0]) for s in seeds.spawn(n_boot + 1))
-    if "random_state" in estimator_kwargs:
-        raise TypeError("bootstrap_lrt takes one random_state, not one for the estimator")
     settings = dict(estimator_kwargs)
     null = MixtureOfRegressions(k0, random_state=fit_seed, **settings).fit(X_arr, y_arr)
     alt = MixtureOfRegressions(k1, random_state=fit_seed, **settings).fit(X_arr, y_arr)
