@@ -21,16 +21,15 @@ from pymc.blocking import DictToArrayBijection
 
 from bayes_mlr.bayes import (
     _add_log_likelihood,
+    _align_to_em,
     _build,
     _compile_kwargs,
     _em_dataset,
-    _em_scales,
     _em_values,
     _hessian_covariance,
     _logp_dlogp,
     _problem,
     _value_vars_and_point,
-    align_posterior,
     em_initial_point,
 )
 
@@ -216,10 +215,7 @@ def approximate_posterior(
         averager.apply()
     wall = time.perf_counter() - t0
     idata = approx.sample(draws, random_seed=random_seed, return_inferencedata=True)
-    scales = _em_scales(model, em)
-    fallen = scales.pop("__fallback__")
-    idata = align_posterior(idata, em, scales)
-    idata.attrs["alignment_scale_fallback"] = ",".join(fallen)
+    idata = _align_to_em(idata, model, em)
     if log_likelihood:
         idata = _add_log_likelihood(idata, pm_model)
     idata["em"] = xr.DataTree(_em_dataset(model, problem))

@@ -744,10 +744,10 @@ def _add_log_likelihood(idata: xr.DataTree, pm_model: pm.Model) -> xr.DataTree:
     )
 
 
-def _em_scales(model: Any, em: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _em_scales(model: Any, em: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
     """EM standard errors where usable; elsewhere a small fraction of the parameter's size,
     with an :class:`~bayes_mlr.labels.AlignmentScaleWarning` naming the parameters (also
-    returned under the key ``"__fallback__"`` as a list of names)."""
+    returned, second, as a list of names)."""
     from .labels import AlignmentScaleWarning
 
     reason = ""
@@ -773,8 +773,15 @@ def _em_scales(model: Any, em: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             AlignmentScaleWarning,
             stacklevel=3,
         )
-    scales["__fallback__"] = fallen
-    return scales
+    return scales, fallen
+
+
+def _align_to_em(idata: Any, model: Any, em: dict[str, np.ndarray]) -> Any:
+    """Align every draw to the EM labelling, recording which parameters had no usable SE."""
+    scales, fallen = _em_scales(model, em)
+    idata = align_posterior(idata, em, scales)
+    idata.attrs["alignment_scale_fallback"] = ",".join(fallen)
+    return idata
 
 
 def align_posterior(
@@ -969,10 +976,7 @@ def sample_posterior(
         kwargs=dict(kwargs),
     )
     wall = time.perf_counter() - t0
-    scales = _em_scales(model, em)
-    fallen = scales.pop("__fallback__")
-    idata = align_posterior(idata, em, scales)
-    idata.attrs["alignment_scale_fallback"] = ",".join(fallen)
+    idata = _align_to_em(idata, model, em)
     if log_likelihood:
         idata = _add_log_likelihood(idata, pm_model)
     if posterior_predictive:

@@ -395,7 +395,7 @@ def test_chains_started_in_swapped_labellings_come_out_aligned():
     before = azs.rhat(idata["posterior"].to_dataset()[["intercept"]])["intercept"]
     assert float(before.max()) > 1.5  # the test is meaningful: chains disagree
     em = bayes._em_values(model)
-    aligned = bayes.align_posterior(idata, em, bayes._em_scales(model, em))
+    aligned = bayes.align_posterior(idata, em, bayes._em_scales(model, em)[0])
     assert aligned["posterior"].attrs["relabelled_fraction"] == pytest.approx(0.5, abs=0.01)
     after = azs.rhat(aligned["posterior"].to_dataset()[["weights", "intercept", "coef", "sigma"]])
     assert max(float(after[v].max()) for v in after.data_vars) <= 1.01
@@ -415,7 +415,7 @@ def test_synthetic_permutations_are_undone_exactly():
         scrambled[name] = scrambled[name].copy(data=values)
     idata["posterior"] = scrambled
     em = bayes._em_values(h.fitted())
-    out = bayes.align_posterior(idata, em, bayes._em_scales(h.fitted(), em))
+    out = bayes.align_posterior(idata, em, bayes._em_scales(h.fitted(), em)[0])
     for name in ("weights", "intercept", "coef", "sigma"):
         np.testing.assert_array_equal(out["posterior"][name].to_numpy(), original[name].to_numpy())
     assert out["posterior"].attrs["relabelled_fraction"] == pytest.approx(flip.mean())
@@ -546,7 +546,7 @@ def test_alignment_scale_fallback_warns_and_names_the_parameters():
         "sigma": np.zeros(2),
     }
     with pytest.warns(AlignmentScaleWarning, match="No usable EM standard error for coef"):
-        scales = _em_scales(SimpleNamespace(standard_errors_=se), em)
-    assert scales.pop("__fallback__") == ["coef"]  # sigma's SE of 0: not estimated, no warning
+        scales, fallen = _em_scales(SimpleNamespace(standard_errors_=se), em)
+    assert fallen == ["coef"]  # sigma's SE of 0: not estimated, no warning
     assert np.all(np.isfinite(scales["coef"])) and np.all(scales["coef"] > 0)
     np.testing.assert_array_equal(scales["weights"], se["weights"])
