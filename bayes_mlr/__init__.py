@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 # Names served lazily: importing them pulls in PyMC / ArviZ, so only on first access.
 _LAZY = {
     "build_model": "bayes_mlr.bayes",
-    "default_priors": "bayes_mlr.bayes",
+    "default_priors": "bayes_mlr.priors",
     "sample_posterior": "bayes_mlr.bayes",
     "align_posterior": "bayes_mlr.bayes",
     "approximate_posterior": "bayes_mlr.approx",

@@ -10,6 +10,7 @@ Imported lazily, like :mod:`bayes_mlr.bayes` (it imports PyMC).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,7 @@ from bayes_mlr.bayes import (
     _em_values,
     _hessian_covariance,
     _logp_dlogp,
+    _prior_record,
     _problem,
     _value_vars_and_point,
     em_initial_point,
@@ -180,7 +182,8 @@ def approximate_posterior(
         ``"full-rank ADVI (variational; not MCMC)"``), ``method``, ``n_iter``,
         ``final_loss`` (negative ELBO, mean of the last 100 steps), ``initial_loss`` (mean of
         the first 100), ``learning_rate``, ``fit_wall_time``, ``variance``, ``fit_intercept``
-        (0/1) and ``relabelled_fraction``.
+        (0/1), ``relabelled_fraction`` and ``priors`` (JSON, as in
+        :func:`bayes_mlr.bayes.sample_posterior`).
 
     Raises
     ------
@@ -231,5 +234,6 @@ def approximate_posterior(
         fit_wall_time=wall,
         variance=problem.variance,
         fit_intercept=int(problem.fit_intercept),
+        priors=json.dumps(_prior_record(problem, priors)),
     )
     return idata

@@ -30,6 +30,7 @@ jitter) on every back-end, and afterwards each draw is relabelled to the EM labe
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -53,6 +54,7 @@ from bayes_mlr.labels import (
     component_features,
     match_components,
 )
+from bayes_mlr.priors import default_priors, describe_priors, merge_priors
 
 __all__ = [
     "SAMPLERS",
@@ -69,12 +71,6 @@ __all__ = [
 SAMPLERS: tuple[str, ...] = ("pymc", "nutpie", "numpyro")
 _SAMPLER_MODULES = {"pymc": "pymc", "nutpie": "nutpie", "numpyro": "numpyro"}
 _PARAMS = ("weights", "intercept", "coef", "sigma")
-_PRIOR_KEYS = {
-    "weights": ("alpha",),
-    "intercept": ("mu", "sigma"),
-    "coef": ("mu", "sigma"),
-    "sigma": ("sigma",),
-}
 #: Fraction of relabelled draws above which :func:`sample_posterior` warns.
 RELABEL_WARN_FRACTION = 0.05
 
@@ -159,91 +155,6 @@ def _problem(model: Any, X: Any = None, y: Any = None, sample_weight: Any = None
         fit_intercept=bool(getattr(model, "fit_intercept", True)),
         feature_names=_feature_names(model, X, Xa.shape[1]),
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Priors
-# --------------------------------------------------------------------------------------------
-
-
-def _weighted_mean_sd(values: np.ndarray, weight: np.ndarray | None) -> tuple[Any, Any]:
-    w = np.ones(values.shape[0]) if weight is None else weight
-    total = w.sum()
-    mean = (w @ values) / total
-    sd = np.sqrt((w @ (values - mean) ** 2) / total)
-    return mean, np.where(sd > 0, sd, 1.0)
-
-
-def default_priors(
-    X: Any,
-    y: Any,
-    n_components: int,
-    sample_weight: Any = None,
-) -> dict[str, dict[str, np.ndarray]]:
-    """Weakly informative priors scaled to the data.
-
-    With ``m_y, s_y`` the (sample-weighted) mean and standard deviation of ``y`` and
-    ``m_j, s_j`` those of feature ``j``:
-
-    * ``weights ~ Dirichlet(alpha = 2, ..., 2)``: mildly keeps components from vanishing;
-    * ``coef[k, j] ~ Normal(0, 2.5 * s_y / s_j)``: a one-sd change in ``x_j`` moves the
-      regression by at most a few sd of ``y``;
-    * ``intercept[k] ~ Normal(m_y, 2.5 * s_y * sqrt(1 + sum_j (m_j / s_j) ** 2))``: the
-      implied prior of the intercept at ``x = 0`` when the intercept at the mean of ``x`` is
-      ``Normal(m_y, 2.5 * s_y)`` and the slopes have the prior above;
-    * ``sigma[k] ~ HalfNormal(s_y)`` (one ``sigma`` for ``variance="shared"``, none for
-      ``"fixed"``).
-
-    A constant feature or constant ``y`` uses scale 1 in place of a zero sd.
-
-    Parameters
-    ----------
-    X : array-like of shape (n, p)
-    y : array-like of shape (n,)
-    n_components : int
-    sample_weight : array-like of shape (n,), optional
-        Replication weights.
-
-    Returns
-    -------
-    dict
-        ``{"weights": {"alpha": (K,)}, "intercept": {"mu": (), "sigma": ()},
-        "coef": {"mu": (), "sigma": (p,)}, "sigma": {"sigma": ()}}``, the format of the
-        ``priors`` argument of :func:`build_model`.
-    """
-    X = np.asarray(X, dtype=float)
-    if X.ndim == 1:
-        X = X[:, None]
-    y = np.asarray(y, dtype=float).reshape(-1)
-    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    m_y, s_y = _weighted_mean_sd(y, sw)
-    m_x, s_x = _weighted_mean_sd(X, sw)
-    return {
-        "weights": {"alpha": np.full(n_components, 2.0)},
-        "intercept": {
-            "mu": np.asarray(m_y),
-            "sigma": np.asarray(2.5 * s_y * np.sqrt(1.0 + np.sum((m_x / s_x) ** 2))),
-        },
-        "coef": {"mu": np.asarray(0.0), "sigma": 2.5 * s_y / s_x},
-        "sigma": {"sigma": np.asarray(s_y)},
-    }
-
-
-def _merge_priors(
-    defaults: dict[str, dict[str, np.ndarray]], priors: Mapping[str, Mapping[str, Any]] | None
-) -> dict[str, dict[str, np.ndarray]]:
-    merged = {name: dict(values) for name, values in defaults.items()}
-    for name, values in (priors or {}).items():
-        if name not in _PRIOR_KEYS:
-            raise ValueError(f"unknown prior {name!r}; expected one of {sorted(_PRIOR_KEYS)}")
-        for key, value in values.items():
-            if key not in _PRIOR_KEYS[name]:
-                raise ValueError(
-                    f"unknown argument {key!r} of the {name} prior; expected one of "
-                    f"{list(_PRIOR_KEYS[name])}"
-                )
-            merged[name][key] = np.asarray(value, dtype=float)
-    return merged
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,10 +270,34 @@ def build_model(
     return _build(problem, priors)
 
 
+def _priors_of(
+    problem: _Problem, priors: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, dict[str, np.ndarray]]:
+    """The prior arguments of ``problem``'s model: the data-scaled defaults with ``priors``."""
+    defaults = default_priors(problem.X, problem.y, problem.n_components, problem.sample_weight)
+    return merge_priors(defaults, priors)
+
+
+def _prior_record(
+    problem: _Problem, priors: Mapping[str, Mapping[str, Any]] | None, pm_model: Any = None
+) -> dict[str, Any]:
+    """What ``posterior.attrs["priors"]`` records (JSON): the priors the draws came from."""
+    if pm_model is not None:  # a model the user built or extended: its own description
+        return {"source": "custom", "overridden": [], "rows": [], "model": pm_model.str_repr()}
+    return describe_priors(
+        _priors_of(problem, priors),
+        feature_names=problem.feature_names,
+        variance=problem.variance,
+        fit_intercept=problem.fit_intercept,
+        fixed_sigma=problem.fixed_sigma,
+        overrides=priors,
+    )
+
+
 def _build(problem: _Problem, priors: Mapping[str, Mapping[str, Any]] | None) -> pm.Model:
     K = problem.n_components
     n, p = problem.X.shape
-    prior = _merge_priors(default_priors(problem.X, problem.y, K, problem.sample_weight), priors)
+    prior = _priors_of(problem, priors)
     coords = {
         "component": np.arange(K),
         "feature": list(problem.feature_names),
@@ -938,8 +873,10 @@ def sample_posterior(
         first), ``sample_stats`` (with ``relabelled``), ``observed_data``, ``constant_data``,
         ``log_likelihood`` and ``em`` (EM estimates and ``*_se`` standard errors), plus
         ``posterior_predictive`` when asked. ``posterior.attrs`` records ``sampler``,
-        ``variance``, ``fit_intercept`` (0/1), ``relabelled_fraction`` and
-        ``sampling_wall_time``.
+        ``variance``, ``fit_intercept`` (0/1), ``relabelled_fraction``,
+        ``sampling_wall_time`` and ``priors`` (JSON: the priors the draws came from, as
+        :func:`bayes_mlr.priors.describe_priors` gives them; ``"source": "custom"`` with
+        the model's own description for a ``pm_model`` of yours).
 
     Raises
     ------
@@ -956,9 +893,12 @@ def sample_posterior(
     if sampler == "auto":
         backend = _auto_sampler(problem, chains, draws + tune)
     if pm_model is None:
+        prior_record = _prior_record(problem, priors)
         pm_model = _build(problem, priors)
     elif priors is not None:
         raise ValueError("pass priors to build_model, not with an existing pm_model")
+    else:
+        prior_record = _prior_record(problem, None, pm_model)
     start = em_initial_point(model, pm_model)
     if cores is None:
         cores = _default_cores(backend, problem, chains, draws + tune)
@@ -997,6 +937,7 @@ def sample_posterior(
         variance=problem.variance,
         fit_intercept=int(problem.fit_intercept),
         sampling_wall_time=wall,
+        priors=json.dumps(prior_record),
     )
     fraction = attrs["relabelled_fraction"]
     if fraction > RELABEL_WARN_FRACTION:

@@ -32,6 +32,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .plots import VECTOR_FORMATS
+
 __all__ = ["build_parser", "main"]
 
 PROG = "bayes-mlr"
@@ -327,6 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("directory", metavar="DIR", help="a run folder (with em.json)")
     p.add_argument("--no-plots", action="store_true", help="keep the existing PNG files")
+    p.add_argument(
+        "--dpi", type=_positive_int, default=None, help="PNG resolution (default: the run's)"
+    )
+    p.add_argument(
+        "--vector-format",
+        choices=VECTOR_FORMATS,
+        default=None,
+        help="also write a PDF or SVG copy of each plot (default: the run's [plots] setting)",
+    )
     p.set_defaults(func=_cmd_report)
     return parser
 
@@ -636,8 +647,8 @@ def _cmd_select_k(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from . import io, plots, report
-    from .estimator import MixtureOfRegressions
+    from . import report
+    from .workflow import redraw_plots
 
     directory = Path(args.directory)
     if not directory.is_dir():
@@ -648,24 +659,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         )
     if not args.no_plots:
         _headless_plots()
-        model = MixtureOfRegressions.load(directory / "model")
-        run = io.read_json(directory / "run.json") if (directory / "run.json").is_file() else {}
-        listed = set(run.get("artifacts", {}).values()) if run else {"posterior.nc"}
-        posterior = None
-        if (directory / "posterior.nc").is_file() and "posterior.nc" in listed:
-            posterior = io.read_datatree(directory / "posterior.nc")
-            expected = io.data_hash(model._fit_X, model._fit_y)
-            if posterior.attrs.get("data_sha256", expected) != expected:
-                raise ValueError(
-                    f"{directory}/posterior.nc was sampled on other data than "
-                    "model/ holds; rerun 'bayes-mlr run'"
-                )
-        ci_prob = run.get("spec", {}).get("diagnostics", {}).get("ci_prob", 0.94)
-        response = run.get("data", {}).get("response", "y")
-        written = plots.write_plots(directory, model, posterior, response=response, ci_prob=ci_prob)
-        if run:  # the redrawn plots belong to this run folder now
-            run.setdefault("artifacts", {}).update({k: p.name for k, p in written.items()})
-            io.write_json(directory / "run.json", run)
+        redraw_plots(directory, dpi=args.dpi, vector_format=args.vector_format)
     path = report.build_report(directory)
     print(f"Report: {path}")
     return EXIT_OK

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .io import read_json, write_text
+from .plots import PLOT_FILES, VECTOR_FORMATS
 
 __all__ = ["build_report", "markdown_table", "render_report"]
 
@@ -297,11 +298,13 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
                     "lrrrrrlrrr",
                 ),
                 "",
-                "HDI: highest-density interval of the posterior; z = (posterior mean - EM) / "
-                "posterior sd. EM and the posterior should agree closely when the sample is "
-                "large and the components are well separated.",
+                "HDI: highest-density interval of the posterior; (mean - EM) / sd: the "
+                "posterior mean's distance from EM in posterior sds. EM and the posterior "
+                "should agree closely when the sample is large and the components are well "
+                "separated.",
                 "",
             ]
+        out += _prior_lines(diagnostics.get("priors"))
         for png, caption in (
             ("forest.png", "EM and posterior intervals"),
             ("ppc.png", "Posterior predictive check"),
@@ -318,6 +321,12 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
     for file, what in _FILES.items():
         if file == "report.md" or present(file.rstrip("/")):
             out.append(f"- `{file}`: {what}")
+    for fmt in VECTOR_FORMATS:
+        copies = [p.replace(".png", f".{fmt}") for p in PLOT_FILES.values()]
+        copies = [c for c in copies if present(c)]
+        if copies:
+            names = ", ".join(f"`{c}`" for c in copies)
+            out.append(f"- {names}: the plots in {fmt.upper()} (vector)")
     out.append("")
     out += ["## Reproduce", "", "```bash"]
     spec_path = run.get("spec_path") or ("spec.toml" if present("spec.toml") else "SPEC.toml")
@@ -335,6 +344,47 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
     if versions:
         out.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _prior_lines(priors: dict[str, Any] | None) -> list[str]:
+    """The report's "Priors" section from ``diagnostics.json``'s ``priors`` record."""
+    out = ["### Priors", ""]
+    if priors is None:
+        return [*out, "Not recorded (the posterior was sampled by an older version).", ""]
+    if priors.get("source") == "custom":
+        model = str(priors.get("model", "")).strip()
+        intro = "A PyMC model of your own (`pm_model=`); as PyMC describes it:"
+        return [*out, intro, "", "```", model, "```", ""]
+    rows = []
+    for row in priors["rows"]:
+        component = row["component"]
+        label = row["parameter"]
+        if row["parameter"] == "coef":
+            label += f"[{'k' if component is None else component}, {row['feature']}]"
+        elif row["parameter"] != "weights":
+            label += f"[{'k' if component is None else component}]"
+        args = ", ".join(f"{k} = {_fmt_argument(v)}" for k, v in row["arguments"].items())
+        if row["distribution"] == "fixed":
+            rows.append([label, f"fixed at {_fmt_argument(row['arguments']['value'])}"])
+        else:
+            rows.append([label, f"{row['distribution']}({args})"])
+    overridden = priors.get("overridden") or []
+    source = (
+        "The data-scaled defaults of `bayes_mlr.default_priors`"
+        + (
+            f", with {', '.join(f'`{o}`' for o in overridden)} set by the spec or `priors=`"
+            if overridden
+            else ""
+        )
+        + "; `k` stands for every component."
+    )
+    return [*out, source, "", markdown_table(["parameter", "prior"], rows, "ll"), ""]
+
+
+def _fmt_argument(value: Any) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    return _fmt(value)
 
 
 def _divergence_limit(limit: int) -> str:

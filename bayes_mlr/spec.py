@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 
 from ._validation import SPURIOUS_MODES
+from .plots import DEFAULT_DPI, VECTOR_FORMATS
+from .priors import PRIOR_ARGUMENTS
 
 __all__ = [
     "DataSpec",
@@ -48,6 +50,7 @@ __all__ = [
     "EMSettings",
     "LoadedData",
     "ModelSettings",
+    "PlotSettings",
     "PosteriorSettings",
     "SelectKSettings",
     "SimulateSpec",
@@ -64,14 +67,6 @@ VARIANCES = ("component", "shared", "fixed")
 INITS = ("auto", "random", "subsets", "short_runs")
 SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-# The arguments of each prior, as bayes_mlr.bayes.default_priors names them (repeated here so
-# that reading a spec does not import PyMC).
-PRIOR_ARGUMENTS = {
-    "weights": ("alpha",),
-    "intercept": ("mu", "sigma"),
-    "coef": ("mu", "sigma"),
-    "sigma": ("sigma",),
-}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -193,6 +188,14 @@ class SelectKSettings:
 
 
 @dataclass(frozen=True)
+class PlotSettings:
+    """``[plots]``: the resolution of the PNG files and an optional vector copy of each."""
+
+    dpi: int = DEFAULT_DPI
+    vector_format: str | None = None
+
+
+@dataclass(frozen=True)
 class Spec:
     """A validated model specification (see the module docstring and models/README.md)."""
 
@@ -203,6 +206,7 @@ class Spec:
     posterior: PosteriorSettings = PosteriorSettings()
     diagnostics: DiagnosticsSettings = DiagnosticsSettings()
     select_k: SelectKSettings = SelectKSettings()
+    plots: PlotSettings = PlotSettings()
     description: str = ""
     path: Path | None = None
 
@@ -531,6 +535,7 @@ def parse_spec(
             "posterior",
             "diagnostics",
             "select_k",
+            "plots",
         ),
     )
     name = top.string("name", default_name)
@@ -630,6 +635,13 @@ def parse_spec(
         raise s.fail("n_components", f"must be a list of distinct integers >= 1; got {ks!r}")
     select_k = SelectKSettings(n_components=ks, loo=s.boolean("loo", True))
 
+    g = _Reader(document.get("plots", {}), "plots", source, ("dpi", "vector_format"))
+    vector_format = g.string("vector_format", "none", ("none", *VECTOR_FORMATS))
+    plots = PlotSettings(
+        dpi=g.integer("dpi", DEFAULT_DPI, low=50),
+        vector_format=None if vector_format == "none" else vector_format,
+    )
+
     return Spec(
         name=name,
         description=description,
@@ -639,6 +651,7 @@ def parse_spec(
         posterior=posterior,
         diagnostics=diagnostics,
         select_k=select_k,
+        plots=plots,
     )
 
 

@@ -16,6 +16,7 @@ the PNG plots of :data:`bayes_mlr.plots.PLOT_FILES` and ``report.md``.
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 import sys
 import time
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .spec import LoadedData, Spec, load_data
+from .spec import DataSpec, LoadedData, SimulateSpec, Spec, load_data
 
 __all__ = [
     "ARTIFACTS",
@@ -35,6 +36,8 @@ __all__ = [
     "RunResult",
     "diagnosis_to_dict",
     "fit_spec",
+    "redraw_plots",
+    "run_data",
     "run_spec",
     "select_k",
     "summary_table",
@@ -219,9 +222,10 @@ def diagnosis_to_dict(diagnosis: Any, posterior: Any = None) -> dict[str, Any]:
 
     Keys: ``ok``, ``verdict`` (``"passed"``/``"failed"``), ``problems``, ``n_divergences``,
     ``bfmi``, ``relabelled_fraction``, ``thresholds``, ``sampling`` (sampler, chains, draws,
-    tune, wall time) and ``table`` (one record per parameter: ``label``, ``parameter``,
-    ``component``, ``feature``, ``mean``, ``sd``, ``hdi_low``, ``hdi_high``, ``ess_bulk``,
-    ``ess_tail``, ``r_hat``, ...).
+    tune, wall time), ``priors`` (the priors the draws came from, as
+    :func:`bayes_mlr.priors.describe_priors` records them; None if unknown) and ``table``
+    (one record per parameter: ``label``, ``parameter``, ``component``, ``feature``, ``mean``,
+    ``sd``, ``hdi_low``, ``hdi_high``, ``ess_bulk``, ``ess_tail``, ``r_hat``, ...).
     """
     table = diagnosis.table.copy()
     table.insert(0, "label", table.index.astype(str))
@@ -229,6 +233,7 @@ def diagnosis_to_dict(diagnosis: Any, posterior: Any = None) -> dict[str, Any]:
     for rec in table.to_dict(orient="records"):
         records.append({k: (None if _is_missing(v) else v) for k, v in rec.items()})
     sampling: dict[str, Any] = {}
+    priors = None
     if posterior is not None:
         post = posterior["posterior"]
         attrs = post.attrs
@@ -239,6 +244,8 @@ def diagnosis_to_dict(diagnosis: Any, posterior: Any = None) -> dict[str, Any]:
             "tune": attrs.get("tuning_steps"),
             "sampling_wall_time": attrs.get("sampling_wall_time"),
         }
+        if attrs.get("priors"):
+            priors = json.loads(attrs["priors"])
     return {
         "ok": bool(diagnosis.ok),
         "verdict": "passed" if diagnosis.ok else "failed",
@@ -248,6 +255,7 @@ def diagnosis_to_dict(diagnosis: Any, posterior: Any = None) -> dict[str, Any]:
         "relabelled_fraction": diagnosis.relabelled_fraction,
         "thresholds": dict(diagnosis.thresholds),
         "sampling": sampling,
+        "priors": priors,
         "table": records,
     }
 
@@ -465,6 +473,8 @@ def run_spec(
         shown = [
             n for k, n in plots.PLOT_FILES.items() if tree is not None or k in ("fit", "em_trace")
         ]
+        if spec.plots.vector_format is not None:
+            shown.append(f"a {spec.plots.vector_format.upper()} copy of each")
         echo("Plots: " + ", ".join(shown))
         t0 = time.perf_counter()
         with _collect_warnings("plots", sink, echo):
@@ -472,8 +482,12 @@ def run_spec(
                 directory,
                 model,
                 tree,
+                data=data.frame,
+                formula=data.formula,
                 response=_response(data.formula),
                 ci_prob=spec.diagnostics.ci_prob,
+                dpi=spec.plots.dpi,
+                vector_format=spec.plots.vector_format,
             )
         for key, path in written.items():
             artifacts[key] = path
@@ -495,6 +509,124 @@ def run_spec(
         artifacts=artifacts,
         warnings=sink,
     )
+
+
+def run_data(run: dict[str, Any], model: Any) -> LoadedData | None:
+    """The data a run folder's model was fitted on, read again from what ``run.json`` records.
+
+    The data file is read again (or the simulated data drawn again from their seed) and
+    encoded with the run's formula; the result is used only if its SHA-256 equals that of the
+    model's training data, so a file edited since the run is never drawn beside the old fit.
+
+    Parameters
+    ----------
+    run : dict
+        The content of ``run.json``.
+    model : MixtureOfRegressions
+        The run's fitted model (``model/``).
+
+    Returns
+    -------
+    LoadedData or None
+        None when the file is gone, unreadable or changed (a :class:`UserWarning` says which).
+    """
+    from . import io
+    from .spec import SpecError
+
+    recorded = (run.get("spec") or {}).get("data") or {}
+    simulate = recorded.get("simulate")
+    try:
+        data_spec = DataSpec(
+            path=Path(recorded["path"]) if recorded.get("path") else None,
+            formula=recorded.get("formula"),
+            simulate=SimulateSpec(**simulate) if simulate else None,
+            sample_weight=recorded.get("sample_weight"),
+            na_action=recorded.get("na_action", "raise"),
+        )
+        data = load_data(Spec(name=run.get("name") or "run", data=data_spec))
+    except (SpecError, TypeError, KeyError, ValueError, OSError) as exc:
+        warnings.warn(
+            f"the run's data cannot be read again ({exc}); fit.png shows one panel per "
+            "feature column instead of the formula's variables",
+            UserWarning,
+            stacklevel=2,
+        )
+        return None
+    if io.data_hash(data.X.to_numpy(dtype=float), data.y) != io.data_hash(
+        model._fit_X, model._fit_y
+    ):
+        warnings.warn(
+            f"the data at {recorded.get('path') or 'the simulation settings'} differ from the "
+            "data the model was fitted on; fit.png shows the model's own training data, one "
+            "panel per feature column",
+            UserWarning,
+            stacklevel=2,
+        )
+        return None
+    return data
+
+
+def redraw_plots(
+    directory: str | Path,
+    *,
+    dpi: int | None = None,
+    vector_format: str | None = None,
+) -> dict[str, Path]:
+    """Draw the plots of a run folder again from its saved files (``bayes-mlr report``).
+
+    Parameters
+    ----------
+    directory : path-like
+        A folder written by :func:`run_spec`.
+    dpi, vector_format : optional
+        Default: the run's ``[plots]`` settings.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The files written, as :func:`bayes_mlr.plots.write_plots` returns them; ``run.json``
+        lists them.
+
+    Raises
+    ------
+    ValueError
+        ``posterior.nc`` was sampled on other data than ``model/`` holds.
+    """
+    from . import io, plots
+    from .estimator import MixtureOfRegressions
+
+    directory = Path(directory)
+    model = MixtureOfRegressions.load(directory / ARTIFACTS["model"])
+    run_file = directory / ARTIFACTS["run"]
+    run = io.read_json(run_file) if run_file.is_file() else {}
+    listed = set(run.get("artifacts", {}).values()) if run else {ARTIFACTS["posterior"]}
+    posterior = None
+    if (directory / ARTIFACTS["posterior"]).is_file() and ARTIFACTS["posterior"] in listed:
+        posterior = io.read_datatree(directory / ARTIFACTS["posterior"])
+        expected = io.data_hash(model._fit_X, model._fit_y)
+        if posterior.attrs.get("data_sha256", expected) != expected:
+            raise ValueError(
+                f"{directory}/{ARTIFACTS['posterior']} was sampled on other data than "
+                f"{ARTIFACTS['model']}/ holds; rerun 'bayes-mlr run'"
+            )
+    settings = run.get("spec", {})
+    shown = settings.get("plots", {})
+    data = run_data(run, model) if run else None
+    written = plots.write_plots(
+        directory,
+        model,
+        posterior,
+        data=None if data is None else data.frame,
+        formula=None if data is None else data.formula,
+        response=run.get("data", {}).get("response", "y"),
+        ci_prob=settings.get("diagnostics", {}).get("ci_prob", 0.94),
+        dpi=shown.get("dpi", plots.DEFAULT_DPI) if dpi is None else dpi,
+        vector_format=shown.get("vector_format") if vector_format is None else vector_format,
+    )
+    if run:  # the redrawn plots belong to this run folder now
+        run.setdefault("artifacts", {}).update({k: p.name for k, p in written.items()})
+        io.write_json(run_file, run)
+    return written
 
 
 def _sampler_kwargs(settings: Any, cores: int | None) -> dict[str, Any]:

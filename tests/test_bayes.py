@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -206,18 +207,6 @@ def test_shared_variance_has_one_sigma():
     assert pm_model["sigma"].ndim == 0
 
 
-def test_default_priors_scale_with_the_data():
-    X = np.array([[0.0], [2.0], [4.0], [6.0]])
-    y = np.array([1.0, 3.0, 5.0, 7.0])
-    priors = bayes.default_priors(X, y, 3)
-    s_x = s_y = np.sqrt(5.0)
-    np.testing.assert_array_equal(priors["weights"]["alpha"], [2.0, 2.0, 2.0])
-    np.testing.assert_allclose(priors["coef"]["sigma"], [2.5 * s_y / s_x])
-    assert priors["intercept"]["mu"] == pytest.approx(4.0)
-    assert priors["intercept"]["sigma"] == pytest.approx(2.5 * s_y * np.sqrt(1 + (3 / s_x) ** 2))
-    assert priors["sigma"]["sigma"] == pytest.approx(s_y)
-
-
 def test_priors_can_be_overridden():
     model = h.fitted()
     default = bayes.build_model(model)
@@ -325,6 +314,9 @@ def test_sampler_diagnostics_pass_and_em_is_in_the_bulk(sampler):
     report = diagnose(idata)
     assert report.ok, str(report)
     assert idata["posterior"].attrs["sampler"] == sampler
+    recorded = json.loads(idata["posterior"].attrs["priors"])
+    assert recorded["source"] == "default"
+    assert {r["parameter"] for r in recorded["rows"]} == {"weights", "intercept", "coef", "sigma"}
     # Chains started at EM never needed relabelling.
     assert idata["posterior"].attrs["relabelled_fraction"] == 0.0
     table = compare_em_posterior(h.fitted(), idata)
@@ -527,6 +519,8 @@ def test_an_extended_model_can_be_sampled():
     )
     post = idata["posterior"]
     assert post["slope_gap"].dims == ("chain", "draw", "component")
+    assert json.loads(post.attrs["priors"])["source"] == "custom"
+    assert "slope_gap" in json.loads(post.attrs["priors"])["model"]
     gap = float(post["intercept_gap"].mean())
     assert gap == pytest.approx(model.intercept_[1] - model.intercept_[0], abs=0.2)
     with pytest.raises(ValueError, match="pass priors to build_model"):

@@ -224,6 +224,87 @@ def test_report_command_rebuilds_the_same_page(run, tmp_path):
     assert (copy / "fit.png").read_bytes().startswith(PNG_MAGIC)
 
 
+def test_report_states_the_priors(run):
+    out, _, _ = run
+    text = (out / "report.md").read_text()
+    section = text.split("### Priors")[1].split("![")[0]
+    assert "The data-scaled defaults of `bayes_mlr.default_priors`" in section
+    for row in ("| weights | Dirichlet(alpha = (2, 2)) |", "| coef[k, x] | Normal(mu = 0,"):
+        assert row in section
+    priors = io.read_json(out / "diagnostics.json")["priors"]
+    assert priors["source"] == "default"
+
+
+def test_report_command_redraws_with_a_vector_copy_from_the_data(run, tmp_path, monkeypatch):
+    from bayes_mlr import plots
+
+    out, _, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    seen = {}
+    original = plots.plot_fit
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_fit", spy)
+    code, _, stderr = run_cli("report", copy, "--vector-format", "svg", "--dpi", 100)
+    assert code == 0, stderr
+    # the simulated data are drawn again from their seed, so fit.png has the formula's panels
+    assert seen["data"] is not None and seen["formula"] == "y ~ x"
+    assert list(seen["data"].columns) == ["x", "y"]
+    for name in plots.PLOT_FILES.values():
+        assert (copy / name.replace(".png", ".svg")).read_bytes().startswith(b"<?xml"), name
+    listed = io.read_json(copy / "run.json")["artifacts"]
+    assert listed["fit_svg"] == "fit.svg"
+    assert "`fit.svg`" in (copy / "report.md").read_text()
+
+
+def test_report_command_does_not_draw_changed_data(csv_path, tmp_path, monkeypatch):
+    from bayes_mlr import plots
+
+    seen = {}
+    original = plots.plot_fit
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_fit", spy)
+    data = tmp_path / "data.csv"
+    shutil.copy(csv_path, data)
+    spec = tmp_path / "csv.toml"
+    spec.write_text(
+        f'name = "csv"\n[data]\npath = "{data}"\nformula = "y ~ x0 + I(x0**2)"\n'
+        '[em]\nrandom_state = 0\n[plots]\nvector_format = "pdf"\n'
+    )
+    out = tmp_path / "run"
+    code, _, stderr = run_cli("run", spec, "--out", out, "--em-only", "-q")
+    assert code == 0, stderr
+    assert (out / "fit.pdf").read_bytes().startswith(b"%PDF")
+    # the run draws fit.png against x0 (the formula's variable), not x0 and I(x0 ** 2)
+    assert seen["formula"] == "y ~ x0 + I(x0**2)" and list(seen["data"].columns) == ["x0", "y"]
+    from bayes_mlr.workflow import run_data
+
+    model = MixtureOfRegressions.load(out / "model")
+    manifest = io.read_json(out / "run.json")
+    assert run_data(manifest, model).frame.shape == (200, 2)  # unchanged: read again
+    frame = pd.read_csv(data)
+    frame.loc[0, "y"] += 1.0
+    frame.to_csv(data, index=False)
+    with pytest.warns(UserWarning, match="differ from the data the model was fitted on"):
+        assert run_data(manifest, model) is None
+    data.unlink()
+    with pytest.warns(UserWarning, match="cannot be read again"):
+        assert run_data(manifest, model) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # as outside the test suite (which raises them)
+        code, _, stderr = run_cli("report", out)
+    assert code == 0 and "bayes-mlr: warning: UserWarning: the run's data cannot be read" in stderr
+    assert (out / "fit.png").read_bytes().startswith(PNG_MAGIC)
+
+
 def test_report_command_states_failure(run, tmp_path):
     out, _, _ = run
     copy = tmp_path / "copy"

@@ -115,6 +115,44 @@ def test_plots_are_linked_when_present(fitted, tmp_path):
     assert "rank.png" not in text
 
 
+def test_priors_are_stated(fitted, tmp_path):
+    from bayes_mlr.priors import default_priors, describe_priors, merge_priors
+
+    folder = make_folder(tmp_path / "run", fitted, ok=True)
+    assert "### Priors" in report.render_report(folder)
+    assert "Not recorded" in report.render_report(folder)  # the fake posterior has none
+    prior = merge_priors(
+        default_priors(fitted._fit_X, fitted._fit_y, 2), {"intercept": {"mu": [-1.0, 1.0]}}
+    )
+    record = describe_priors(prior, feature_names=["x"], overrides={"intercept": {"mu": 0}})
+    diagnostics = io.read_json(folder / "diagnostics.json")
+    diagnostics["priors"] = record
+    io.write_json(folder / "diagnostics.json", diagnostics)
+    text = report.render_report(folder)
+    section = text.split("### Priors")[1].split("![")[0]
+    assert "with `intercept.mu` set by the spec or `priors=`" in section
+    assert "| weights | Dirichlet(alpha = (2, 2)) |" in section
+    assert "| intercept[0] | Normal(mu = -1, sigma = " in section
+    assert "| intercept[1] | Normal(mu = 1, sigma = " in section
+    sd = report._fmt(float(prior["coef"]["sigma"][0]))
+    assert f"| coef[k, x] | Normal(mu = 0, sigma = {sd}) |" in section
+    assert "| sigma[k] | HalfNormal(sigma = " in section
+
+    diagnostics["priors"] = {"source": "custom", "rows": [], "model": "coef ~ Normal(0, 1)"}
+    io.write_json(folder / "diagnostics.json", diagnostics)
+    assert "coef ~ Normal(0, 1)" in report.render_report(folder)
+
+
+def test_vector_copies_are_listed(fitted, tmp_path):
+    folder = make_folder(tmp_path / "run", fitted, ok=True)
+    run = io.read_json(folder / "run.json")
+    for name in ("fit.pdf", "forest.pdf"):
+        (folder / name).write_bytes(b"%PDF")
+        run["artifacts"][name.replace(".", "_")] = name
+    io.write_json(folder / "run.json", run)
+    assert "- `fit.pdf`, `forest.pdf`: the plots in PDF (vector)" in report.render_report(folder)
+
+
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no em\.json"):
         report.build_report(tmp_path)

@@ -49,6 +49,14 @@ def test_defaults():
     assert spec.posterior.sampler == "auto" and spec.posterior.enabled
     assert spec.diagnostics.thresholds()["rhat_max"] == 1.01
     assert spec.k_values() == [1, 2, 3]
+    assert (spec.plots.dpi, spec.plots.vector_format) == (150, None)
+
+
+def test_plot_settings():
+    spec = spec_of({"name": "x", "data": SIMULATED, "plots": {"dpi": 300, "vector_format": "pdf"}})
+    assert (spec.plots.dpi, spec.plots.vector_format) == (300, "pdf")
+    none = spec_of({"name": "x", "data": SIMULATED, "plots": {"vector_format": "none"}})
+    assert none.plots.vector_format is None
 
 
 def test_name_defaults_to_the_file_stem(tmp_path):
@@ -160,6 +168,18 @@ def test_name_defaults_to_the_file_stem(tmp_path):
                 "data": {"simulate": {"n": 10, "coef": [[1.0], [2.0]], "feature_names": ["a b"]}},
             },
             r"\[data.simulate\] feature_names must be 1 distinct names",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "plots": {"vector_format": "eps"}},
+            r"\[plots\] vector_format must be one of 'none', 'pdf', 'svg'; got 'eps'",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "plots": {"dpi": 20}},
+            r"\[plots\] dpi must be an integer >= 50; got 20",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "plots": {"format": "pdf"}},
+            r"unknown key \[plots\] format",
         ),
     ],
 )
