@@ -351,8 +351,8 @@ def _tonedata():
 @pytest.mark.parametrize("seed", range(4))
 def test_subset_starts_reach_a_narrow_basin_optimum(seed):
     # tonedata, K = 2 (tests/data/README.md): the optimum at 145.42 has 37% of the rows on the
-    # line tuned = stretchratio with sigma 0.0045; its basin is narrow, so a start must sit on that line
-    # with a small sigma. A minimal subset lands on it with probability about 0.37^2 per
+    # line tuned = stretchratio with sigma 0.0045; its basin is narrow, so a start must sit on
+    # that line with a small sigma. A minimal subset lands on it with probability about 0.37^2 per
     # component (measured 29 of 100 starts with the consensus-set sigma, 1 of 100 with one
     # common start sigma), so 20 starts miss it with probability about 0.7^20 < 0.1%.
     X, y = _tonedata()
