@@ -46,8 +46,12 @@ import pytensor.tensor as pt
 import xarray as xr
 from pymc.blocking import DictToArrayBijection
 from pymc.initial_point import make_initial_point_fn
+from pytensor.graph.fg import MissingInputError
 
+from bayes_mlr import modes as _modes
+from bayes_mlr import starts as _starts
 from bayes_mlr._mixture_op import mixture_regression_logp, register_jax
+from bayes_mlr.exceptions import MultimodalPosteriorWarning
 from bayes_mlr.labels import (
     LabelSwitchingWarning,
     apply_permutations,
@@ -392,19 +396,23 @@ def em_initial_point(model: Any, pm_model: pm.Model) -> dict[str, np.ndarray]:
         ``{"weights": (K,), "intercept": (K,), "coef": (K, p), "sigma": (K,) or ()}``,
         restricted to the free variables of ``pm_model``.
     """
-    em = _em_values(model)
+    return _initial_point(_em_values(model), pm_model)
+
+
+def _initial_point(values: Mapping[str, np.ndarray], pm_model: pm.Model) -> dict[str, np.ndarray]:
+    """``values`` (weights, intercept, coef, sigma) as a start for ``pm_model``'s free variables."""
     free = {rv.name for rv in pm_model.free_RVs}
     start: dict[str, np.ndarray] = {}
     if "weights" in free:
-        w = np.clip(em["weights"], 1e-8, None)
+        w = np.clip(np.asarray(values["weights"], dtype=float), 1e-8, None)
         start["weights"] = w / w.sum()
     if "intercept" in free:
-        start["intercept"] = em["intercept"]
+        start["intercept"] = np.asarray(values["intercept"], dtype=float)
     if "coef" in free:
-        start["coef"] = em["coef"]
+        start["coef"] = np.asarray(values["coef"], dtype=float)
     if "sigma" in free:
-        sigma_rv = pm_model["sigma"]
-        start["sigma"] = em["sigma"] if sigma_rv.ndim == 1 else np.asarray(em["sigma"][0])
+        sigma = np.asarray(values["sigma"], dtype=float)
+        start["sigma"] = sigma if pm_model["sigma"].ndim == 1 else np.asarray(sigma[0])
     return start
 
 
@@ -534,7 +542,7 @@ def _jax_backends_initialised() -> bool:
 
 def _sample_pymc(
     pm_model: pm.Model,
-    start: dict[str, np.ndarray],
+    start: list[dict[str, np.ndarray]],
     *,
     draws: int,
     tune: int,
@@ -546,7 +554,7 @@ def _sample_pymc(
 ) -> xr.DataTree:
     from pymc.step_methods.hmc.quadpotential import QuadPotentialFullAdapt
 
-    free, point = _value_vars_and_point(pm_model, start)
+    free, point = _value_vars_and_point(pm_model, start[0])
     value_vars, func = _logp_dlogp(pm_model, free, point)
     x0 = DictToArrayBijection.map(point).data
     cov = _hessian_covariance(func, x0)
@@ -570,7 +578,7 @@ def _sample_pymc(
             logp_dlogp_func=func,
             initial_point=point,
         )
-        # With an explicit step PyMC starts every chain at `initvals` without jitter.
+        # With an explicit step PyMC starts every chain at its `initvals` without jitter.
         return pm.sample(
             draws=draws,
             tune=tune,
@@ -586,7 +594,7 @@ def _sample_pymc(
 
 def _sample_nutpie(
     pm_model: pm.Model,
-    start: dict[str, np.ndarray],
+    start: list[dict[str, np.ndarray]],
     *,
     draws: int,
     tune: int,
@@ -602,25 +610,68 @@ def _sample_nutpie(
     # nutpie jitters every free variable unless `jitter_rvs` is empty; `initial_points` is the
     # start (PyMC forwards both to nutpie.compile_pymc_model).
     compile_kwargs["jitter_rvs"] = set()
-    with pm_model:
-        return pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            nuts_sampler="nutpie",
-            initvals=start,
-            random_seed=random_seed,
-            progressbar=progressbar,
-            compute_convergence_checks=False,
-            compile_kwargs=compile_kwargs,
-            nuts=nuts,
-            **kwargs,
-        )
+    distinct = [i for i, point in enumerate(start) if not _same_point(point, start[0])]
+    if not distinct:
+        with pm_model:
+            return pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                nuts_sampler="nutpie",
+                initvals=start[0],
+                random_seed=random_seed,
+                progressbar=progressbar,
+                compute_convergence_checks=False,
+                compile_kwargs=compile_kwargs,
+                nuts=nuts,
+                **kwargs,
+            )
+    # nutpie takes one start for all chains: with per-chain starts, one run per chain
+    seeds = np.random.SeedSequence(random_seed).generate_state(chains)
+    trees = []
+    for c in range(chains):
+        with pm_model:
+            trees.append(
+                pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=1,
+                    nuts_sampler="nutpie",
+                    initvals=start[c],
+                    random_seed=int(seeds[c]),
+                    progressbar=progressbar,
+                    compute_convergence_checks=False,
+                    compile_kwargs=dict(compile_kwargs),
+                    nuts=dict(nuts),
+                    **kwargs,
+                )
+            )
+    return _concat_chains(trees)
+
+
+def _same_point(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _concat_chains(trees: list[xr.DataTree]) -> xr.DataTree:
+    """One DataTree from single-chain runs (chains numbered 0, 1, ...)."""
+    out = {}
+    for name in trees[0].children:
+        datasets = [t[name].to_dataset() for t in trees]
+        if "chain" in datasets[0].dims:
+            merged = xr.concat(datasets, dim="chain", combine_attrs="override")
+            merged = merged.assign_coords(chain=np.arange(merged.sizes["chain"]))
+        else:
+            merged = datasets[0]
+        out[name] = merged
+    tree = xr.DataTree.from_dict(out)
+    tree.attrs.update(trees[0].attrs)
+    return tree
 
 
 def _sample_numpyro(
     pm_model: pm.Model,
-    start: dict[str, np.ndarray],
+    start: list[dict[str, np.ndarray]],
     *,
     draws: int,
     tune: int,
@@ -631,7 +682,7 @@ def _sample_numpyro(
     kwargs: dict[str, Any],
 ) -> xr.DataTree:
     register_jax()  # the likelihood Op's JAX implementation
-    free, point = _value_vars_and_point(pm_model, start)
+    free, point = _value_vars_and_point(pm_model, start[0])
     _, func = _logp_dlogp(pm_model, free, point)
     cov = _hessian_covariance(func, DictToArrayBijection.map(point).data)
     nuts = dict(kwargs.pop("nuts", {}))
@@ -662,6 +713,152 @@ _BACKENDS = {"pymc": _sample_pymc, "nutpie": _sample_nutpie, "numpyro": _sample_
 # --------------------------------------------------------------------------------------------
 # Aligning the draws and assembling the DataTree
 # --------------------------------------------------------------------------------------------
+
+
+def _first_seed(random_seed: Any) -> Any:
+    """An integer seed (or None) for numpy from ``pm.sample``'s ``random_seed``."""
+    if random_seed is None or isinstance(random_seed, int | np.integer):
+        return random_seed
+    if isinstance(random_seed, list | tuple) and random_seed:
+        return _first_seed(random_seed[0])
+    return None
+
+
+def _invariants(
+    idata: xr.DataTree, pm_model: pm.Model
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Per draw: the log density on the sampler's unconstrained scale (with the Jacobian), the
+    total log-likelihood, and the unconstrained point; ``(chain, draw)``, ``(chain, draw)``,
+    ``(chain, draw, d)``. All None when the model's transforms cannot be evaluated alone (a
+    model of yours whose transforms depend on other variables)."""
+    free = list(pm_model.free_RVs)
+    post = idata["posterior"]
+    if any(rv.name not in post for rv in free):
+        return None, None, None
+    try:
+        inputs, outputs = [], []
+        for rv in free:
+            x = rv.type()
+            inputs.append(x)
+            transform = pm_model.rvs_to_transforms.get(rv)
+            outputs.append(x if transform is None else transform.forward(x, *rv.owner.inputs))
+        forward = pytensor.function(inputs, outputs, on_unused_input="ignore", mode="FAST_RUN")
+        values = [pm_model.rvs_to_values[rv] for rv in free]
+        logp = pytensor.function(
+            values,
+            [pm_model.logp(jacobian=True), pm_model.logp(vars=pm_model.observed_RVs)],
+            on_unused_input="ignore",
+            **_compile_kwargs(),
+        )
+    except (MissingInputError, NotImplementedError, TypeError, ValueError) as exc:
+        warnings.warn(
+            f"the log density of the draws cannot be evaluated for this model ({exc}); the "
+            "modes are compared on the sorted parameters alone, without estimated shares",
+            MultimodalPosteriorWarning,
+            stacklevel=4,
+        )
+        return None, None, None
+    C, S = post.sizes["chain"], post.sizes["draw"]
+    arrays = [
+        post[rv.name].transpose("chain", "draw", *post[rv.name].dims[2:]).to_numpy() for rv in free
+    ]
+    lp = np.empty((C, S))
+    ll = np.empty((C, S))
+    phi = None
+    for c in range(C):
+        for d in range(S):
+            point = forward(*[a[c, d] for a in arrays])
+            lp[c, d], ll[c, d] = (float(v) for v in logp(*point))
+            flat = np.concatenate([np.ravel(v) for v in point])
+            if phi is None:
+                phi = np.empty((C, S, flat.size))
+            phi[c, d] = flat
+    return lp, ll, phi
+
+
+def _add_modes(
+    idata: xr.DataTree,
+    pm_model: pm.Model,
+    chain_starts: list[Any],
+    optima: list[dict],
+    problem: _Problem,
+    starts: str,
+) -> xr.DataTree:
+    """Add ``log_density`` and ``log_likelihood`` to ``sample_stats`` and the group ``modes``:
+    which chains sit in which posterior mode and each mode's estimated share
+    (:mod:`bayes_mlr.modes`)."""
+    lp, ll, phi = _invariants(idata, pm_model)
+    post = idata["posterior"]
+    stats = idata["sample_stats"].to_dataset()
+    extra: dict[str, np.ndarray] = {}
+    if lp is not None:
+        stats["log_density"] = (("chain", "draw"), lp)
+        stats["log_likelihood"] = (("chain", "draw"), ll)
+        extra = {"lp": lp, "log_likelihood": ll}
+    idata["sample_stats"] = xr.DataTree(stats)
+    values = {
+        name: post[name].transpose("chain", "draw", ...).to_numpy()
+        for name in ("weights", "intercept", "coef", "sigma")
+        if name in post
+    }
+    names, features = _modes.invariant_draws(values, extra)
+    chain_mode = _modes.group_chains(features)
+    n_modes = int(chain_mode.max()) + 1
+    masses = None
+    if phi is not None:
+        masses = [
+            _modes.log_mass(
+                phi[chain_mode == m].reshape(-1, phi.shape[-1]), lp[chain_mode == m].ravel()
+            )
+            for m in range(n_modes)
+        ]
+    shown = [{**o, "sigma": o["sigma"][0]} if problem.variance == "shared" else o for o in optima]
+    if problem.variance == "fixed":
+        shown = [{k: v for k, v in o.items() if k != "sigma"} for o in optima]
+    table = _modes.mode_table(chain_mode, features, names, log_masses=masses, optima=shown)
+    chain_mode = _modes.renumber(chain_mode, list(table["chains"]))
+    ds = xr.Dataset(
+        {
+            col: ("mode", table[col].to_numpy(dtype=float))
+            for col in (
+                "n_chains",
+                "mean_lp",
+                "mean_log_likelihood",
+                "log_mass",
+                "share",
+                "optimum_log_likelihood",
+                "optimum_distance",
+            )
+        },
+        coords={"mode": np.arange(len(table))},
+    )
+    ds["nearest_optimum"] = (
+        "mode",
+        np.array([-1 if v is None or v != v else int(v) for v in table["nearest_optimum"]]),
+    )
+    ds["chain_mode"] = ("chain", chain_mode)
+    ds["chain_start"] = ("chain", np.array([c.source for c in chain_starts], dtype=str))
+    ds["chain_start_optimum"] = ("chain", np.array([c.optimum for c in chain_starts]))
+    ds["em_optimum_log_likelihood"] = (
+        "optimum",
+        np.array([o["log_likelihood"] for o in optima], dtype=float),
+    )
+    ds.attrs.update(starts=starts, n_modes=len(table), separation=_modes.MODE_SEPARATION)
+    idata["modes"] = xr.DataTree(ds)
+    if len(table) > 1:
+        shares = ", ".join(
+            f"mode {m} (chains {', '.join(map(str, row.chains))}): share {row.share:.2f}"
+            if row.share == row.share
+            else f"mode {m}: chains {row.chains}"
+            for m, row in enumerate(table.itertuples())
+        )
+        warnings.warn(
+            f"the chains sit in {len(table)} posterior modes that they do not move between: "
+            f"{shares}. No single mode summarises the posterior; diagnose() names them.",
+            MultimodalPosteriorWarning,
+            stacklevel=3,
+        )
+    return idata
 
 
 def _add_log_likelihood(idata: xr.DataTree, pm_model: pm.Model) -> xr.DataTree:
@@ -812,6 +1009,7 @@ def sample_posterior(
     cores: int | None = None,
     log_likelihood: bool = True,
     posterior_predictive: bool = False,
+    starts: str = "dispersed",
     **kwargs: Any,
 ) -> xr.DataTree:
     """Sample the posterior of a fitted mixture of regressions, started at the EM estimate.
@@ -886,6 +1084,8 @@ def sample_posterior(
         The chosen sampler is not installed.
     """
     backend = _resolve_sampler(sampler)
+    if starts not in _starts.STARTS:
+        raise ValueError(f"starts must be one of {list(_starts.STARTS)}; got {starts!r}")
     em = _em_values(model)
     problem = _problem(model)
     if draws < 1 or tune < 0 or chains < 1:
@@ -899,7 +1099,16 @@ def sample_posterior(
         raise ValueError("pass priors to build_model, not with an existing pm_model")
     else:
         prior_record = _prior_record(problem, None, pm_model)
-    start = em_initial_point(model, pm_model)
+    if starts == "dispersed":
+        chain_starts, optima = _starts.chain_starts(
+            model, chains, random_state=_first_seed(random_seed)
+        )
+        start = [_initial_point(c.values, pm_model) for c in chain_starts]
+    else:
+        em_start = em_initial_point(model, pm_model)
+        chain_starts = [_starts.Start(em, "EM estimate", 0)] * chains
+        optima = _starts.em_optima(model, search=False)
+        start = [em_start] * chains
     if cores is None:
         cores = _default_cores(backend, problem, chains, draws + tune)
     kwargs["cores"] = cores
@@ -917,6 +1126,7 @@ def sample_posterior(
     )
     wall = time.perf_counter() - t0
     idata = _align_to_em(idata, model, em)
+    idata = _add_modes(idata, pm_model, chain_starts, optima, problem, starts)
     if log_likelihood:
         idata = _add_log_likelihood(idata, pm_model)
     if posterior_predictive:

@@ -6,7 +6,13 @@ standard ones keeps working, while users can filter ours precisely.
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceWarning", "DegenerateFitWarning", "NotFittedError", "SpuriousFitWarning"]
+__all__ = [
+    "ConvergenceWarning",
+    "DegenerateFitWarning",
+    "MultimodalPosteriorWarning",
+    "NotFittedError",
+    "SpuriousFitWarning",
+]
 
 
 class ConvergenceWarning(UserWarning):
@@ -21,6 +27,12 @@ class SpuriousFitWarning(DegenerateFitWarning):
     """Every EM run ended with a spurious component: a handful of observations fitted with a
     sigma far below the other components' (McLachlan & Peel 2000, §3.10). The best such run is
     returned and flagged (``EMResult.spurious``); see :mod:`bayes_mlr._spurious` for the rule."""
+
+
+class MultimodalPosteriorWarning(UserWarning):
+    """The posterior has several modes that the chains do not move between, or EM's estimate
+    is not the highest optimum found: no single mode summarises the posterior
+    (:func:`bayes_mlr.diagnose` names the modes and their estimated shares)."""
 
 
 class NotFittedError(ValueError, AttributeError):
