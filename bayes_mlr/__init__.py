@@ -14,6 +14,7 @@ from .estimator import MixtureOfRegressions
 from .exceptions import (
     ConvergenceWarning,
     DegenerateFitWarning,
+    MultimodalPosteriorWarning,
     NotFittedError,
     SpuriousFitWarning,
 )
@@ -34,6 +35,7 @@ _LAZY = {
     "compare_em_posterior": "bayes_mlr.diagnostics",
     "compare_n_components": "bayes_mlr.diagnostics",
     "diagnose": "bayes_mlr.diagnostics",
+    "summarise_modes": "bayes_mlr.diagnostics",
     "posterior_membership": "bayes_mlr.diagnostics",
 }
 
@@ -44,6 +46,7 @@ __all__ = [
     "EMProgress",
     "EMResult",
     "MixtureOfRegressions",
+    "MultimodalPosteriorWarning",
     "NotFittedError",
     "SingularInformationWarning",
     "SpuriousFitWarning",

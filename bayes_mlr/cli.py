@@ -169,6 +169,11 @@ def _add_posterior_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sampler", choices=("auto", "nutpie", "pymc", "numpyro"), help="NUTS back-end")
     g.add_argument("--cores", type=_positive_int, metavar="N", help="chains sampled in parallel")
     g.add_argument(
+        "--starts",
+        choices=("dispersed", "em"),
+        help="chain starts: distinct EM optima and over-dispersed points, or all at EM",
+    )
+    g.add_argument(
         "--posterior-seed", type=_nonneg_int, metavar="N", help="random_seed of the sampler"
     )
 
@@ -470,6 +475,7 @@ def _posterior_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "sampler": args.sampler,
         "random_seed": args.posterior_seed,
         "cores": args.cores,
+        "starts": args.starts,
     }
 
 

@@ -25,7 +25,10 @@ __all__ = [
     "compare_em_posterior",
     "compare_n_components",
     "diagnose",
+    "invariant_table",
+    "mode_summary",
     "posterior_membership",
+    "summarise_modes",
     "summary_table",
 ]
 
@@ -106,6 +109,15 @@ class Diagnosis:
         Fraction of draws relabelled to the EM labelling by ``sample_posterior``.
     thresholds : dict
         The thresholds used.
+    invariant : pandas.DataFrame
+        The label-invariant checks, made before any relabelling: R-hat, bulk and tail ESS of
+        the log density (``log_density``) and the total log-likelihood (``log_likelihood``) of
+        each draw; index ``lp``, ``log_likelihood``. Empty when the posterior has neither.
+    modes : pandas.DataFrame or None
+        The posterior modes the chains sit in (group ``modes`` of ``sample_posterior``), one
+        row each: ``chains``, ``n_chains``, ``mean_lp``, ``mean_log_likelihood``, ``share``
+        (estimated share of the posterior mass), ``nearest_optimum`` and
+        ``optimum_log_likelihood`` (the nearest EM optimum). None without that group.
     """
 
     ok: bool
@@ -115,6 +127,13 @@ class Diagnosis:
     bfmi: np.ndarray | None = None
     relabelled_fraction: float | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
+    invariant: pd.DataFrame = field(default_factory=pd.DataFrame)
+    modes: pd.DataFrame | None = None
+
+    @property
+    def n_modes(self) -> int:
+        """How many posterior modes the chains sit in (1 without a ``modes`` group)."""
+        return 1 if self.modes is None else len(self.modes)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -122,6 +141,17 @@ class Diagnosis:
     def __str__(self) -> str:
         t = self.thresholds
         lines = [f"Posterior diagnosis: {'OK' if self.ok else 'PROBLEMS FOUND'}"]
+        if len(self.invariant):
+            inv = self.invariant
+            lines.append(
+                "  label-invariant: "
+                + ", ".join(
+                    f"{name} R-hat {row.r_hat:.4f}, bulk ESS {row.ess_bulk:.0f}"
+                    for name, row in inv.iterrows()
+                )
+            )
+        if self.modes is not None:
+            lines.append(f"  posterior modes the chains sit in: {len(self.modes)}")
         if len(self.table):
             lines.append(
                 f"  max R-hat {self.table['r_hat'].max():.4f} (limit {t['rhat_max']}), "
@@ -247,6 +277,21 @@ def diagnose(
     table = summary_table(posterior, var_names)
     problems = []
     approximation = _require_posterior(posterior).attrs.get("approximation")
+    invariant = pd.DataFrame()
+    if not approximation:
+        # first, before any relabelling matters: quantities no labelling changes
+        invariant = invariant_table(posterior)
+        bad = invariant[~(invariant["r_hat"] <= rhat_max)] if len(invariant) else invariant
+        if len(bad):
+            worst = ", ".join(f"{name} {row.r_hat:.3f}" for name, row in bad.iterrows())
+            problems.append(
+                f"the chains disagree on label-invariant quantities (R-hat of {worst}, limit "
+                f"{rhat_max}): they sit in different modes or have not mixed, whatever the "
+                "relabelling"
+            )
+    modes = mode_summary(posterior)
+    if modes is not None and len(modes) > 1:
+        problems.append(_modes_problem(modes))
     if approximation:
         # A variational fit (bayes_mlr.approximate_posterior) is one independent-draw "chain":
         # R-hat, ESS and BFMI say nothing about how well it matches the true posterior.
@@ -306,7 +351,142 @@ def diagnose(
         bfmi=bfmi,
         relabelled_fraction=fraction,
         thresholds=thresholds,
+        invariant=invariant,
+        modes=modes,
     )
+
+
+def _modes_problem(modes: pd.DataFrame) -> str:
+    parts = []
+    for m, row in modes.iterrows():
+        text = (
+            f"mode {m} (chains {', '.join(map(str, row['chains']))}; mean lp {row['mean_lp']:.2f}"
+        )
+        if row["nearest_optimum"] is not None and row["nearest_optimum"] >= 0:
+            text += (
+                f"; nearest EM optimum {int(row['nearest_optimum'])}, log-likelihood "
+                f"{row['optimum_log_likelihood']:.2f}"
+            )
+        if np.isfinite(row["share"]):
+            text += f"; estimated share {row['share']:.2f}"
+        parts.append(text + ")")
+    return (
+        f"the chains sit in {len(modes)} posterior modes that they do not move between: "
+        + ", ".join(parts)
+        + ". No single mode summarises the posterior: report the modes with their shares "
+        "(summarise_modes), and read per-parameter summaries per mode"
+    )
+
+
+def invariant_table(posterior: Any) -> pd.DataFrame:
+    """R-hat and ESS of the label-invariant quantities of the draws.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        With ``sample_stats`` variables ``log_density`` and ``log_likelihood`` (per draw), as
+        :func:`bayes_mlr.bayes.sample_posterior` writes them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``lp`` (the log density), ``log_likelihood``; columns ``mean``, ``sd``,
+        ``ess_bulk``, ``ess_tail``, ``r_hat``. Empty when neither is present.
+    """
+    import arviz_stats as azs
+    import xarray as xr
+
+    stats = _group(posterior, "sample_stats")
+    names = {"lp": "log_density", "log_likelihood": "log_likelihood"}
+    present = {k: v for k, v in names.items() if stats is not None and v in stats}
+    if not present:
+        return pd.DataFrame(columns=["mean", "sd", "ess_bulk", "ess_tail", "r_hat"])
+    ds = xr.Dataset({k: stats[v] for k, v in present.items()})
+    summ = azs.summary(ds, kind="all", fmt="xarray", round_to="none")
+    labels = [str(x) for x in summ["summary"].values]
+    rows = {}
+    for name in present:
+        values = dict(zip(labels, np.atleast_1d(summ[name].values), strict=True))
+        rows[name] = {k: float(values[k]) for k in ("mean", "sd", "ess_bulk", "ess_tail", "r_hat")}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def mode_summary(posterior: Any) -> pd.DataFrame | None:
+    """The modes recorded by :func:`bayes_mlr.bayes.sample_posterior` (group ``modes``).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        One row per mode (index ``mode``, largest share first): ``chains`` (tuple),
+        ``n_chains``, ``mean_lp``, ``mean_log_likelihood``, ``log_mass``, ``share``,
+        ``nearest_optimum`` (index into the EM optima, or -1), ``optimum_log_likelihood``,
+        ``optimum_distance``. None when the posterior has no ``modes`` group.
+    """
+    ds = _group(posterior, "modes")
+    if ds is None:
+        return None
+    chain_mode = np.asarray(ds["chain_mode"].values)
+    table = pd.DataFrame(
+        {
+            "chains": [
+                tuple(int(c) for c in np.flatnonzero(chain_mode == m)) for m in ds["mode"].values
+            ],
+            **{
+                col: ds[col].values
+                for col in (
+                    "n_chains",
+                    "mean_lp",
+                    "mean_log_likelihood",
+                    "log_mass",
+                    "share",
+                    "nearest_optimum",
+                    "optimum_log_likelihood",
+                    "optimum_distance",
+                )
+            },
+        },
+        index=pd.Index(ds["mode"].values, name="mode"),
+    )
+    table["n_chains"] = table["n_chains"].astype(int)
+    return table
+
+
+def summarise_modes(
+    posterior: Any, *, ci_prob: float = 0.94, var_names: Sequence[str] | None = None
+) -> dict[int, pd.DataFrame]:
+    """Per-parameter summaries of each posterior mode, from the chains that sit in it.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        From :func:`bayes_mlr.bayes.sample_posterior` (with its ``modes`` group).
+    ci_prob : float
+    var_names : sequence of str, optional
+
+    Returns
+    -------
+    dict of int to pandas.DataFrame
+        By mode (0 = the largest estimated share): :func:`summary_table` of its chains. A
+        mode of one chain has no R-hat (NaN).
+
+    Raises
+    ------
+    ValueError
+        The posterior has no ``modes`` group.
+    """
+    import xarray as xr
+
+    ds = _group(posterior, "modes")
+    if ds is None:
+        raise ValueError("the posterior has no 'modes' group: sample it with sample_posterior")
+    post = _require_posterior(posterior)
+    chain_mode = np.asarray(ds["chain_mode"].values)
+    out = {}
+    for m in ds["mode"].values:
+        chains = np.flatnonzero(chain_mode == m)
+        tree = xr.DataTree.from_dict({"posterior": post.isel(chain=chains)})
+        out[int(m)] = summary_table(tree, var_names, ci_prob=ci_prob)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

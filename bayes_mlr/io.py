@@ -405,7 +405,9 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         ``coef`` (K, p) as nested lists, ``sigma`` (K,)), ``log_likelihood``, ``bic``,
         ``aic``, ``icl``, ``n_parameters``, ``converged``, ``n_iter``, ``degenerate``, ``spurious``,
         ``spurious_components``, ``standard_errors_finite``,
-        ``log_likelihood_trace``, ``settings`` (constructor arguments) and ``data``
+        ``log_likelihood_trace``, ``optima`` (the distinct optima EM's restarts reached, best
+        first: ``log_likelihood``, ``n_runs``, ``converged``, ``degenerate``, ``spurious`` and
+        the parameters), ``settings`` (constructor arguments) and ``data``
         (``sha256`` of X and y, see :func:`data_hash`, ``n_obs``, plus ``source``).
         Non-finite numbers (a singular standard error) are ``null``.
     """
@@ -447,6 +449,17 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
             getattr(model.result_, "spurious_components", np.zeros(model.n_components_, bool))
         ),
         "log_likelihood_trace": np.asarray(model.log_likelihood_trace_),
+        "optima": [
+            {
+                "log_likelihood": float(o.log_likelihood),
+                "n_runs": int(o.n_runs),
+                "converged": bool(o.converged),
+                "degenerate": bool(o.degenerate),
+                "spurious": bool(np.any(o.spurious_components)),
+                **{name: np.asarray(getattr(o, name)) for name in _PARAMS},
+            }
+            for o in (getattr(model.result_, "optima", None) or ())
+        ],
         "settings": _settings(model),
         "data": {
             "sha256": data_hash(X, y),

@@ -35,6 +35,7 @@ __all__ = [
     "invariant_draws",
     "log_mass",
     "mode_table",
+    "renumber",
     "sorted_parameters",
 ]
 

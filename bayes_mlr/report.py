@@ -241,6 +241,7 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
     ]
     headers = ["parameter", "EM", "SE"] + (["truth"] if truth else [])
     out += [markdown_table(headers, _param_rows(em, truth)), ""]
+    out += _optima_lines(em)
     for png, caption in (
         ("fit.png", "Data and fitted lines"),
         ("em_trace.png", "EM log-likelihood trace"),
@@ -255,12 +256,13 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
         out.append(
             f"Sampler {sampling.get('sampler', '—')}: {sampling.get('chains', '—')} chains x "
             f"{sampling.get('draws', '—')} draws after {sampling.get('tune', '—')} tuning "
-            f"steps, every chain started at the EM estimate; draws relabelled to the EM "
+            f"steps, {_starts_text(sampling)}; draws relabelled to the EM "
             f"labelling: {_fmt_fraction(diagnostics.get('relabelled_fraction'))}; divergent "
             f"transitions: {_fmt(diagnostics.get('n_divergences'))}; sampling took "
             f"{_fmt(sampling.get('sampling_wall_time'), 3)} s."
         )
         out.append("")
+        out += _mode_lines(diagnostics)
         by_label = {r["label"]: r for r in diagnostics.get("table", [])}
         if comparison:
             rows = []
@@ -344,6 +346,80 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
     if versions:
         out.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _starts_text(sampling: dict[str, Any]) -> str:
+    starts = sampling.get("chain_starts")
+    if not starts:
+        return "every chain started at the EM estimate"
+    if all(s == "EM estimate" for s in starts):
+        return "every chain started at the EM estimate"
+    return "chains started at " + "; ".join(f"{c}: {s}" for c, s in enumerate(starts))
+
+
+def _optima_lines(em: dict[str, Any]) -> list[str]:
+    """The distinct optima EM's restarts reached (``em.json`` ``optima``)."""
+    optima = em.get("optima") or []
+    if len(optima) <= 1:
+        runs = optima[0]["n_runs"] if optima else None
+        return [f"Every EM run ({runs}) ended at this optimum.", ""] if runs else []
+    rows = []
+    for i, o in enumerate(optima):
+        flags = [f for f in ("degenerate", "spurious") if o.get(f)]
+        rows.append(
+            [
+                "fit" if i == 0 else str(i),
+                _fmt(o["log_likelihood"], 8),
+                str(o["n_runs"]),
+                ", ".join(_fmt(w, 3) for w in o["weights"]),
+                ", ".join(_fmt(v, 3) for v in o["sigma"]),
+                ", ".join(flags) or "—",
+            ]
+        )
+    return [
+        f"EM's restarts reached {len(optima)} distinct optima (the fit is the best regular one):",
+        "",
+        markdown_table(
+            ["optimum", "log-likelihood", "runs", "weights", "sigma", "flags"], rows, "lrrlll"
+        ),
+        "",
+    ]
+
+
+def _mode_lines(diagnostics: dict[str, Any]) -> list[str]:
+    """The posterior modes the chains sit in (``diagnostics.json`` ``modes``)."""
+    modes = diagnostics.get("modes")
+    if not modes:
+        return []
+    if len(modes) == 1:
+        return [
+            "All chains sit in one posterior mode (compared on label-invariant quantities: "
+            "lp, the log-likelihood, sorted component parameters).",
+            "",
+        ]
+    rows = [
+        [
+            str(m["mode"]),
+            ", ".join(map(str, m["chains"])),
+            _fmt(m["mean_lp"], 6),
+            _fmt(m["optimum_log_likelihood"], 6),
+            _fmt(m["share"], 2),
+        ]
+        for m in modes
+    ]
+    return [
+        f"**The chains sit in {len(modes)} posterior modes** that they do not move between. "
+        "The per-parameter summaries below pool them and describe no single mode; "
+        "`bayes_mlr.summarise_modes` summarises each. Shares are Gaussian approximations of "
+        "each mode's mass.",
+        "",
+        markdown_table(
+            ["mode", "chains", "mean lp", "nearest EM optimum (log-likelihood)", "share"],
+            rows,
+            "llrrr",
+        ),
+        "",
+    ]
 
 
 def _prior_lines(priors: dict[str, Any] | None) -> list[str]:

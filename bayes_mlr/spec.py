@@ -43,6 +43,7 @@ import numpy as np
 from ._validation import SPURIOUS_MODES
 from .plots import DEFAULT_DPI, VECTOR_FORMATS
 from .priors import PRIOR_ARGUMENTS
+from .starts import STARTS
 
 __all__ = [
     "DataSpec",
@@ -153,6 +154,7 @@ class PosteriorSettings:
     target_accept: float = 0.8
     log_likelihood: bool = True
     cores: int | None = None
+    starts: str = "dispersed"
     priors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def sampler_kwargs(self) -> dict[str, Any]:
@@ -592,6 +594,7 @@ def parse_spec(
             "target_accept",
             "log_likelihood",
             "cores",
+            "starts",
             "priors",
         ),
     )
@@ -605,6 +608,7 @@ def parse_spec(
         target_accept=p.number("target_accept", 0.8, low=0.0, high=1.0, open_high=True),
         log_likelihood=p.boolean("log_likelihood", True),
         cores=p.integer("cores", None, low=1),
+        starts=p.string("starts", "dispersed", STARTS),
         priors=_parse_priors(p.raw("priors", {}), source),
     )
 

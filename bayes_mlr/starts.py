@@ -8,7 +8,9 @@ looks for the other modes a mixture posterior may have:
    adds ``SEARCH_STARTS`` more minimal-subset EM starts (RANSAC-style, see
    ``init="subsets"``), which reach narrow-basin optima, such as a line that many rows share
    exactly, that the fit's own starts can miss. Optima that are degenerate or spurious are
-   left out.
+   left out, and so are those whose log-likelihood lies more than ``LL_WINDOW_PER_PARAMETER``
+   per free parameter below the best: such a mode would need every parameter spread about
+   e^2 = 7 times wider than the best mode's to hold a share of the mass worth a chain.
 2. **One chain per optimum**, the fit's estimate first, then the others by decreasing
    log-likelihood, as far as there are chains.
 3. **Over-dispersed starts** for the remaining chains: an optimum (in turn, the fit's first)
@@ -29,6 +31,7 @@ import numpy as np
 
 __all__ = [
     "DISPERSION",
+    "LL_WINDOW_PER_PARAMETER",
     "SEARCH_MAX_ROWS",
     "SEARCH_STARTS",
     "STARTS",
@@ -44,6 +47,9 @@ SEARCH_STARTS = 20
 #: The search runs on data of at most this many rows (beyond, each start is a full EM run on
 #: all rows and the fit's own optima are used alone).
 SEARCH_MAX_ROWS = 40_000
+#: Optima more than this many log-likelihood units per free parameter below the best get no
+#: chain (see the module docstring).
+LL_WINDOW_PER_PARAMETER = 2.0
 #: Over-dispersed starts sit this many EM standard errors from their optimum (per parameter,
 #: on the unconstrained scale).
 DISPERSION = 2.0
@@ -59,7 +65,8 @@ class Start:
     values : dict of str to ndarray
         ``weights`` (K,), ``intercept`` (K,), ``coef`` (K, p), ``sigma`` (K,).
     source : str
-        ``"EM estimate"``, ``"EM optimum 1"`` or ``"over-dispersed around EM optimum 0"``.
+        ``"EM estimate"``, ``"EM optimum 1 (log-likelihood 145.42, found by the search)"``
+        or ``"over-dispersed around EM optimum 0"``.
     optimum : int
         The index, in the list of :func:`em_optima`, of the optimum it is at or near.
     """
@@ -95,7 +102,8 @@ def em_optima(model: Any, *, search: bool = True, random_state: Any = None) -> l
     list of dict
         Each with ``weights``, ``intercept``, ``coef``, ``sigma``, ``log_likelihood``,
         ``n_runs`` and ``source`` (``"fit"`` or ``"search"``). Two optima whose
-        log-likelihoods agree to ``OPTIMUM_LL_TOL`` per observation are one.
+        log-likelihoods agree to ``OPTIMUM_LL_TOL`` per observation are one; optima more than
+        ``LL_WINDOW_PER_PARAMETER`` per free parameter below the best are left out.
 
     Warns
     -----
@@ -136,8 +144,11 @@ def em_optima(model: Any, *, search: bool = True, random_state: Any = None) -> l
         records += [(o, "search") for o in searched.optima]
     records = [r if isinstance(r, tuple) else (r, "fit") for r in records]
     slack = OPTIMUM_LL_TOL * n_obs
-    for optimum, source in sorted(records, key=lambda r: -r[0].log_likelihood):
-        if not _regular(optimum):
+    ordered = sorted(records, key=lambda r: -r[0].log_likelihood)
+    top = max([fit["log_likelihood"]] + [o.log_likelihood for o, _ in ordered if _regular(o)])
+    floor = top - LL_WINDOW_PER_PARAMETER * _n_parameters(model)
+    for optimum, source in ordered:
+        if not _regular(optimum) or optimum.log_likelihood < floor:
             continue
         if any(abs(optimum.log_likelihood - f["log_likelihood"]) <= slack for f in found):
             continue
@@ -160,6 +171,17 @@ def em_optima(model: Any, *, search: bool = True, random_state: Any = None) -> l
             stacklevel=3,
         )
     return found
+
+
+def _n_parameters(model: Any) -> int:
+    from .inference import n_parameters
+
+    return n_parameters(
+        int(model.n_components_),
+        int(model.n_features_in_),
+        variance=model.variance,
+        fit_intercept=model.fit_intercept,
+    )
 
 
 def _standard_errors(model: Any) -> dict[str, np.ndarray]:
@@ -211,6 +233,11 @@ def _over_dispersed(
     return out
 
 
+def _optimum_name(index: int, optimum: dict) -> str:
+    where = ", found by the search" if optimum["source"] == "search" else ""
+    return f"EM optimum {index} (log-likelihood {optimum['log_likelihood']:.2f}{where})"
+
+
 def chain_starts(
     model: Any, chains: int, *, random_state: Any = None, search: bool = True
 ) -> tuple[list[Start], list[dict]]:
@@ -241,7 +268,7 @@ def chain_starts(
         if c < len(optima):
             o = optima[c]
             values = {k: np.array(o[k], dtype=float) for k in _PARAMS}
-            source = "EM estimate" if c == 0 else f"EM optimum {c}"
+            source = "EM estimate" if c == 0 else _optimum_name(c, o)
             starts.append(Start(values, source, c))
         else:
             j = (c - len(optima)) % len(optima)

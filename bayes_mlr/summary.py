@@ -132,7 +132,24 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
         "BIC": f"{model.bic(X, y, sample_weight=sw):.4f}",
         "AIC": f"{model.aic(X, y, sample_weight=sw):.4f}",
         "converged": f"{res.converged} after {res.n_iter} iterations ({res.n_runs} runs)",
+        "optima reached": _optima_line(res),
         "flags": "; ".join(flags) if flags else "none",
         "sigma": "maximum likelihood (as mixtools; flexmix corrects it for degrees of freedom)",
     }
     return table
+
+
+def _optima_line(result: Any) -> str:
+    """The distinct optima of the restarts, e.g. ``"2: 145.42 (3 runs), 141.20 (7 runs)"``."""
+    optima = list(getattr(result, "optima", None) or ())
+    if not optima:
+        return "not recorded"
+    parts = []
+    for o in optima[:5]:
+        flags = ["degenerate"] * bool(o.degenerate) + ["spurious"] * bool(
+            np.any(o.spurious_components)
+        )
+        runs = f"{o.n_runs} run{'s' if o.n_runs != 1 else ''}"
+        parts.append(f"{o.log_likelihood:.2f} ({', '.join([runs, *flags])})")
+    more = f", {len(optima) - 5} more" if len(optima) > 5 else ""
+    return f"{len(optima)}: " + ", ".join(parts) + more

@@ -223,7 +223,10 @@ def diagnosis_to_dict(diagnosis: Any, posterior: Any = None) -> dict[str, Any]:
     Keys: ``ok``, ``verdict`` (``"passed"``/``"failed"``), ``problems``, ``n_divergences``,
     ``bfmi``, ``relabelled_fraction``, ``thresholds``, ``sampling`` (sampler, chains, draws,
     tune, wall time), ``priors`` (the priors the draws came from, as
-    :func:`bayes_mlr.priors.describe_priors` records them; None if unknown) and ``table``
+    :func:`bayes_mlr.priors.describe_priors` records them; None if unknown), ``invariant``
+    (R-hat and ESS of the label-invariant lp and log-likelihood), ``modes`` (one record per
+    posterior mode: chains, mean lp, estimated share, nearest EM optimum; None if not
+    recorded) and ``table``
     (one record per parameter: ``label``, ``parameter``, ``component``, ``feature``, ``mean``,
     ``sd``, ``hdi_low``, ``hdi_high``, ``ess_bulk``, ``ess_tail``, ``r_hat``, ...).
     """
@@ -246,6 +249,10 @@ def diagnosis_to_dict(diagnosis: Any, posterior: Any = None) -> dict[str, Any]:
         }
         if attrs.get("priors"):
             priors = json.loads(attrs["priors"])
+        if "modes" in posterior.children:
+            modes = posterior["modes"]
+            sampling["starts"] = modes.attrs.get("starts")
+            sampling["chain_starts"] = [str(v) for v in modes["chain_start"].values]
     return {
         "ok": bool(diagnosis.ok),
         "verdict": "passed" if diagnosis.ok else "failed",
@@ -256,8 +263,23 @@ def diagnosis_to_dict(diagnosis: Any, posterior: Any = None) -> dict[str, Any]:
         "thresholds": dict(diagnosis.thresholds),
         "sampling": sampling,
         "priors": priors,
+        "invariant": _records(diagnosis.invariant, "quantity"),
+        "modes": None if diagnosis.modes is None else _records(diagnosis.modes, "mode"),
         "table": records,
     }
+
+
+def _records(table: Any, index_name: str) -> list[dict[str, Any]]:
+    """A table as JSON-ready records, its index as the first field."""
+    out = []
+    for key, row in table.iterrows():
+        record = {index_name: key if not isinstance(key, np.integer) else int(key)}
+        for k, v in row.items():
+            if isinstance(v, tuple):
+                v = [int(x) for x in v]
+            record[k] = None if not isinstance(v, list) and _is_missing(v) else v
+        out.append(record)
+    return out
 
 
 def _is_missing(value: Any) -> bool:
@@ -295,12 +317,14 @@ def run_spec(
     sampler: str | None = None,
     random_seed: int | None = None,
     cores: int | None = None,
+    starts: str | None = None,
     progress: bool = True,
     echo: Echo = _stderr,
 ) -> RunResult:
     """Run a spec end to end and write every artifact into ``directory``.
 
-    EM (restarts), then, unless disabled, the posterior started at EM, the EM-vs-posterior
+    EM (restarts), then, unless disabled, the posterior (chains started at the distinct EM
+    optima and over-dispersed points, or all at EM with ``starts="em"``), the EM-vs-posterior
     comparison, the diagnostics, the plots and ``report.md``. The keyword arguments override
     the spec's ``[posterior]`` settings.
 
@@ -315,7 +339,7 @@ def run_spec(
         existing ``directory`` must be a run folder (with ``run.json``) or empty.
     posterior : bool, optional
         False: EM only (no posterior, comparison or diagnostics).
-    draws, tune, chains, sampler, random_seed, cores : optional
+    draws, tune, chains, sampler, random_seed, cores, starts : optional
         Overrides of ``[posterior]``.
     progress : bool
         Show PyMC's progress bar (and a spinner during EM on a terminal).
@@ -349,6 +373,7 @@ def run_spec(
     chains = settings.chains if chains is None else chains
     sampler = settings.sampler if sampler is None else sampler
     random_seed = settings.random_seed if random_seed is None else random_seed
+    starts = settings.starts if starts is None else starts
     timings: dict[str, float] = {}
     artifacts: dict[str, Path] = {}
     sink: list[str] = []
@@ -370,6 +395,7 @@ def run_spec(
             "chains": chains,
             "sampler": sampler,
             "random_seed": random_seed,
+            "starts": starts,
         },
         "timings": timings,
         "versions": _versions(),
@@ -427,7 +453,11 @@ def run_spec(
 
             echo(
                 f"Posterior: {chains} chains x ({tune} tune + {draws} draws), sampler = {sampler}, "
-                "every chain started at the EM estimate"
+                + (
+                    "chains started at the distinct EM optima and over-dispersed points"
+                    if starts == "dispersed"
+                    else "every chain started at the EM estimate"
+                )
             )
             t0 = time.perf_counter()
             with _collect_warnings("posterior", sink, echo):
@@ -441,6 +471,7 @@ def run_spec(
                     priors=settings.priors or None,
                     target_accept=settings.target_accept,
                     log_likelihood=settings.log_likelihood,
+                    starts=starts,
                     **_sampler_kwargs(settings, cores),
                 )
             timings["posterior"] = time.perf_counter() - t0
@@ -647,6 +678,8 @@ def _diagnosis_line(diagnosis: Any) -> str:
         parts.append(f"{diagnosis.n_divergences} divergences")
     if diagnosis.relabelled_fraction is not None:
         parts.append(f"{diagnosis.relabelled_fraction:.1%} relabelled")
+    if diagnosis.modes is not None:
+        parts.append(f"{diagnosis.n_modes} posterior mode{'s' if diagnosis.n_modes > 1 else ''}")
     status = "all checks passed" if diagnosis.ok else f"{len(diagnosis.problems)} problem(s)"
     return f"Diagnostics: {', '.join(parts)}: {status}"
 
@@ -671,6 +704,7 @@ def select_k(
     sampler: str | None = None,
     random_seed: int | None = None,
     cores: int | None = None,
+    starts: str | None = None,
     progress: bool = True,
     echo: Echo = _stderr,
     warnings_sink: list[str] | None = None,
@@ -685,7 +719,7 @@ def select_k(
         Default :meth:`Spec.k_values`.
     loo : bool, optional
         Also sample posteriors and compute PSIS-LOO (default ``[select_k] loo``).
-    draws, tune, chains, sampler, random_seed, cores : optional
+    draws, tune, chains, sampler, random_seed, cores, starts : optional
         Overrides of ``[posterior]`` for the LOO posteriors.
 
     Returns
@@ -728,6 +762,7 @@ def select_k(
                     progressbar=progress,
                     priors=settings.priors or None,
                     target_accept=settings.target_accept,
+                    starts=settings.starts if starts is None else starts,
                     **_sampler_kwargs(settings, cores),
                 )
     em_table = criteria_table(rows)

@@ -75,8 +75,12 @@ class _Run:
         self.starts = starts
 
 
+#: The seed of the shared posterior runs.
+SEED = 20261126
+
+
 @functools.cache
-def posterior_run(sampler: str = "pymc") -> _Run:
+def posterior_run(sampler: str = "pymc", starts: str = "dispersed") -> _Run:
     """Sample like :func:`posterior`, recording the start points each back-end receives.
 
     The functions through which PyMC, nutpie and numpyro obtain their initial points are
@@ -89,7 +93,7 @@ def posterior_run(sampler: str = "pymc") -> _Run:
 
     # pymc: a dict by value-variable name; nutpie: one flat array; numpyro: one array per
     # value variable. Flat and listed starts follow the model's value-variable order.
-    starts: list[Any] = []
+    starts_seen: list[Any] = []
     if sampler == "pymc":
         import pymc.sampling.mcmc as target
 
@@ -99,7 +103,7 @@ def posterior_run(sampler: str = "pymc") -> _Run:
             fns = original(*args, **kwargs)
             for fn in fns:
                 for seed in (1, 2):
-                    starts.append({k: np.asarray(v) for k, v in fn(seed).items()})
+                    starts_seen.append({k: np.asarray(v) for k, v in fn(seed).items()})
             return fns
 
         patcher = mock.patch.object(target, "make_initial_point_fns_per_chain", spy)
@@ -111,7 +115,7 @@ def posterior_run(sampler: str = "pymc") -> _Run:
         def spy(*args, **kwargs):
             compiled = original(*args, **kwargs)
             for seed in (1, 2):
-                starts.append([np.asarray(compiled.initial_point_func(seed))])
+                starts_seen.append([np.asarray(compiled.initial_point_func(seed))])
             return compiled
 
         patcher = mock.patch.object(target, "compile_pymc_model", spy)
@@ -124,7 +128,7 @@ def posterior_run(sampler: str = "pymc") -> _Run:
             points = original(*args, **kwargs)
             arrays = [np.asarray(p) for p in points]
             for chain in range(arrays[0].shape[0]):
-                starts.append([a[chain] for a in arrays])
+                starts_seen.append([a[chain] for a in arrays])
             return points
 
         patcher = mock.patch.object(target, "_get_batched_jittered_initial_points", spy)
@@ -137,10 +141,11 @@ def posterior_run(sampler: str = "pymc") -> _Run:
             tune=TUNE,
             chains=CHAINS,
             sampler=sampler,
-            random_seed=20261126,
+            random_seed=SEED,
             progressbar=False,
+            starts=starts,
         )
-    return _Run(idata, starts)
+    return _Run(idata, starts_seen)
 
 
 def posterior(sampler: str = "pymc") -> Any:

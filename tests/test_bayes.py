@@ -288,24 +288,62 @@ def test_unfitted_estimator_is_rejected():
 # --------------------------------------------------------------------------------------------
 
 
+def _captured_per_chain(run, chains):
+    """The captured starts grouped by chain (the spies record one or two per chain)."""
+    per = len(run.starts) // chains
+    assert per * chains == len(run.starts), len(run.starts)
+    return [run.starts[c * per : (c + 1) * per] for c in range(chains)]
+
+
+def _assert_start(captured, expected, names):
+    # Each captured start is the expected point exactly, not jittered, value by value: each
+    # number belongs to its own parameter.
+    if isinstance(captured, dict):
+        assert set(captured) == set(names)
+        for name in names:
+            np.testing.assert_allclose(captured[name], expected[name], rtol=1e-12, atol=1e-12)
+    else:  # in the model's value-variable order
+        flat = np.concatenate([np.ravel(v) for v in captured])
+        flat_expected = np.concatenate([np.ravel(expected[name]) for name in names])
+        np.testing.assert_allclose(flat, flat_expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("sampler", h.SAMPLERS)
 def test_every_chain_starts_exactly_at_em(sampler):
-    run = h.posterior_run(sampler)
+    run = h.posterior_run(sampler, "em")
     pm_model = bayes.build_model(h.fitted())
     expected = _em_point(h.fitted(), pm_model)
     names = [v.name for v in pm_model.value_vars]
-    flat_expected = np.concatenate([np.ravel(expected[name]) for name in names])
     assert run.starts, f"no initial points were captured for {sampler}"
     for start in run.starts:
-        # Each captured start (one per chain or per seed) is EM exactly, not jittered, value
-        # by value: each number belongs to its own parameter.
-        if isinstance(start, dict):
-            assert set(start) == set(names)
-            for name in names:
-                np.testing.assert_allclose(start[name], expected[name], rtol=1e-12, atol=1e-12)
-        else:  # in the model's value-variable order
-            flat = np.concatenate([np.ravel(v) for v in start])
-            np.testing.assert_allclose(flat, flat_expected, rtol=1e-12, atol=1e-12)
+        _assert_start(start, expected, names)
+    assert list(run.idata["modes"]["chain_start"].values) == ["EM estimate"] * h.CHAINS
+
+
+@pytest.mark.parametrize("sampler", h.SAMPLERS)
+def test_dispersed_chains_start_exactly_at_their_starts(sampler):
+    from bayes_mlr.starts import chain_starts
+
+    run = h.posterior_run(sampler)
+    model = h.fitted()
+    pm_model = bayes.build_model(model)
+    names = [v.name for v in pm_model.value_vars]
+    # the starts are a function of the seed: computed again, they are the ones sampled from
+    expected, _ = chain_starts(model, h.CHAINS, random_state=h.SEED)
+    recorded = list(run.idata["modes"]["chain_start"].values)
+    assert recorded == [s.source for s in expected]
+    assert recorded[0] == "EM estimate"
+    assert all(s.startswith(("EM optimum", "over-dispersed")) for s in recorded[1:])
+    for c, captured in enumerate(_captured_per_chain(run, h.CHAINS)):
+        point = bayes._value_vars_and_point(
+            pm_model, bayes._initial_point(expected[c].values, pm_model)
+        )[1]
+        for start in captured:
+            _assert_start(start, point, names)
+    # chain 0 is EM exactly; an over-dispersed start is away from EM
+    em = _em_point(model, pm_model)
+    _assert_start(_captured_per_chain(run, h.CHAINS)[0][0], em, names)
+    assert not np.allclose(expected[-1].values["coef"], model.coef_)
 
 
 @pytest.mark.parametrize("sampler", h.SAMPLERS)
@@ -390,7 +428,9 @@ def test_chains_started_in_swapped_labellings_come_out_aligned():
     aligned = bayes.align_posterior(idata, em, bayes._em_scales(model, em)[0])
     assert aligned["posterior"].attrs["relabelled_fraction"] == pytest.approx(0.5, abs=0.01)
     after = azs.rhat(aligned["posterior"].to_dataset()[["weights", "intercept", "coef", "sigma"]])
-    assert max(float(after[v].max()) for v in after.data_vars) <= 1.01
+    # 4 x 300 draws: measured 1.002 and 1.011 on two EM fits of these data (sampling noise at
+    # this length); an alignment that failed leaves R-hat above 1.5, as before
+    assert max(float(after[v].max()) for v in after.data_vars) <= 1.02
     relabelled = aligned["sample_stats"]["relabelled"].mean("draw").to_numpy()
     np.testing.assert_allclose(relabelled, [0, 1, 0, 1], atol=0.01)
 

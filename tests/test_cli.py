@@ -224,6 +224,18 @@ def test_report_command_rebuilds_the_same_page(run, tmp_path):
     assert (copy / "fit.png").read_bytes().startswith(PNG_MAGIC)
 
 
+def test_run_records_the_chain_starts_and_modes(run):
+    out, _, stderr = run
+    diagnostics = io.read_json(out / "diagnostics.json")
+    starts = diagnostics["sampling"]["chain_starts"]
+    assert diagnostics["sampling"]["starts"] == "dispersed" and starts[0] == "EM estimate"
+    assert len(diagnostics["modes"]) == 1 and diagnostics["modes"][0]["chains"] == [0, 1]
+    assert set(r["quantity"] for r in diagnostics["invariant"]) == {"lp", "log_likelihood"}
+    assert "1 posterior mode" in stderr
+    text = (out / "report.md").read_text()
+    assert "All chains sit in one posterior mode" in text and "chains started at 0: EM" in text
+
+
 def test_report_states_the_priors(run):
     out, _, _ = run
     text = (out / "report.md").read_text()

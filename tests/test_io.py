@@ -356,6 +356,11 @@ def test_em_summary_keys_and_values(tmp_path):
     assert em["data"]["sha256"] == expected.hexdigest() == io.data_hash(data.X, data.y)
     assert em["data"]["source"] == {"formula": "y ~ x"}
     assert em["settings"]["variance"] == "component"
+    optima = em["optima"]
+    assert optima[0]["log_likelihood"] == model.log_likelihood_
+    assert optima[0]["coef"] == model.coef_.tolist()
+    assert sum(o["n_runs"] for o in optima) <= model.result_.n_runs  # degenerate runs left out
+    assert {"n_runs", "converged", "degenerate", "spurious", "sigma"} <= set(optima[0])
 
 
 def test_non_finite_numbers_become_null(tmp_path):

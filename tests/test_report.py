@@ -143,6 +143,32 @@ def test_priors_are_stated(fitted, tmp_path):
     assert "coef ~ Normal(0, 1)" in report.render_report(folder)
 
 
+def test_optima_and_modes_are_shown(fitted, tmp_path):
+    folder = make_folder(tmp_path / "run", fitted, ok=False)
+    text = report.render_report(folder)
+    assert "Every EM run (" in text and "ended at this optimum" in text
+    em = io.read_json(folder / "em.json")
+    second = dict(em["optima"][0], log_likelihood=em["log_likelihood"] - 3.0, n_runs=2)
+    em["optima"].append(second)
+    io.write_json(folder / "em.json", em)
+    diagnostics = io.read_json(folder / "diagnostics.json")
+    diagnostics["sampling"]["chain_starts"] = ["EM estimate", "EM optimum 1 (log-likelihood 1)"]
+    diagnostics["modes"] = [
+        {"mode": 0, "chains": [0], "mean_lp": -10.0, "optimum_log_likelihood": -5.0, "share": 0.7},
+        {"mode": 1, "chains": [1], "mean_lp": -9.0, "optimum_log_likelihood": -8.0, "share": 0.3},
+    ]
+    io.write_json(folder / "diagnostics.json", diagnostics)
+    text = report.render_report(folder)
+    assert "EM's restarts reached 2 distinct optima" in text
+    assert "| optimum | log-likelihood | runs | weights | sigma | flags |" in text
+    assert "chains started at 0: EM estimate; 1: EM optimum 1 (log-likelihood 1)" in text
+    assert "**The chains sit in 2 posterior modes**" in text
+    assert "| 0 | 0 | -10 | -5 | 0.7 |" in text and "| 1 | 1 | -9 | -8 | 0.3 |" in text
+    diagnostics["modes"] = diagnostics["modes"][:1]
+    io.write_json(folder / "diagnostics.json", diagnostics)
+    assert "All chains sit in one posterior mode" in report.render_report(folder)
+
+
 def test_vector_copies_are_listed(fitted, tmp_path):
     folder = make_folder(tmp_path / "run", fitted, ok=True)
     run = io.read_json(folder / "run.json")

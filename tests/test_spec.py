@@ -50,6 +50,7 @@ def test_defaults():
     assert spec.diagnostics.thresholds()["rhat_max"] == 1.01
     assert spec.k_values() == [1, 2, 3]
     assert (spec.plots.dpi, spec.plots.vector_format) == (150, None)
+    assert spec.posterior.starts == "dispersed"
 
 
 def test_plot_settings():
@@ -172,6 +173,10 @@ def test_name_defaults_to_the_file_stem(tmp_path):
         (
             {"name": "x", "data": SIMULATED, "plots": {"vector_format": "eps"}},
             r"\[plots\] vector_format must be one of 'none', 'pdf', 'svg'; got 'eps'",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "posterior": {"starts": "random"}},
+            r"\[posterior\] starts must be one of 'dispersed', 'em'; got 'random'",
         ),
         (
             {"name": "x", "data": SIMULATED, "plots": {"dpi": 20}},

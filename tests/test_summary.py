@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,9 +60,22 @@ def test_summary_prints_a_readable_table(model):
     text = str(model.summary())
     assert text.startswith("Mixture of linear regressions")
     assert "log-likelihood" in text and "BIC" in text and "flags: none" in text
+    best = model.result_.optima[0]
+    assert f"optima reached: {len(model.result_.optima)}: {best.log_likelihood:.2f} (" in text
     header = [line for line in text.splitlines() if line.startswith("parameter")]
     assert header and header[0].split() == list(SUMMARY_COLUMNS)
     assert repr(model.summary()) == text
+
+
+def test_summary_lists_the_distinct_optima():
+    import pandas as pd
+
+    frame = pd.read_csv(Path(__file__).parent / "data" / "tonedata.csv")
+    model = MixtureOfRegressions(2, random_state=3).fit(frame[["stretchratio"]], frame["tuned"])
+    # the restarts of this seed reach three optima (tests/test_starts.py)
+    assert model.summary().header["optima reached"] == (
+        "3: 145.42 (2 runs), 141.20 (7 runs), 72.72 (1 run)"
+    )
 
 
 def test_summary_interval_coverage_is_a_setting(model):
