@@ -10,9 +10,11 @@ lazily (``import bayes_mlr`` stays light).
 * :func:`build_model` writes that model in PyMC (variables ``weights``, ``intercept``,
   ``coef``, ``sigma``; dims ``component`` (always first), ``feature``, ``obs``) with
   data-scaled default priors (:func:`default_priors`), for users to extend;
-* :func:`sample_posterior` samples it with PyMC's NUTS, nutpie or numpyro, every chain started
-  at the EM estimate, and returns an ``xarray.DataTree`` aligned to the EM labelling, with the
-  pointwise log-likelihood and the EM estimates (group ``em``);
+* :func:`sample_posterior` samples it with PyMC's NUTS, nutpie or numpyro, chains started at
+  the distinct EM optima and over-dispersed points (:mod:`bayes_mlr.starts`), and returns an
+  ``xarray.DataTree`` aligned to the EM labelling, with the pointwise log-likelihood, the EM
+  estimates (group ``em``) and the posterior modes the chains sit in (group ``modes``,
+  :mod:`bayes_mlr.modes`);
 * :func:`align_posterior` relabels draws (see :mod:`bayes_mlr.labels`).
 
 The speed over a hand-written ``pm.NormalMixture`` model comes from three places: the
@@ -22,9 +24,9 @@ dense mass matrix set from the curvature of the log-posterior at EM (PyMC and nu
 back-ends); and chains in parallel on every core by default (PyMC's default assumes
 hyper-threads and uses half).
 
-Label switching is handled twice over: every chain starts *exactly* at the EM estimate (no
-jitter) on every back-end, and afterwards each draw is relabelled to the EM labelling by
-:mod:`bayes_mlr.labels`.
+Label switching is handled twice over: every chain starts *exactly* at its start (no jitter)
+on every back-end, and afterwards each draw is relabelled to the EM labelling by
+:mod:`bayes_mlr.labels`. Modes that relabelling cannot merge are reported, not averaged away.
 """
 
 from __future__ import annotations
@@ -1012,13 +1014,19 @@ def sample_posterior(
     starts: str = "dispersed",
     **kwargs: Any,
 ) -> xr.DataTree:
-    """Sample the posterior of a fitted mixture of regressions, started at the EM estimate.
+    """Sample the posterior of a fitted mixture of regressions, started from EM.
 
-    Every chain starts exactly at the EM estimate (no jitter), so all chains explore the EM
-    labelling; afterwards every draw is relabelled to the EM labelling (Hungarian assignment on
-    parameters standardised by the EM standard errors, see :func:`align_posterior`).
-    A :class:`~bayes_mlr.labels.LabelSwitchingWarning` is issued when more than 5% of the
-    draws needed relabelling.
+    With ``starts="dispersed"`` (default) chain 0 starts exactly at the EM estimate, the next
+    chains at the other distinct regular EM optima (the fit's restarts and a search of
+    minimal-subset starts) and the rest at over-dispersed points around them
+    (:mod:`bayes_mlr.starts`); with ``starts="em"`` every chain starts exactly at the EM
+    estimate. No back-end jitters a start. Afterwards every draw is relabelled to the EM
+    labelling (Hungarian assignment on parameters standardised by the EM standard errors, see
+    :func:`align_posterior`); a :class:`~bayes_mlr.labels.LabelSwitchingWarning` is issued
+    when more than 5% of the draws needed relabelling. The chains are then grouped into
+    posterior modes on label-invariant quantities (:mod:`bayes_mlr.modes`): group ``modes``
+    of the result, and a :class:`~bayes_mlr.MultimodalPosteriorWarning` when there are
+    several.
 
     Parameters
     ----------
@@ -1061,6 +1069,9 @@ def sample_posterior(
         is ``sample_weight[i] * log p(y_i | theta)``.
     posterior_predictive : bool
         Also draw ``y`` from the posterior predictive (group ``posterior_predictive``).
+    starts : {"dispersed", "em"}, default="dispersed"
+        Where the chains start (above). nutpie takes one start for all chains, so with
+        distinct starts it runs once per chain.
     **kwargs
         Passed to :func:`pymc.sample` (e.g. ``cores``, ``nuts={...}``).
 
@@ -1068,7 +1079,11 @@ def sample_posterior(
     -------
     xarray.DataTree
         Groups ``posterior`` (``weights``, ``intercept``, ``coef``, ``sigma``, component
-        first), ``sample_stats`` (with ``relabelled``), ``observed_data``, ``constant_data``,
+        first), ``sample_stats`` (with ``relabelled`` and, per draw, ``log_density``, the log
+        density on the sampler's unconstrained scale, and ``log_likelihood``, the total
+        log-likelihood), ``modes`` (per mode: ``n_chains``, ``mean_lp``, ``share``,
+        ``nearest_optimum``, ...; per chain: ``chain_mode``, ``chain_start``), ``observed_data``,
+        ``constant_data``,
         ``log_likelihood`` and ``em`` (EM estimates and ``*_se`` standard errors), plus
         ``posterior_predictive`` when asked. ``posterior.attrs`` records ``sampler``,
         ``variance``, ``fit_intercept`` (0/1), ``relabelled_fraction``,

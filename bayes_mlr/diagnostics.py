@@ -237,7 +237,14 @@ def diagnose(
     relabelled_max: float = 0.05,
     var_names: Sequence[str] | None = None,
 ) -> Diagnosis:
-    """Check a posterior: R-hat, bulk and tail ESS, divergences, BFMI and relabelling.
+    """Check a posterior: modes, R-hat, bulk and tail ESS, divergences, BFMI and relabelling.
+
+    Label-invariant checks come first: R-hat of the log density and of the total
+    log-likelihood of each draw (:func:`invariant_table`), which no relabelling affects, and
+    the posterior modes the chains sit in (group ``modes`` of
+    :func:`bayes_mlr.bayes.sample_posterior`): several modes fail the check, and the problem
+    names each with its chains, mean lp, nearest EM optimum and estimated share. The
+    per-parameter checks on the aligned draws follow.
 
     Parameters
     ----------

@@ -1,0 +1,159 @@
+"""Posterior predictive draws at new x, and predictive intervals.
+
+* :func:`posterior_predictive`: for every posterior draw, each component's mean at every new
+  row and one draw of ``y`` from the mixture;
+* :func:`predictive_interval`: per row, the predictive mean, sd and central interval.
+
+numpy and xarray only (no PyMC): the draws come from the posterior's ``weights``,
+``intercept``, ``coef`` and ``sigma``, so they work on any DataTree of
+:func:`bayes_mlr.sample_posterior` or :func:`bayes_mlr.approximate_posterior`, also one
+loaded from ``posterior.nc``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["posterior_predictive", "predictive_interval"]
+
+
+def _draws(model: Any, posterior: Any) -> dict[str, np.ndarray]:
+    """``(chain, draw, ...)`` arrays of the parameters, component first after the draws."""
+    try:
+        post = posterior["posterior"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError("expected a DataTree with a 'posterior' group") from exc
+    missing = [v for v in ("coef",) if v not in post]
+    if missing:
+        raise ValueError(f"the posterior has no {missing[0]!r} variable")
+    coef = post["coef"].transpose("chain", "draw", "component", "feature").to_numpy()
+    C, D, K, _ = coef.shape
+    out = {"coef": coef}
+    out["weights"] = (
+        post["weights"].transpose("chain", "draw", "component").to_numpy()
+        if "weights" in post
+        else np.ones((C, D, K))
+    )
+    out["intercept"] = (
+        post["intercept"].transpose("chain", "draw", "component").to_numpy()
+        if "intercept" in post
+        else np.zeros((C, D, K))
+    )
+    if "sigma" in post:
+        sigma = post["sigma"]
+        if "component" in sigma.dims:
+            out["sigma"] = sigma.transpose("chain", "draw", "component").to_numpy()
+        else:  # one shared sigma
+            out["sigma"] = np.repeat(sigma.transpose("chain", "draw").to_numpy()[..., None], K, -1)
+    else:  # variance="fixed": the known sigma
+        out["sigma"] = np.broadcast_to(np.asarray(model.sigma_, dtype=float), (C, D, K)).copy()
+    return out
+
+
+def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed: Any = None) -> Any:
+    """Posterior predictive draws of ``y`` at new rows, with each component's mean.
+
+    For each posterior draw ``s`` and new row ``x_i``: the component means
+    ``mu_sij = intercept_sj + coef_sj . x_i``, a component ``z_si ~ Categorical(weights_s)``
+    and ``y_si ~ Normal(mu_s,z,i, sigma_s,z)``.
+
+    Parameters
+    ----------
+    model : MixtureOfRegressions
+        The fitted estimator the posterior was sampled for (it encodes ``X_new``: a raw data
+        frame for a formula model, else an array with the training features).
+    posterior : xarray.DataTree
+        From :func:`bayes_mlr.sample_posterior` (or ``xarray.open_datatree("posterior.nc")``).
+    X_new : array-like of shape (n_new, n_features) or pandas.DataFrame
+    random_seed : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    xarray.Dataset
+        ``y`` (chain, draw, obs): predictive draws; ``mean`` (chain, draw, obs): the mixture
+        mean ``sum_j weights_j mu_j``; ``component_mean`` (chain, draw, component, obs). The
+        memory is ``chains * draws * (K + 2) * n_new`` floats.
+
+    Raises
+    ------
+    ValueError
+        ``X_new`` does not have the model's features, or the posterior lacks ``coef`` or has
+        another number of components or features than the model.
+    """
+    import xarray as xr
+
+    X = np.asarray(model._check_X(X_new), dtype=float)
+    draws = _draws(model, posterior)
+    C, D, K, p = draws["coef"].shape
+    if p != X.shape[1] or K != int(model.n_components_):
+        raise ValueError(
+            f"the posterior has {K} components x {p} features, the model "
+            f"{int(model.n_components_)} x {X.shape[1]}: not the posterior of this model"
+        )
+    rng = np.random.default_rng(random_seed)
+    means = draws["intercept"][..., None] + np.einsum("cdkp,np->cdkn", draws["coef"], X)
+    weights = draws["weights"] / draws["weights"].sum(axis=-1, keepdims=True)
+    # one component per draw and row, by inverse CDF on the cumulative weights
+    cum = np.cumsum(weights, axis=-1)  # (C, D, K)
+    u = rng.random((C, D, X.shape[0]))
+    z = (u[..., None] > cum[:, :, None, :]).sum(axis=-1)  # (C, D, n)
+    z = np.minimum(z, K - 1)
+    mu = np.take_along_axis(means, z[:, :, None, :], axis=2)[:, :, 0, :]
+    sd = np.take_along_axis(draws["sigma"], z, axis=2)
+    y = mu + sd * rng.standard_normal(mu.shape)
+    mean = np.einsum("cdk,cdkn->cdn", weights, means)
+    obs = np.arange(X.shape[0])
+    component = posterior["posterior"]["coef"]["component"].values
+    return xr.Dataset(
+        {
+            "y": (("chain", "draw", "obs"), y),
+            "mean": (("chain", "draw", "obs"), mean),
+            "component_mean": (("chain", "draw", "component", "obs"), means),
+        },
+        coords={
+            "chain": np.arange(C),
+            "draw": np.arange(D),
+            "component": component,
+            "obs": obs,
+        },
+    )
+
+
+def predictive_interval(predictive: Any, prob: float = 0.94) -> pd.DataFrame:
+    """Per new row: the predictive mean, sd and central ``prob`` interval of ``y``.
+
+    Parameters
+    ----------
+    predictive : xarray.Dataset
+        From :func:`posterior_predictive`.
+    prob : float, default=0.94
+        Coverage of the equal-tailed interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``obs``; columns ``mean``, ``sd``, ``lower``, ``upper`` of the predictive
+        distribution of ``y``, and ``mean_lower``, ``mean_upper``: the interval of the
+        mixture mean E[y | x] (uncertainty of the regression, without the noise).
+    """
+    if not 0.0 < float(prob) < 1.0:
+        raise ValueError(f"prob must be in (0, 1); got {prob!r}")
+    tail = (1.0 - prob) / 2.0
+    y = predictive["y"].to_numpy().reshape(-1, predictive.sizes["obs"])
+    m = predictive["mean"].to_numpy().reshape(-1, predictive.sizes["obs"])
+    lower, upper = np.quantile(y, [tail, 1.0 - tail], axis=0)
+    m_lower, m_upper = np.quantile(m, [tail, 1.0 - tail], axis=0)
+    return pd.DataFrame(
+        {
+            "mean": y.mean(axis=0),
+            "sd": y.std(axis=0),
+            "lower": lower,
+            "upper": upper,
+            "mean_lower": m_lower,
+            "mean_upper": m_upper,
+        },
+        index=pd.Index(predictive["obs"].values, name="obs"),
+    )
