@@ -218,7 +218,7 @@ def approximate_posterior(
         averager.apply()
     wall = time.perf_counter() - t0
     idata = approx.sample(draws, random_seed=random_seed, return_inferencedata=True)
-    idata = _align_to_em(idata, model, em)
+    idata = _align_to_em(idata, model, em, problem)
     if log_likelihood:
         idata = _add_log_likelihood(idata, pm_model)
     idata["em"] = xr.DataTree(_em_dataset(model, problem))

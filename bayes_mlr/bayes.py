@@ -52,12 +52,16 @@ from pytensor.graph.fg import MissingInputError
 
 from bayes_mlr import modes as _modes
 from bayes_mlr import starts as _starts
+from bayes_mlr import stephens as stephens_mod
 from bayes_mlr._mixture_op import mixture_regression_logp, register_jax
 from bayes_mlr.exceptions import MultimodalPosteriorWarning
 from bayes_mlr.labels import (
+    RELABEL_METHODS,
     LabelSwitchingWarning,
     apply_permutations,
+    assignment_cost,
     component_features,
+    cost_gap,
     match_components,
 )
 from bayes_mlr.priors import default_priors, describe_priors, merge_priors
@@ -77,6 +81,10 @@ __all__ = [
 SAMPLERS: tuple[str, ...] = ("pymc", "nutpie", "numpyro")
 _SAMPLER_MODULES = {"pymc": "pymc", "nutpie": "nutpie", "numpyro": "numpyro"}
 _PARAMS = ("weights", "intercept", "coef", "sigma")
+#: A draw's assignment is ambiguous when the second-best one costs less than this many squared
+#: standardised units more per compared feature (each component's weight, intercept, slopes
+#: and sigma): the draw then sits about as close to a relabelled EM estimate as to EM itself.
+AMBIGUOUS_GAP_PER_FEATURE = 1.0
 #: Fraction of relabelled draws above which :func:`sample_posterior` warns.
 RELABEL_WARN_FRACTION = 0.05
 
@@ -910,10 +918,13 @@ def _em_scales(model: Any, em: dict[str, np.ndarray]) -> tuple[dict[str, np.ndar
     return scales, fallen
 
 
-def _align_to_em(idata: Any, model: Any, em: dict[str, np.ndarray]) -> Any:
-    """Align every draw to the EM labelling, recording which parameters had no usable SE."""
+def _align_to_em(
+    idata: Any, model: Any, em: dict[str, np.ndarray], problem: _Problem, relabel: str = "em"
+) -> Any:
+    """Relabel every draw (EM alignment or Stephens' method), recording both methods'
+    agreement and which parameters had no usable SE."""
     scales, fallen = _em_scales(model, em)
-    idata = align_posterior(idata, em, scales)
+    idata = align_posterior(idata, em, scales, relabel=relabel, problem=problem)
     idata.attrs["alignment_scale_fallback"] = ",".join(fallen)
     return idata
 
@@ -922,13 +933,19 @@ def align_posterior(
     posterior: xr.DataTree,
     reference: Mapping[str, np.ndarray],
     scale: Mapping[str, np.ndarray],
+    *,
+    relabel: str = "em",
+    problem: Any = None,
 ) -> xr.DataTree:
     """Relabel every draw of ``posterior`` to the labelling of ``reference`` (in place).
 
     Every posterior variable with a ``component`` dimension (the model's and any the user
     added) is reordered draw by draw; the pointwise log-likelihood and predictive draws are
-    label-invariant. The choice uses ``weights``, ``intercept``, ``coef`` and ``sigma`` (those
-    present, per component) standardised by ``scale`` (see :mod:`bayes_mlr.labels`).
+    label-invariant. The EM alignment (``relabel="em"``) matches ``weights``, ``intercept``,
+    ``coef`` and ``sigma`` (those present, per component) standardised by ``scale`` to the
+    reference (see :mod:`bayes_mlr.labels`). With the data (``problem``), Stephens' method
+    (:mod:`bayes_mlr.stephens`) is run too, started from the EM alignment so that it keeps the
+    reference's label names, and ``relabel="stephens"`` applies its permutations instead.
 
     Parameters
     ----------
@@ -938,13 +955,27 @@ def align_posterior(
         Reference (EM) values, e.g. ``{"weights": (K,), "coef": (K, p), ...}``.
     scale : mapping
         Positive scales of the same shapes (e.g. EM standard errors).
+    relabel : {"em", "stephens"}, default="em"
+    problem : optional
+        The data (internal): needed for Stephens' method.
 
     Returns
     -------
     xarray.DataTree
-        ``posterior``, with ``sample_stats["relabelled"]`` (chain, draw) and the attribute
-        ``relabelled_fraction`` on the posterior group.
+        ``posterior``, with ``sample_stats`` variables ``relabelled`` (chain, draw: the draw
+        was permuted), ``permutation`` (chain, draw, component: label ``k`` took the draw's
+        component ``permutation[k]``) and ``relabel_cost_gap`` (chain, draw: how much worse,
+        in squared standardised distances, the second-best EM assignment is; small =
+        ambiguous), and the posterior attributes ``relabel``, ``relabelled_fraction``,
+        ``relabel_ambiguous_share`` (share of draws with a cost gap below
+        ``AMBIGUOUS_GAP_PER_FEATURE`` per compared feature) and, with Stephens' method run,
+        ``relabel_agreement`` (share of draws both methods label alike) and
+        ``stephens_iterations``.
     """
+    if relabel not in RELABEL_METHODS:
+        raise ValueError(f"relabel must be one of {list(RELABEL_METHODS)}; got {relabel!r}")
+    if relabel == "stephens" and problem is None:
+        raise ValueError("relabel='stephens' needs the data (use sample_posterior)")
     post = posterior["posterior"].to_dataset()
     K = post.sizes["component"]
     names = [n for n in _PARAMS if n in post and "component" in post[n].dims]
@@ -952,7 +983,16 @@ def align_posterior(
     features = component_features(draws, K)
     ref = component_features({n: np.asarray(reference[n]) for n in names}, K)
     sc = component_features({n: np.asarray(scale[n]) for n in names}, K)
+    cost = assignment_cost(features, ref, sc)
     perms = match_components(features, ref, sc)
+    gap = cost_gap(cost)
+    attrs: dict[str, Any] = {}
+    if problem is not None and K > 1:
+        stephens, n_iter = _stephens(post, perms, problem)
+        attrs["relabel_agreement"] = float(np.mean(np.all(stephens == perms, axis=-1)))
+        attrs["stephens_iterations"] = n_iter
+        if relabel == "stephens":
+            perms = stephens
     relabelled = np.any(perms != np.arange(K), axis=-1)
     new_vars = {}
     for name, da in post.data_vars.items():
@@ -960,13 +1000,52 @@ def align_posterior(
             axis = da.dims.index("component")
             new_vars[name] = da.copy(data=apply_permutations(da.to_numpy(), perms, axis))
     post = post.assign(new_vars)
-    fraction = float(relabelled.mean())
-    post.attrs["relabelled_fraction"] = fraction
+    threshold = AMBIGUOUS_GAP_PER_FEATURE * features.shape[-1]
+    post.attrs.update(
+        relabel=relabel,
+        relabelled_fraction=float(relabelled.mean()),
+        relabel_ambiguous_share=float(np.mean(gap < threshold)) if K > 1 else 0.0,
+        **attrs,
+    )
     posterior["posterior"] = xr.DataTree(post)
     stats = posterior["sample_stats"].to_dataset()
     stats["relabelled"] = (("chain", "draw"), relabelled)
+    stats["permutation"] = (("chain", "draw", "component"), perms)
+    stats["relabel_cost_gap"] = (("chain", "draw"), gap)
     posterior["sample_stats"] = xr.DataTree(stats)
     return posterior
+
+
+def _stephens(post: xr.Dataset, perms: np.ndarray, problem: _Problem) -> tuple[np.ndarray, int]:
+    """Stephens' permutations of the raw draws, started from ``perms`` (chain, draw, K)."""
+    C, D, K = perms.shape
+    S = C * D
+
+    def flat(name: str, default: np.ndarray) -> np.ndarray:
+        if name not in post:
+            return default
+        da = post[name]
+        if "component" not in da.dims:  # one shared sigma
+            return np.repeat(da.transpose("chain", "draw").to_numpy().reshape(S, 1), K, 1)
+        return (
+            da.transpose("chain", "draw", "component", ...).to_numpy().reshape(S, K, *da.shape[3:])
+        )
+
+    sigma = np.broadcast_to(
+        problem.fixed_sigma if problem.fixed_sigma is not None else np.ones(K), (S, K)
+    )
+    values = {
+        "weights": flat("weights", np.ones((S, K))),
+        "intercept": flat("intercept", np.zeros((S, K))),
+        "coef": flat("coef", np.zeros((S, K, problem.X.shape[1]))),
+        "sigma": flat("sigma", sigma),
+    }
+    rows = np.arange(problem.y.shape[0])
+    if rows.size > stephens_mod.MAX_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, stephens_mod.MAX_ROWS, replace=False))
+    P = stephens_mod.classification_probabilities(problem.X[rows], problem.y[rows], values)
+    out, n_iter, _ = stephens_mod.stephens_permutations(P, perms.reshape(S, K))
+    return out.reshape(C, D, K), n_iter
 
 
 def _em_dataset(model: Any, problem: _Problem) -> xr.Dataset:
@@ -1012,6 +1091,7 @@ def sample_posterior(
     log_likelihood: bool = True,
     posterior_predictive: bool = False,
     starts: str = "dispersed",
+    relabel: str = "em",
     **kwargs: Any,
 ) -> xr.DataTree:
     """Sample the posterior of a fitted mixture of regressions, started from EM.
@@ -1072,6 +1152,12 @@ def sample_posterior(
     starts : {"dispersed", "em"}, default="dispersed"
         Where the chains start (above). nutpie takes one start for all chains, so with
         distinct starts it runs once per chain.
+    relabel : {"em", "stephens"}, default="em"
+        How draws are relabelled: matched to the EM estimate (parameters standardised by the
+        EM standard errors), or Stephens' (2000) KL method on the draws' classification
+        probabilities. Both are run and their agreement recorded
+        (``posterior.attrs["relabel_agreement"]``); every draw's permutation is stored
+        (``sample_stats["permutation"]``) with the cost gap to its second-best EM assignment.
     **kwargs
         Passed to :func:`pymc.sample` (e.g. ``cores``, ``nuts={...}``).
 
@@ -1101,6 +1187,8 @@ def sample_posterior(
     backend = _resolve_sampler(sampler)
     if starts not in _starts.STARTS:
         raise ValueError(f"starts must be one of {list(_starts.STARTS)}; got {starts!r}")
+    if relabel not in RELABEL_METHODS:
+        raise ValueError(f"relabel must be one of {list(RELABEL_METHODS)}; got {relabel!r}")
     em = _em_values(model)
     problem = _problem(model)
     if draws < 1 or tune < 0 or chains < 1:
@@ -1140,7 +1228,7 @@ def sample_posterior(
         kwargs=dict(kwargs),
     )
     wall = time.perf_counter() - t0
-    idata = _align_to_em(idata, model, em)
+    idata = _align_to_em(idata, model, em, problem, relabel)
     idata = _add_modes(idata, pm_model, chain_starts, optima, problem, starts)
     if log_likelihood:
         idata = _add_log_likelihood(idata, pm_model)

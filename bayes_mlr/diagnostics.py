@@ -118,6 +118,15 @@ class Diagnosis:
         row each: ``chains``, ``n_chains``, ``mean_lp``, ``mean_log_likelihood``, ``share``
         (estimated share of the posterior mass), ``nearest_optimum`` and
         ``optimum_log_likelihood`` (the nearest EM optimum). None without that group.
+    relabel_agreement : float or None
+        Share of draws that the EM alignment and Stephens' relabelling label alike.
+    ambiguous_share : float or None
+        Share of draws whose EM assignment is ambiguous (a small cost gap to the second best).
+    identified : bool
+        False when the components are not identified (the relabelling methods disagree, or
+        many draws are relabelled or ambiguous): the per-component rows of ``table`` (column
+        ``identified``) then describe no component and only label-invariant quantities
+        (predictions, :func:`bayes_mlr.posterior_predictive`, the modes) are meaningful.
     """
 
     ok: bool
@@ -129,6 +138,9 @@ class Diagnosis:
     thresholds: dict[str, float] = field(default_factory=dict)
     invariant: pd.DataFrame = field(default_factory=pd.DataFrame)
     modes: pd.DataFrame | None = None
+    relabel_agreement: float | None = None
+    ambiguous_share: float | None = None
+    identified: bool = True
 
     @property
     def n_modes(self) -> int:
@@ -152,6 +164,12 @@ class Diagnosis:
             )
         if self.modes is not None:
             lines.append(f"  posterior modes the chains sit in: {len(self.modes)}")
+        if self.relabel_agreement is not None:
+            lines.append(
+                f"  relabelling: EM alignment and Stephens agree on "
+                f"{self.relabel_agreement:.1%} of draws (limit {t['agreement_min']:.0%})"
+                + ("" if self.identified else "; components NOT identified")
+            )
         if len(self.table):
             lines.append(
                 f"  max R-hat {self.table['r_hat'].max():.4f} (limit {t['rhat_max']}), "
@@ -235,6 +253,7 @@ def diagnose(
     max_divergences: int = 0,
     bfmi_min: float = 0.3,
     relabelled_max: float = 0.05,
+    agreement_min: float = 0.95,
     var_names: Sequence[str] | None = None,
 ) -> Diagnosis:
     """Check a posterior: modes, R-hat, bulk and tail ESS, divergences, BFMI and relabelling.
@@ -263,6 +282,10 @@ def diagnose(
         Largest acceptable fraction of draws that had to be relabelled to the EM labelling
         (a large one means the labels are poorly identified: per-component summaries are then
         doubtful even if the aligned chains mix).
+    agreement_min : float
+        Smallest acceptable share of draws that the EM alignment and Stephens' relabelling
+        label alike; below it (or above ``relabelled_max``, or with more than
+        ``relabelled_max`` of the draws ambiguous) the components are not identified.
     var_names : sequence of str, optional
         Variables to check; defaults to the model parameters present.
 
@@ -280,6 +303,7 @@ def diagnose(
         "max_divergences": max_divergences,
         "bfmi_min": bfmi_min,
         "relabelled_max": relabelled_max,
+        "agreement_min": agreement_min,
     }
     table = summary_table(posterior, var_names)
     problems = []
@@ -343,6 +367,10 @@ def diagnose(
             )
     post = _require_posterior(posterior)
     fraction = post.attrs.get("relabelled_fraction")
+    agreement = post.attrs.get("relabel_agreement")
+    ambiguous = post.attrs.get("relabel_ambiguous_share")
+    agreement = None if agreement is None else float(agreement)
+    ambiguous = None if ambiguous is None else float(ambiguous)
     if fraction is not None:
         fraction = float(fraction)
         if fraction > relabelled_max:
@@ -350,6 +378,30 @@ def diagnose(
                 f"{fraction:.1%} of draws were relabelled (allowed {relabelled_max:.0%}): "
                 "the components are not well identified"
             )
+    identified = not (
+        (fraction is not None and fraction > relabelled_max)
+        or (agreement is not None and agreement < agreement_min)
+        or (ambiguous is not None and ambiguous > relabelled_max)
+    )
+    if agreement is not None and agreement < agreement_min:
+        problems.append(
+            f"the EM alignment and Stephens' relabelling agree on only {agreement:.1%} of draws "
+            f"(needed {agreement_min:.0%})"
+        )
+    if ambiguous is not None and ambiguous > relabelled_max:
+        problems.append(
+            f"{ambiguous:.1%} of draws have an ambiguous labelling (a second assignment "
+            "nearly as close to EM)"
+        )
+    if not identified:
+        problems.append(
+            "the components are not identified (overlapping components: the posterior holds "
+            "every labelling, the 'bowtie' of Betancourt): the per-component summaries "
+            "(table column 'identified') describe no component; use label-invariant "
+            "quantities: predictions, posterior_predictive, the modes"
+        )
+    if len(table):
+        table["identified"] = table["component"].isna() | identified
     return Diagnosis(
         ok=not problems,
         table=table,
@@ -360,6 +412,9 @@ def diagnose(
         thresholds=thresholds,
         invariant=invariant,
         modes=modes,
+        relabel_agreement=agreement,
+        ambiguous_share=ambiguous,
+        identified=identified,
     )
 
 

@@ -11,17 +11,28 @@ This module is numpy/scipy only; :mod:`bayes_mlr.bayes` applies it to a sampled 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 __all__ = [
+    "MAX_ENUMERATED_COMPONENTS",
+    "RELABEL_METHODS",
     "LabelSwitchingWarning",
     "apply_permutations",
+    "assignment_cost",
     "component_features",
+    "cost_gap",
     "match_components",
 ]
+
+#: The relabelling methods: matching to the EM estimate, or Stephens' KL method
+#: (:mod:`bayes_mlr.stephens`).
+RELABEL_METHODS = ("em", "stephens")
+#: :func:`cost_gap` enumerates the K! assignments up to this K (720 at K = 6).
+MAX_ENUMERATED_COMPONENTS = 6
 
 
 class LabelSwitchingWarning(UserWarning):
@@ -107,21 +118,11 @@ def match_components(
         label ``k`` takes the draw's component ``perm[..., k]``. The identity where no
         relabelling is needed.
     """
-    draws = np.asarray(draws, dtype=float)
-    reference = np.asarray(reference, dtype=float)
-    scale = np.broadcast_to(np.asarray(scale, dtype=float), reference.shape)
-    if draws.shape[-2:] != reference.shape:
-        raise ValueError(
-            f"draws have components x features {draws.shape[-2:]}, reference has {reference.shape}"
-        )
-    if not np.all(np.isfinite(scale) & (scale > 0)):
-        raise ValueError("scale must be finite and positive")
-    n_components = reference.shape[0]
-    batch = draws.shape[:-2]
-    flat = draws.reshape(-1, *reference.shape)
-    # cost[d, j, k] = || (draw d's component j - reference component k) / scale[k] ||^2
-    cost = (((flat[:, :, None, :] - reference[None, None]) / scale[None, None]) ** 2).sum(-1)
-    perms = np.empty((flat.shape[0], n_components), dtype=np.intp)
+    cost = assignment_cost(draws, reference, scale)
+    n_components = cost.shape[-1]
+    batch = cost.shape[:-2]
+    cost = cost.reshape(-1, n_components, n_components)
+    perms = np.empty((cost.shape[0], n_components), dtype=np.intp)
     identity = np.arange(n_components)
     # Fast path: a draw whose every component is nearest to its own reference label keeps its
     # labels, since then the identity is the optimal assignment.
@@ -132,6 +133,61 @@ def match_components(
         rows, cols = linear_sum_assignment(cost[d])
         perms[d, cols] = rows
     return perms.reshape(*batch, n_components)
+
+
+def assignment_cost(draws: np.ndarray, reference: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``cost[..., j, k]``: squared standardised distance of a draw's component ``j`` to the
+    reference component ``k`` (see :func:`match_components` for the arguments).
+
+    Returns
+    -------
+    ndarray of shape (..., K, K)
+    """
+    draws = np.asarray(draws, dtype=float)
+    reference = np.asarray(reference, dtype=float)
+    scale = np.broadcast_to(np.asarray(scale, dtype=float), reference.shape)
+    if draws.shape[-2:] != reference.shape:
+        raise ValueError(
+            f"draws have components x features {draws.shape[-2:]}, reference has {reference.shape}"
+        )
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        raise ValueError("scale must be finite and positive")
+    batch = draws.shape[:-2]
+    flat = draws.reshape(-1, *reference.shape)
+    cost = (((flat[:, :, None, :] - reference[None, None]) / scale[None, None]) ** 2).sum(-1)
+    return cost.reshape(*batch, *cost.shape[1:])
+
+
+def cost_gap(cost: np.ndarray) -> np.ndarray:
+    """How much worse the second-best assignment of each draw is than the best.
+
+    A small gap means the draw sits about as close to another labelling of the reference as
+    to its own: its assignment is ambiguous (overlapping components).
+
+    Parameters
+    ----------
+    cost : ndarray of shape (..., K, K)
+        From :func:`assignment_cost`.
+
+    Returns
+    -------
+    ndarray of shape (...)
+        Total cost of the second-best minus the best of the ``K!`` assignments (in the units
+        of the cost: squared standardised distances); ``inf`` for K = 1, NaN for K above
+        :data:`MAX_ENUMERATED_COMPONENTS`.
+    """
+    cost = np.asarray(cost, dtype=float)
+    K = cost.shape[-1]
+    batch = cost.shape[:-2]
+    if K == 1:
+        return np.full(batch, np.inf)
+    if K > MAX_ENUMERATED_COMPONENTS:
+        return np.full(batch, np.nan)
+    perms = np.array(list(itertools.permutations(range(K))))  # (P, K): perm[k] -> label k
+    flat = cost.reshape(-1, K, K)
+    totals = flat[:, perms, np.arange(K)].sum(axis=-1)  # (S, P)
+    two = np.partition(totals, 1, axis=1)[:, :2]
+    return (two[:, 1] - two[:, 0]).reshape(batch)
 
 
 def apply_permutations(values: np.ndarray, perms: np.ndarray, axis: int) -> np.ndarray:

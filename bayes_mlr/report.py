@@ -113,7 +113,13 @@ def _verdict(diagnostics: dict[str, Any] | None, em: dict[str, Any]) -> list[str
             "**Diagnostics: PASSED** — the posterior passed every check: R-hat ≤ "
             f"{t['rhat_max']}, bulk and tail ESS ≥ {t['ess_bulk_min']:.0f} / "
             f"{t['ess_tail_min']:.0f}, {_divergence_limit(t['max_divergences'])}, "
-            f"BFMI ≥ {t['bfmi_min']}, at most {t['relabelled_max']:.0%} of draws relabelled."
+            f"BFMI ≥ {t['bfmi_min']}, at most {t['relabelled_max']:.0%} of draws relabelled"
+            + (
+                f", EM alignment and Stephens' relabelling agreeing on at least "
+                f"{t['agreement_min']:.0%} of draws."
+                if "agreement_min" in t
+                else "."
+            )
         )
     else:
         lines.append(
@@ -257,7 +263,8 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
             f"Sampler {sampling.get('sampler', '—')}: {sampling.get('chains', '—')} chains x "
             f"{sampling.get('draws', '—')} draws after {sampling.get('tune', '—')} tuning "
             f"steps, {_starts_text(sampling)}; draws relabelled to the EM "
-            f"labelling: {_fmt_fraction(diagnostics.get('relabelled_fraction'))}; divergent "
+            f"labelling: {_fmt_fraction(diagnostics.get('relabelled_fraction'))}"
+            f"{_agreement_text(diagnostics)}; divergent "
             f"transitions: {_fmt(diagnostics.get('n_divergences'))}; sampling took "
             f"{_fmt(sampling.get('sampling_wall_time'), 3)} s."
         )
@@ -346,6 +353,19 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
     if versions:
         out.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _agreement_text(diagnostics: dict[str, Any]) -> str:
+    agreement = diagnostics.get("relabel_agreement")
+    if agreement is None:
+        return ""
+    text = f" (Stephens' relabelling agrees on {_fmt_fraction(agreement)} of draws)"
+    if diagnostics.get("identified") is False:
+        text += (
+            "; **the components are not identified**: per-component rows below describe no "
+            "component"
+        )
+    return text
 
 
 def _starts_text(sampling: dict[str, Any]) -> str:

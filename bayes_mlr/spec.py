@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import SPURIOUS_MODES
+from .labels import RELABEL_METHODS
 from .plots import DEFAULT_DPI, VECTOR_FORMATS
 from .priors import PRIOR_ARGUMENTS
 from .starts import STARTS
@@ -155,6 +156,7 @@ class PosteriorSettings:
     log_likelihood: bool = True
     cores: int | None = None
     starts: str = "dispersed"
+    relabel: str = "em"
     priors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def sampler_kwargs(self) -> dict[str, Any]:
@@ -172,6 +174,7 @@ class DiagnosticsSettings:
     max_divergences: int = 0
     bfmi_min: float = 0.3
     relabelled_max: float = 0.05
+    agreement_min: float = 0.95
     ci_prob: float = 0.94
 
     def thresholds(self) -> dict[str, float]:
@@ -595,6 +598,7 @@ def parse_spec(
             "log_likelihood",
             "cores",
             "starts",
+            "relabel",
             "priors",
         ),
     )
@@ -609,6 +613,7 @@ def parse_spec(
         log_likelihood=p.boolean("log_likelihood", True),
         cores=p.integer("cores", None, low=1),
         starts=p.string("starts", "dispersed", STARTS),
+        relabel=p.string("relabel", "em", RELABEL_METHODS),
         priors=_parse_priors(p.raw("priors", {}), source),
     )
 
@@ -625,6 +630,7 @@ def parse_spec(
         max_divergences=d.integer("max_divergences", 0, low=0),
         bfmi_min=d.number("bfmi_min", 0.3, low=0.0),
         relabelled_max=d.number("relabelled_max", 0.05, low=0.0, high=1.0),
+        agreement_min=d.number("agreement_min", 0.95, low=0.0, high=1.0),
         ci_prob=d.number("ci_prob", 0.94, positive=True, high=1.0, open_high=True),
     )
 

@@ -260,6 +260,9 @@ def diagnosis_to_dict(diagnosis: Any, posterior: Any = None) -> dict[str, Any]:
         "n_divergences": diagnosis.n_divergences,
         "bfmi": None if diagnosis.bfmi is None else np.asarray(diagnosis.bfmi),
         "relabelled_fraction": diagnosis.relabelled_fraction,
+        "relabel_agreement": diagnosis.relabel_agreement,
+        "relabel_ambiguous_share": diagnosis.ambiguous_share,
+        "identified": bool(diagnosis.identified),
         "thresholds": dict(diagnosis.thresholds),
         "sampling": sampling,
         "priors": priors,
@@ -396,6 +399,7 @@ def run_spec(
             "sampler": sampler,
             "random_seed": random_seed,
             "starts": starts,
+            "relabel": settings.relabel,
         },
         "timings": timings,
         "versions": _versions(),
@@ -472,6 +476,7 @@ def run_spec(
                     target_accept=settings.target_accept,
                     log_likelihood=settings.log_likelihood,
                     starts=starts,
+                    relabel=settings.relabel,
                     **_sampler_kwargs(settings, cores),
                 )
             timings["posterior"] = time.perf_counter() - t0
@@ -763,6 +768,7 @@ def select_k(
                     priors=settings.priors or None,
                     target_accept=settings.target_accept,
                     starts=settings.starts if starts is None else starts,
+                    relabel=settings.relabel,
                     **_sampler_kwargs(settings, cores),
                 )
     em_table = criteria_table(rows)

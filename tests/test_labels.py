@@ -128,3 +128,21 @@ def test_match_components_rejects_shape_mismatch():
     ref = component_features(REFERENCE, 3)
     with pytest.raises(ValueError, match="components x features"):
         match_components(np.zeros((5, 2, 5)), ref, np.ones((3, 5)))
+
+
+def test_cost_gap_is_the_second_best_minus_the_best_assignment():
+    from bayes_mlr.labels import cost_gap
+
+    # cost[j, k]: identity costs 1 + 2 = 3, the swap 5 + 4 = 9
+    cost = np.array([[[1.0, 5.0], [4.0, 2.0]]])
+    assert cost_gap(cost).tolist() == [6.0]
+    # three components: all 6 assignments enumerated
+    rng = np.random.default_rng(0)
+    c3 = rng.random((4, 3, 3))
+    totals = np.array(
+        [[sum(c[p[k], k] for k in range(3)) for p in itertools.permutations(range(3))] for c in c3]
+    )
+    expected = np.sort(totals, axis=1)[:, 1] - np.sort(totals, axis=1)[:, 0]
+    np.testing.assert_allclose(cost_gap(c3), expected, rtol=1e-12)
+    assert cost_gap(np.zeros((2, 1, 1))).tolist() == [np.inf, np.inf]
+    assert np.isnan(cost_gap(np.zeros((1, 7, 7)))).all()

@@ -50,7 +50,7 @@ def test_defaults():
     assert spec.diagnostics.thresholds()["rhat_max"] == 1.01
     assert spec.k_values() == [1, 2, 3]
     assert (spec.plots.dpi, spec.plots.vector_format) == (150, None)
-    assert spec.posterior.starts == "dispersed"
+    assert spec.posterior.starts == "dispersed" and spec.posterior.relabel == "em"
 
 
 def test_plot_settings():
