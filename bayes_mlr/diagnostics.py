@@ -440,6 +440,11 @@ def _modes_problem(modes: pd.DataFrame) -> str:
     )
 
 
+#: ``invariant_table`` checks the posterior predictive mean at this many observations at most
+#: (evenly spaced through the data).
+PREDICTIVE_CHECK_ROWS = 200
+
+
 def invariant_table(posterior: Any) -> pd.DataFrame:
     """R-hat and ESS of the label-invariant quantities of the draws.
 
@@ -447,13 +452,16 @@ def invariant_table(posterior: Any) -> pd.DataFrame:
     ----------
     posterior : xarray.DataTree
         With ``sample_stats`` variables ``log_density`` and ``log_likelihood`` (per draw), as
-        :func:`bayes_mlr.bayes.sample_posterior` writes them.
+        :func:`bayes_mlr.bayes.sample_posterior` writes them, and ``constant_data`` ``X``.
 
     Returns
     -------
     pandas.DataFrame
-        Index ``lp`` (the log density), ``log_likelihood``; columns ``mean``, ``sd``,
-        ``ess_bulk``, ``ess_tail``, ``r_hat``. Empty when neither is present.
+        Index ``lp`` (the log density), ``log_likelihood`` and ``predictive_mean`` (the
+        posterior predictive mean ``sum_j weights_j (intercept_j + coef_j . x_i)`` at the
+        observed ``x_i``, the worst of up to ``PREDICTIVE_CHECK_ROWS`` rows: its largest R-hat
+        and smallest ESS; ``mean``/``sd`` NaN); columns ``mean``, ``sd``, ``ess_bulk``,
+        ``ess_tail``, ``r_hat``. Empty when none is available.
     """
     import arviz_stats as azs
     import xarray as xr
@@ -461,16 +469,58 @@ def invariant_table(posterior: Any) -> pd.DataFrame:
     stats = _group(posterior, "sample_stats")
     names = {"lp": "log_density", "log_likelihood": "log_likelihood"}
     present = {k: v for k, v in names.items() if stats is not None and v in stats}
-    if not present:
+    data = {k: stats[v] for k, v in present.items()}
+    predictive = _predictive_mean_at_data(posterior)
+    if predictive is not None:
+        data["predictive_mean"] = predictive
+    if not data:
         return pd.DataFrame(columns=["mean", "sd", "ess_bulk", "ess_tail", "r_hat"])
-    ds = xr.Dataset({k: stats[v] for k, v in present.items()})
-    summ = azs.summary(ds, kind="all", fmt="xarray", round_to="none")
+    summ = azs.summary(xr.Dataset(data), kind="all", fmt="xarray", round_to="none")
     labels = [str(x) for x in summ["summary"].values]
     rows = {}
-    for name in present:
-        values = dict(zip(labels, np.atleast_1d(summ[name].values), strict=True))
-        rows[name] = {k: float(values[k]) for k in ("mean", "sd", "ess_bulk", "ess_tail", "r_hat")}
+    for name in data:
+        values = summ[name]
+        if name == "predictive_mean":
+            get = {lab: values.sel(summary=lab).values for lab in labels}
+            rows[name] = {
+                "mean": np.nan,
+                "sd": np.nan,
+                "ess_bulk": float(np.min(get["ess_bulk"])),
+                "ess_tail": float(np.min(get["ess_tail"])),
+                "r_hat": float(np.max(get["r_hat"])),
+            }
+            continue
+        got = dict(zip(labels, np.atleast_1d(values.values), strict=True))
+        rows[name] = {k: float(got[k]) for k in ("mean", "sd", "ess_bulk", "ess_tail", "r_hat")}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _predictive_mean_at_data(posterior: Any) -> Any:
+    """``(chain, draw, obs)`` mixture means at (a subset of) the observed x, or None."""
+    post = _group(posterior, "posterior")
+    const = _group(posterior, "constant_data")
+    if post is None or const is None or "X" not in const or "coef" not in post:
+        return None
+    X = np.asarray(const["X"].values, dtype=float)
+    rows = np.unique(
+        np.linspace(0, X.shape[0] - 1, min(PREDICTIVE_CHECK_ROWS, X.shape[0])).astype(int)
+    )
+    coef = post["coef"].transpose("chain", "draw", "component", "feature").values
+    C, D, K, _ = coef.shape
+    intercept = (
+        post["intercept"].transpose("chain", "draw", "component").values
+        if "intercept" in post
+        else np.zeros((C, D, K))
+    )
+    weights = (
+        post["weights"].transpose("chain", "draw", "component").values
+        if "weights" in post
+        else np.ones((C, D, K))
+    )
+    means = intercept[..., None] + np.einsum("cdkp,np->cdkn", coef, X[rows])
+    import xarray as xr
+
+    return xr.DataArray(np.einsum("cdk,cdkn->cdn", weights, means), dims=("chain", "draw", "obs"))
 
 
 def mode_summary(posterior: Any) -> pd.DataFrame | None:

@@ -230,7 +230,11 @@ def test_run_records_the_chain_starts_and_modes(run):
     starts = diagnostics["sampling"]["chain_starts"]
     assert diagnostics["sampling"]["starts"] == "dispersed" and starts[0] == "EM estimate"
     assert len(diagnostics["modes"]) == 1 and diagnostics["modes"][0]["chains"] == [0, 1]
-    assert set(r["quantity"] for r in diagnostics["invariant"]) == {"lp", "log_likelihood"}
+    assert {r["quantity"] for r in diagnostics["invariant"]} == {
+        "lp",
+        "log_likelihood",
+        "predictive_mean",
+    }
     assert "1 posterior mode" in stderr
     text = (out / "report.md").read_text()
     assert "All chains sit in one posterior mode" in text and "chains started at 0: EM" in text

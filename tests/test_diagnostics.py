@@ -312,3 +312,35 @@ def test_compare_n_components_checks_its_inputs():
         compare_n_components([h.fitted()], [])
     with pytest.raises(ValueError, match="same keys"):
         compare_n_components({"a": h.fitted()}, {"b": h.posterior()})
+
+
+def test_label_invariant_checks_come_first():
+    from bayes_mlr.diagnostics import _predictive_mean_at_data, invariant_table
+
+    idata = h.posterior("pymc")
+    table = invariant_table(idata)
+    assert list(table.index) == ["lp", "log_likelihood", "predictive_mean"]
+    # a converged run (4 x 400 draws; measured R-hat <= 1.004, ESS >= 800)
+    assert (table["r_hat"] < 1.01).all() and (table["ess_bulk"] > 400).all()
+    # the predictive mean at the data is computed from the draws: equal to the aligned or the
+    # unaligned draws (label-invariant), and for one draw to the mixture mean at that draw
+    post = idata["posterior"]
+    X = idata["constant_data"]["X"].values
+    w, a, b = (post[v].values[0, 0] for v in ("weights", "intercept", "coef"))
+    expected = (a[None, :] + X @ b.T) @ w
+    got = _predictive_mean_at_data(idata).values[0, 0]
+    rows = np.unique(np.linspace(0, X.shape[0] - 1, min(200, X.shape[0])).astype(int))
+    np.testing.assert_allclose(got, expected[rows], rtol=1e-12)
+
+
+def test_disagreeing_chains_fail_the_label_invariant_check():
+    idata = h.posterior("pymc").copy(deep=True)  # the shared posterior stays as it was
+    stats = idata["sample_stats"].to_dataset()
+    shifted = stats["log_density"].values.copy()
+    shifted[0] += 10.0  # chain 0 sits 10 units of lp higher: another mode
+    stats["log_density"] = (("chain", "draw"), shifted)
+    idata["sample_stats"] = xr.DataTree(stats)
+    diagnosis = diagnose(idata)
+    assert not diagnosis.ok
+    assert diagnosis.problems[0].startswith("the chains disagree on label-invariant quantities")
+    assert "lp" in diagnosis.problems[0]

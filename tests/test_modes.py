@@ -221,7 +221,7 @@ def test_dispersed_starts_report_both_modes_with_their_shares(tone_fit):
     assert table.loc[1, "optimum_log_likelihood"] == pytest.approx(145.417, abs=1e-3)
     # label-invariant diagnostics come first and fail too
     assert diagnosis.problems[0].startswith("the chains disagree on label-invariant")
-    assert set(diagnosis.invariant.index) == {"lp", "log_likelihood"}
+    assert set(diagnosis.invariant.index) == {"lp", "log_likelihood", "predictive_mean"}
     # each mode summarised on its own chains: the narrow component's sigma is tiny there
     per_mode = summarise_modes(tree)
     assert set(per_mode) == {0, 1}
