@@ -37,6 +37,7 @@ _LAZY = {
     "diagnose": "bayes_mlr.diagnostics",
     "summarise_modes": "bayes_mlr.diagnostics",
     "posterior_membership": "bayes_mlr.diagnostics",
+    "posterior_n_components": "bayes_mlr.sparse",
     "posterior_predictive": "bayes_mlr.predictive",
     "predictive_interval": "bayes_mlr.predictive",
 }
