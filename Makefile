@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-fast notebooks bench compare-r lint format clean
+.PHONY: help venv demo test test-fast notebooks bench compare-r sbc lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ bench: $(STAMP)  ## run the benchmarks (figures and ratios, not pass/fail)
 
 compare-r: $(STAMP)  ## side by side with R flexmix on real data sets (needs Rscript + flexmix, mixtools)
 	$(PY) -m tests.peers.select_k
+
+sbc: $(STAMP)  ## simulation-based calibration of the posterior (200 replicates, ~7 min; sbc.png)
+	$(PY) -m tests.calibration.sbc --reps 200 --out sbc.png
 
 lint: $(STAMP)  ## ruff check and format check
 	$(PY) -m ruff check bayes_mlr tests

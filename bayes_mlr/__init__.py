@@ -19,6 +19,7 @@ from .exceptions import (
     SpuriousFitWarning,
 )
 from .inference import SingularInformationWarning
+from .labels import LabelSwitchingWarning
 from .results import EMProgress, EMResult
 from .selection import BootstrapLRT, bootstrap_lrt, select_n_components
 from .simulate import simulate
@@ -48,6 +49,7 @@ __all__ = [
     "DegenerateFitWarning",
     "EMProgress",
     "EMResult",
+    "LabelSwitchingWarning",
     "MixtureOfRegressions",
     "MultimodalPosteriorWarning",
     "NotFittedError",

@@ -35,6 +35,7 @@ CASES = [
     pytest.param("01_derivation.ipynb", id="01_derivation"),
     pytest.param("02_em_vs_mcmc.ipynb", id="02_em_vs_mcmc"),
     pytest.param("03_choosing_k.ipynb", id="03_choosing_k"),
+    pytest.param("04_hard_posteriors.ipynb", id="04_hard_posteriors"),
 ]
 
 
