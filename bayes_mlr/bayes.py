@@ -827,21 +827,12 @@ def _add_modes(
         shown = [{k: v for k, v in o.items() if k != "sigma"} for o in optima]
     table = _modes.mode_table(chain_mode, features, names, log_masses=masses, optima=shown)
     chain_mode = _modes.renumber(chain_mode, list(table["chains"]))
-    ds = xr.Dataset(
-        {
-            col: ("mode", table[col].to_numpy(dtype=float))
-            for col in (
-                "n_chains",
-                "mean_lp",
-                "mean_log_likelihood",
-                "log_mass",
-                "share",
-                "optimum_log_likelihood",
-                "optimum_distance",
-            )
-        },
-        coords={"mode": np.arange(len(table))},
-    )
+    numbers = {
+        col: ("mode", table[col].to_numpy(dtype=float))
+        for col in _modes.MODE_COLUMNS
+        if col != "nearest_optimum"
+    }
+    ds = xr.Dataset(numbers, coords={"mode": np.arange(len(table))})
     ds["nearest_optimum"] = (
         "mode",
         np.array([-1 if v is None or v != v else int(v) for v in table["nearest_optimum"]]),

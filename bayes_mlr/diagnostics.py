@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from .modes import MODE_COLUMNS
+
 __all__ = [
     "Diagnosis",
     "compare_em_posterior",
@@ -543,19 +545,7 @@ def mode_summary(posterior: Any) -> pd.DataFrame | None:
             "chains": [
                 tuple(int(c) for c in np.flatnonzero(chain_mode == m)) for m in ds["mode"].values
             ],
-            **{
-                col: ds[col].values
-                for col in (
-                    "n_chains",
-                    "mean_lp",
-                    "mean_log_likelihood",
-                    "log_mass",
-                    "share",
-                    "nearest_optimum",
-                    "optimum_log_likelihood",
-                    "optimum_distance",
-                )
-            },
+            **{col: ds[col].values for col in MODE_COLUMNS},
         },
         index=pd.Index(ds["mode"].values, name="mode"),
     )

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 __all__ = [
+    "MODE_COLUMNS",
     "MODE_SEPARATION",
     "group_chains",
     "invariant_draws",
@@ -46,6 +47,18 @@ __all__ = [
 #: optimum beside a wide one) are tens of sd apart.
 MODE_SEPARATION = 2.0
 _PARAMS = ("weights", "intercept", "coef", "sigma")
+#: The per-mode numbers of :func:`mode_table` (after ``chains``), as the ``modes`` group of a
+#: posterior stores them.
+MODE_COLUMNS = (
+    "n_chains",
+    "mean_lp",
+    "mean_log_likelihood",
+    "log_mass",
+    "share",
+    "nearest_optimum",
+    "optimum_log_likelihood",
+    "optimum_distance",
+)
 
 
 def sorted_parameters(values: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
@@ -260,18 +273,7 @@ def mode_table(
         order = np.argsort(-table["mean_lp"].fillna(-np.inf).to_numpy(), kind="stable")
     table = table.iloc[order].reset_index(drop=True)
     table.index.name = "mode"
-    columns = [
-        "chains",
-        "n_chains",
-        "mean_lp",
-        "mean_log_likelihood",
-        "log_mass",
-        "share",
-        "nearest_optimum",
-        "optimum_log_likelihood",
-        "optimum_distance",
-    ]
-    return table[columns]
+    return table[["chains", *MODE_COLUMNS]]
 
 
 def renumber(chain_mode: np.ndarray, table_order: Sequence[tuple[int, ...]]) -> np.ndarray:

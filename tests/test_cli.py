@@ -251,12 +251,11 @@ def test_report_states_the_priors(run):
     assert priors["source"] == "default"
 
 
-def test_report_command_redraws_with_a_vector_copy_from_the_data(run, tmp_path, monkeypatch):
+@pytest.fixture
+def fit_plot_arguments(monkeypatch):
+    """The keyword arguments that plots.plot_fit receives (it still draws)."""
     from bayes_mlr import plots
 
-    out, _, _ = run
-    copy = tmp_path / "copy"
-    shutil.copytree(out, copy)
     seen = {}
     original = plots.plot_fit
 
@@ -265,6 +264,16 @@ def test_report_command_redraws_with_a_vector_copy_from_the_data(run, tmp_path, 
         return original(*args, **kwargs)
 
     monkeypatch.setattr(plots, "plot_fit", spy)
+    return seen
+
+
+def test_report_command_redraws_with_a_vector_copy_from_the_data(run, tmp_path, fit_plot_arguments):
+    from bayes_mlr import plots
+
+    out, _, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    seen = fit_plot_arguments
     code, _, stderr = run_cli("report", copy, "--vector-format", "svg", "--dpi", 100)
     assert code == 0, stderr
     # the simulated data are drawn again from their seed, so fit.png has the formula's panels
@@ -277,17 +286,8 @@ def test_report_command_redraws_with_a_vector_copy_from_the_data(run, tmp_path, 
     assert "`fit.svg`" in (copy / "report.md").read_text()
 
 
-def test_report_command_does_not_draw_changed_data(csv_path, tmp_path, monkeypatch):
-    from bayes_mlr import plots
-
-    seen = {}
-    original = plots.plot_fit
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(plots, "plot_fit", spy)
+def test_report_command_does_not_draw_changed_data(csv_path, tmp_path, fit_plot_arguments):
+    seen = fit_plot_arguments
     data = tmp_path / "data.csv"
     shutil.copy(csv_path, data)
     spec = tmp_path / "csv.toml"
