@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-fast notebooks bench compare-r sbc lint format clean
+.PHONY: help venv demo test test-fast notebooks docs bench compare-r sbc lint format clean
+DOCS_STAMP := $(VENV)/.installed-docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +36,13 @@ test-fast: $(STAMP)  ## the test suite without tests marked slow
 notebooks: $(STAMP)  ## execute the notebooks in full (BAYES_MLR_FAST=0), a few minutes
 	BAYES_MLR_FAST=0 $(PY) -m pytest tests/test_notebooks.py $(PYTEST_ARGS)
 
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[docs]"
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)  ## build the HTML site into docs/_build/html (warnings are errors)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 bench: $(STAMP)  ## run the benchmarks (figures and ratios, not pass/fail)
 	$(PY) -m tests.benchmarks
 
@@ -53,4 +61,4 @@ format: $(STAMP)  ## apply ruff's formatting and fixes
 	$(PY) -m ruff check --fix bayes_mlr tests
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info docs/_build docs/generated docs/notebooks docs/jupyter_execute

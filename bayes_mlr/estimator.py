@@ -213,7 +213,7 @@ class MixtureOfRegressions(_ParamsMixin):
         Noise standard deviations (equal entries for shared or fixed variance).
     log_likelihood_ : float
         Total observed-data log-likelihood at the estimates.
-    log_likelihood_trace_ : ndarray of shape (n_iter_ + 1,)
+    log_likelihood_trace_ : ndarray of shape (``n_iter_ + 1``,)
         Log-likelihood at the start and after every iteration of the returned run.
     n_iter_ : int
     converged_ : bool
