@@ -1168,6 +1168,17 @@ def sample_posterior(
         :func:`bayes_mlr.priors.describe_priors` gives them; ``"source": "custom"`` with
         the model's own description for a ``pm_model`` of yours).
 
+    Examples
+    --------
+    >>> from bayes_mlr import MixtureOfRegressions, diagnose, simulate
+    >>> data = simulate(500, random_state=0)
+    >>> model = MixtureOfRegressions(2, random_state=0).fit(data.X, data.y)
+    >>> posterior = model.sample_posterior(1000, 1000, 4, random_seed=1)  # doctest: +SKIP
+    >>> diagnose(posterior).ok  # doctest: +SKIP
+    True
+    >>> posterior["modes"]["chain_start"].values  # doctest: +SKIP
+    array(['EM estimate', 'over-dispersed around EM optimum 0', ...], dtype='<U34')
+
     Raises
     ------
     ValueError

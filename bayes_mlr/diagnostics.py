@@ -295,6 +295,14 @@ def diagnose(
     -------
     Diagnosis
         ``ok`` is False as soon as one check fails; ``problems`` says which and why.
+
+    Examples
+    --------
+    >>> import bayes_mlr
+    >>> diagnosis = bayes_mlr.diagnose(posterior)  # doctest: +SKIP
+    >>> diagnosis.ok, diagnosis.n_modes, diagnosis.identified  # doctest: +SKIP
+    (True, 1, True)
+    >>> print(diagnosis)  # the checks, the problems, a per-parameter table  # doctest: +SKIP
     """
     import arviz_stats as azs
 

@@ -77,6 +77,17 @@ def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed:
         mean ``sum_j weights_j mu_j``; ``component_mean`` (chain, draw, component, obs). The
         memory is ``chains * draws * (K + 2) * n_new`` floats.
 
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayes_mlr import MixtureOfRegressions, posterior_predictive, predictive_interval
+    >>> from bayes_mlr import simulate
+    >>> data = simulate(300, random_state=0)
+    >>> model = MixtureOfRegressions(2, random_state=0).fit(data.X, data.y)
+    >>> posterior = model.sample_posterior(500, 500, 2, progressbar=False)  # doctest: +SKIP
+    >>> pred = posterior_predictive(model, posterior, np.array([[0.0], [1.0]]))  # doctest: +SKIP
+    >>> predictive_interval(pred, prob=0.9)  # mean, sd, lower, upper per row  # doctest: +SKIP
+
     Raises
     ------
     ValueError

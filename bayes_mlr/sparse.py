@@ -267,6 +267,17 @@ def posterior_n_components(
     NComponentsPosterior
         ``.probabilities`` (pandas Series indexed by ``K+``), ``.prior``, ``.posterior``.
 
+    Examples
+    --------
+    >>> from bayes_mlr import posterior_n_components, simulate
+    >>> from bayes_mlr.simulate import default_truth
+    >>> data = simulate(300, **default_truth(3), random_state=0)
+    >>> result = posterior_n_components(data.X, data.y, 6, draws=300, tune=200, random_state=0)
+    >>> result.mode
+    3
+    >>> bool(result.probabilities[3] > 0.8)
+    True
+
     Raises
     ------
     ValueError
