@@ -510,7 +510,7 @@ def test_many_relabelled_draws_warn(monkeypatch):
     # threshold, so the warning must fire (the threshold is not forced).
     original = bayes.align_posterior
 
-    def swap_half(idata, reference, scale):
+    def swap_half(idata, reference, scale, **kwargs):
         post = idata["posterior"]
         for name in ("weights", "intercept", "coef", "sigma"):
             if name in post:
@@ -520,7 +520,7 @@ def test_many_relabelled_draws_warn(monkeypatch):
                 values = da.to_numpy().copy()
                 values[:, : da.sizes["draw"] // 2] = flipped
                 post[name] = da.copy(data=values)
-        return original(idata, reference, scale)
+        return original(idata, reference, scale, **kwargs)
 
     monkeypatch.setattr(bayes, "align_posterior", swap_half)
     with pytest.warns(LabelSwitchingWarning, match="relabelled"):
