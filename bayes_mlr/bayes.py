@@ -59,10 +59,10 @@ from bayes_mlr.labels import (
     RELABEL_METHODS,
     LabelSwitchingWarning,
     apply_permutations,
+    assign_from_cost,
     assignment_cost,
     component_features,
     cost_gap,
-    match_components,
 )
 from bayes_mlr.priors import default_priors, describe_priors, merge_priors
 
@@ -975,7 +975,7 @@ def align_posterior(
     ref = component_features({n: np.asarray(reference[n]) for n in names}, K)
     sc = component_features({n: np.asarray(scale[n]) for n in names}, K)
     cost = assignment_cost(features, ref, sc)
-    perms = match_components(features, ref, sc)
+    perms = assign_from_cost(cost)
     gap = cost_gap(cost)
     attrs: dict[str, Any] = {}
     if problem is not None and K > 1:

@@ -22,6 +22,7 @@ __all__ = [
     "RELABEL_METHODS",
     "LabelSwitchingWarning",
     "apply_permutations",
+    "assign_from_cost",
     "assignment_cost",
     "component_features",
     "cost_gap",
@@ -118,7 +119,17 @@ def match_components(
         label ``k`` takes the draw's component ``perm[..., k]``. The identity where no
         relabelling is needed.
     """
-    cost = assignment_cost(draws, reference, scale)
+    return assign_from_cost(assignment_cost(draws, reference, scale))
+
+
+def assign_from_cost(cost: np.ndarray) -> np.ndarray:
+    """The optimal assignment of every draw from its cost matrix (:func:`assignment_cost`).
+
+    Returns
+    -------
+    ndarray of int, shape (..., K)
+        As :func:`match_components`.
+    """
     n_components = cost.shape[-1]
     batch = cost.shape[:-2]
     cost = cost.reshape(-1, n_components, n_components)

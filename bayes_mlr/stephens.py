@@ -63,12 +63,11 @@ def classification_probabilities(
 def _assign(cost: np.ndarray) -> np.ndarray:
     """Per draw, the permutation ``nu`` minimising ``sum_j cost[s, j, nu[j]]``."""
     S, K, _ = cost.shape
-    identity = np.arange(K)
     perms = np.empty((S, K), dtype=np.intp)
     for s in range(S):
         rows, cols = linear_sum_assignment(cost[s])
         perms[s, rows] = cols
-    return perms if K > 1 else np.zeros((S, 1), dtype=np.intp) + identity
+    return perms
 
 
 def stephens_permutations(
