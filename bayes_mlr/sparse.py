@@ -89,13 +89,14 @@ class NComponentsPosterior:
 
 
 def _scales(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Prior mean and variances of (intercept, coef), and the InvGamma(c0, C0) of sigma^2."""
-    m_y, s_y = float(y.mean()), float(y.std()) or 1.0
-    m_x, s_x = X.mean(axis=0), X.std(axis=0)
-    s_x = np.where(s_x > 0, s_x, 1.0)
-    b0 = np.concatenate([[m_y], np.zeros(X.shape[1])])
-    var_intercept = (2.5 * s_y) ** 2 * (1.0 + np.sum((m_x / s_x) ** 2))
-    B0 = np.concatenate([[var_intercept], (2.5 * s_y / s_x) ** 2])
+    """Prior mean and variances of (intercept, coef), from :func:`bayes_mlr.default_priors`,
+    and the InvGamma(c0, C0) of sigma^2."""
+    from .priors import default_priors
+
+    prior = default_priors(X, y, 1)
+    s_y = float(prior["sigma"]["sigma"])  # the sd of y (1 for a constant y)
+    b0 = np.concatenate([[float(prior["intercept"]["mu"])], np.zeros(X.shape[1])])
+    B0 = np.concatenate([[float(prior["intercept"]["sigma"]) ** 2], prior["coef"]["sigma"] ** 2])
     C0 = (_C0 - 1.0) * s_y**2 / 4.0
     return b0, B0, _C0, C0
 

@@ -117,7 +117,7 @@ def em_optima(model: Any, *, search: bool = True, random_state: Any = None) -> l
     fit.update(n_runs=None, source="fit")
     found: list[dict] = [fit]
     result = getattr(model, "result_", None)
-    records = list(getattr(result, "optima", ()) or ())
+    records = [(o, "fit") for o in (getattr(result, "optima", None) or ())]
     X, y = getattr(model, "_fit_X", None), getattr(model, "_fit_y", None)
     n_obs = float(np.size(y)) if y is not None else 1.0
     if search and X is not None and np.shape(X)[0] <= SEARCH_MAX_ROWS:
@@ -142,7 +142,6 @@ def em_optima(model: Any, *, search: bool = True, random_state: Any = None) -> l
                 random_state=random_state,
             )
         records += [(o, "search") for o in searched.optima]
-    records = [r if isinstance(r, tuple) else (r, "fit") for r in records]
     slack = OPTIMUM_LL_TOL * n_obs
     ordered = sorted(records, key=lambda r: -r[0].log_likelihood)
     top = max([fit["log_likelihood"]] + [o.log_likelihood for o, _ in ordered if _regular(o)])
