@@ -620,35 +620,22 @@ def _sample_nutpie(
     # nutpie jitters every free variable unless `jitter_rvs` is empty; `initial_points` is the
     # start (PyMC forwards both to nutpie.compile_pymc_model).
     compile_kwargs["jitter_rvs"] = set()
-    distinct = [i for i, point in enumerate(start) if not _same_point(point, start[0])]
-    if not distinct:
-        with pm_model:
-            return pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                nuts_sampler="nutpie",
-                initvals=start[0],
-                random_seed=random_seed,
-                progressbar=progressbar,
-                compute_convergence_checks=False,
-                compile_kwargs=compile_kwargs,
-                nuts=nuts,
-                **kwargs,
-            )
-    # nutpie takes one start for all chains: with per-chain starts, one run per chain
-    seeds = np.random.SeedSequence(random_seed).generate_state(chains)
+    if all(_same_point(point, start[0]) for point in start):
+        runs = [(chains, start[0], random_seed)]
+    else:  # nutpie takes one start for all chains: with per-chain starts, one run per chain
+        seeds = np.random.SeedSequence(random_seed).generate_state(chains)
+        runs = [(1, start[c], int(seeds[c])) for c in range(chains)]
     trees = []
-    for c in range(chains):
+    for n_chains, initvals, seed in runs:
         with pm_model:
             trees.append(
                 pm.sample(
                     draws=draws,
                     tune=tune,
-                    chains=1,
+                    chains=n_chains,
                     nuts_sampler="nutpie",
-                    initvals=start[c],
-                    random_seed=int(seeds[c]),
+                    initvals=initvals,
+                    random_seed=seed,
                     progressbar=progressbar,
                     compute_convergence_checks=False,
                     compile_kwargs=dict(compile_kwargs),
@@ -656,7 +643,7 @@ def _sample_nutpie(
                     **kwargs,
                 )
             )
-    return _concat_chains(trees)
+    return trees[0] if len(trees) == 1 else _concat_chains(trees)
 
 
 def _same_point(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
