@@ -511,26 +511,15 @@ def _predictive_mean_at_data(posterior: Any) -> Any:
     const = _group(posterior, "constant_data")
     if post is None or const is None or "X" not in const or "coef" not in post:
         return None
-    X = np.asarray(const["X"].values, dtype=float)
-    rows = np.unique(
-        np.linspace(0, X.shape[0] - 1, min(PREDICTIVE_CHECK_ROWS, X.shape[0])).astype(int)
-    )
-    coef = post["coef"].transpose("chain", "draw", "component", "feature").values
-    C, D, K, _ = coef.shape
-    intercept = (
-        post["intercept"].transpose("chain", "draw", "component").values
-        if "intercept" in post
-        else np.zeros((C, D, K))
-    )
-    weights = (
-        post["weights"].transpose("chain", "draw", "component").values
-        if "weights" in post
-        else np.ones((C, D, K))
-    )
-    means = intercept[..., None] + np.einsum("cdkp,np->cdkn", coef, X[rows])
     import xarray as xr
 
-    return xr.DataArray(np.einsum("cdk,cdkn->cdn", weights, means), dims=("chain", "draw", "obs"))
+    from .predictive import mixture_means, parameter_draws
+
+    X = np.asarray(const["X"].values, dtype=float)
+    n = min(PREDICTIVE_CHECK_ROWS, X.shape[0])
+    rows = np.unique(np.linspace(0, X.shape[0] - 1, n).astype(int))
+    _, mean = mixture_means(parameter_draws(None, posterior), X[rows])
+    return xr.DataArray(mean, dims=("chain", "draw", "obs"))
 
 
 def mode_summary(posterior: Any) -> pd.DataFrame | None:

@@ -20,8 +20,11 @@ import pandas as pd
 __all__ = ["posterior_predictive", "predictive_interval"]
 
 
-def _draws(model: Any, posterior: Any) -> dict[str, np.ndarray]:
-    """``(chain, draw, ...)`` arrays of the parameters, component first after the draws."""
+def parameter_draws(model: Any, posterior: Any) -> dict[str, np.ndarray]:
+    """``(chain, draw, ...)`` arrays of the parameters, component first after the draws.
+
+    ``model`` supplies the known sigma of ``variance="fixed"``; with ``model=None`` a
+    posterior without ``sigma`` gives no ``sigma`` entry."""
     try:
         post = posterior["posterior"]
     except (KeyError, TypeError) as exc:
@@ -48,9 +51,17 @@ def _draws(model: Any, posterior: Any) -> dict[str, np.ndarray]:
             out["sigma"] = sigma.transpose("chain", "draw", "component").to_numpy()
         else:  # one shared sigma
             out["sigma"] = np.repeat(sigma.transpose("chain", "draw").to_numpy()[..., None], K, -1)
-    else:  # variance="fixed": the known sigma
+    elif model is not None:  # variance="fixed": the known sigma
         out["sigma"] = np.broadcast_to(np.asarray(model.sigma_, dtype=float), (C, D, K)).copy()
     return out
+
+
+def mixture_means(draws: dict[str, np.ndarray], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each draw's component means ``(chain, draw, component, obs)`` at the rows of ``X`` and
+    its mixture mean ``sum_j weights_j mu_j`` ``(chain, draw, obs)``."""
+    means = draws["intercept"][..., None] + np.einsum("cdkp,np->cdkn", draws["coef"], X)
+    weights = draws["weights"] / draws["weights"].sum(axis=-1, keepdims=True)
+    return means, np.einsum("cdk,cdkn->cdn", weights, means)
 
 
 def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed: Any = None) -> Any:
@@ -97,7 +108,7 @@ def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed:
     import xarray as xr
 
     X = np.asarray(model._check_X(X_new), dtype=float)
-    draws = _draws(model, posterior)
+    draws = parameter_draws(model, posterior)
     C, D, K, p = draws["coef"].shape
     if p != X.shape[1] or K != int(model.n_components_):
         raise ValueError(
@@ -105,7 +116,7 @@ def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed:
             f"{int(model.n_components_)} x {X.shape[1]}: not the posterior of this model"
         )
     rng = np.random.default_rng(random_seed)
-    means = draws["intercept"][..., None] + np.einsum("cdkp,np->cdkn", draws["coef"], X)
+    means, mean = mixture_means(draws, X)
     weights = draws["weights"] / draws["weights"].sum(axis=-1, keepdims=True)
     # one component per draw and row, by inverse CDF on the cumulative weights
     cum = np.cumsum(weights, axis=-1)  # (C, D, K)
@@ -115,7 +126,6 @@ def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed:
     mu = np.take_along_axis(means, z[:, :, None, :], axis=2)[:, :, 0, :]
     sd = np.take_along_axis(draws["sigma"], z, axis=2)
     y = mu + sd * rng.standard_normal(mu.shape)
-    mean = np.einsum("cdk,cdkn->cdn", weights, means)
     obs = np.arange(X.shape[0])
     component = posterior["posterior"]["coef"]["component"].values
     return xr.Dataset(
