@@ -9,38 +9,37 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .em import fit_em
-from .estimator import MixtureOfRegressions
-from .exceptions import (
+from bayes_mlr._version import __version__
+from bayes_mlr.core.em import fit_em
+from bayes_mlr.core.labels import LabelSwitchingWarning
+from bayes_mlr.estimator import MixtureOfRegressions
+from bayes_mlr.exceptions import (
     ConvergenceWarning,
     DegenerateFitWarning,
     MultimodalPosteriorWarning,
     NotFittedError,
     SpuriousFitWarning,
 )
-from .inference import SingularInformationWarning
-from .labels import LabelSwitchingWarning
-from .results import EMProgress, EMResult
-from .selection import BootstrapLRT, bootstrap_lrt, select_n_components
-from .simulate import simulate
-
-__version__ = "0.1.0"
+from bayes_mlr.frequentist.information import SingularInformationWarning
+from bayes_mlr.frequentist.selection import BootstrapLRT, bootstrap_lrt, select_n_components
+from bayes_mlr.results import EMProgress, EMResult
+from bayes_mlr.simulate import simulate
 
 # Names served lazily: importing them pulls in PyMC / ArviZ, so only on first access.
 _LAZY = {
-    "build_model": "bayes_mlr.bayes",
-    "default_priors": "bayes_mlr.priors",
-    "sample_posterior": "bayes_mlr.bayes",
-    "align_posterior": "bayes_mlr.bayes",
-    "approximate_posterior": "bayes_mlr.approx",
-    "compare_em_posterior": "bayes_mlr.diagnostics",
-    "compare_n_components": "bayes_mlr.diagnostics",
-    "diagnose": "bayes_mlr.diagnostics",
-    "summarise_modes": "bayes_mlr.diagnostics",
-    "posterior_membership": "bayes_mlr.diagnostics",
-    "posterior_n_components": "bayes_mlr.sparse",
-    "posterior_predictive": "bayes_mlr.predictive",
-    "predictive_interval": "bayes_mlr.predictive",
+    "build_model": "bayes_mlr.bayes.model",
+    "default_priors": "bayes_mlr.bayes.priors",
+    "sample_posterior": "bayes_mlr.bayes.model",
+    "align_posterior": "bayes_mlr.bayes.model",
+    "approximate_posterior": "bayes_mlr.bayes.approx",
+    "compare_em_posterior": "bayes_mlr.bayes.diagnostics",
+    "compare_n_components": "bayes_mlr.bayes.diagnostics",
+    "diagnose": "bayes_mlr.bayes.diagnostics",
+    "summarise_modes": "bayes_mlr.bayes.diagnostics",
+    "posterior_membership": "bayes_mlr.bayes.diagnostics",
+    "posterior_n_components": "bayes_mlr.bayes.sparse",
+    "posterior_predictive": "bayes_mlr.bayes.predictive",
+    "predictive_interval": "bayes_mlr.bayes.predictive",
 }
 
 __all__ = [

@@ -1,5 +1,6 @@
 """MixtureOfRegressions: the scikit-learn style estimator. Wiring only; the numerics live in
-:mod:`bayes_mlr.em` (fitting) and :mod:`bayes_mlr.inference` (standard errors, criteria)."""
+:mod:`bayes_mlr.core.em` (fitting) and :mod:`bayes_mlr.frequentist.information` (standard
+errors, criteria)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ import functools
 import inspect
 import numbers
 import sys
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._validation import check_data, check_sample_weight, check_X, check_y, is_dask_collection
-from .em import e_step, fit_em
-from .exceptions import NotFittedError
-from .results import EMProgress, EMResult
+from bayes_mlr._validation import (
+    check_data,
+    check_sample_weight,
+    check_X,
+    check_y,
+    is_dask_collection,
+)
+from bayes_mlr.core.em import e_step, fit_em
+from bayes_mlr.exceptions import NotFittedError
+from bayes_mlr.formula import FormulaState
+from bayes_mlr.results import EMProgress, EMResult
 
 __all__ = ["MixtureOfRegressions"]
 
@@ -45,51 +51,6 @@ def _not_fitted_error(message: str) -> NotFittedError:
     if base is None:
         return NotFittedError(message)
     return _not_fitted_class(base)(message)
-
-
-@dataclass(frozen=True)
-class _FormulaState:
-    """What :meth:`MixtureOfRegressions.from_formula` keeps to encode new data frames."""
-
-    formula: str
-    response: str
-    feature_names: list[str]
-    model_spec: Any  # formulaic ModelSpec of the right-hand side
-    result: EMResult  # the fit it belongs to: a later plain fit() makes the state stale
-    response_spec: Any = None  # of the response; None in models saved before it was kept
-
-    def response_of(self, data: Any) -> np.ndarray | None:
-        """The response term computed from the raw columns of ``data`` (a pandas DataFrame),
-        or None when ``data`` lacks the columns it needs (e.g. an encoded design)."""
-        if self.response_spec is None or not set(self.response_spec.required_variables) <= set(
-            map(str, data.columns)
-        ):
-            return None
-        matrix = self.response_spec.get_model_matrix(data, na_action="ignore")
-        matrix.columns = [str(c) for c in matrix.columns]
-        # by name: a reloaded spec is rebuilt from its formula text, with an intercept column
-        return np.asarray(matrix[self.response], dtype=float)
-
-    def encode(self, data: Any) -> Any:
-        """The design matrix (a float DataFrame with the fitted feature names) of raw data."""
-        from formulaic.errors import DataMismatchWarning, FormulaicError
-
-        from .formula import FormulaError
-
-        try:
-            with warnings.catch_warnings():
-                # an unseen category would silently become an all-zero dummy row
-                warnings.simplefilter("error", DataMismatchWarning)
-                matrix = self.model_spec.get_model_matrix(data, na_action="ignore")
-        except (FormulaicError, DataMismatchWarning) as exc:
-            text = str(exc).strip().splitlines()
-            raise FormulaError(
-                f"X could not be encoded with the formula {self.formula!r}: "
-                f"{text[0] if text else type(exc).__name__} (columns in X: "
-                f"{', '.join(map(str, data.columns))})"
-            ) from exc
-        matrix.columns = [str(c) for c in matrix.columns]
-        return matrix[self.feature_names].astype(float)
 
 
 class _ParamsMixin:
@@ -291,7 +252,9 @@ class MixtureOfRegressions(_ParamsMixin):
         """
         callback = _progress_printer(self.verbose)  # checks verbose before any work
         if is_dask_collection(X) or is_dask_collection(y):
-            from ._dask import prepare  # Dask arrays/DataFrames: stream the blocks, stay lazy
+            from bayes_mlr.core.dask_data import (
+                prepare,  # Dask arrays/DataFrames: stream the blocks, stay lazy
+            )
 
             X_arr, y_arr, sw, names = prepare(X, y, sample_weight)
         else:
@@ -443,7 +406,7 @@ class MixtureOfRegressions(_ParamsMixin):
         >>> model.predict(df.head(3)).shape
         (3,)
         """
-        from .formula import design_from_formula
+        from bayes_mlr.formula import design_from_formula
 
         if "fit_intercept" in kwargs:
             raise TypeError(
@@ -476,7 +439,7 @@ class MixtureOfRegressions(_ParamsMixin):
         on ``design.X``, ``design.y``), as :meth:`from_formula` does; it is saved with the
         model."""
         self._check_fitted()
-        self._formula = _FormulaState(
+        self._formula = FormulaState(
             formula=design.formula,
             response=design.response,
             feature_names=list(design.feature_names),
@@ -485,7 +448,7 @@ class MixtureOfRegressions(_ParamsMixin):
             response_spec=design.response_spec,
         )
 
-    def _formula_state(self) -> _FormulaState | None:
+    def _formula_state(self) -> FormulaState | None:
         state = getattr(self, "_formula", None)
         if state is None or state.result is not getattr(self, "result_", None):
             return None
@@ -539,7 +502,7 @@ class MixtureOfRegressions(_ParamsMixin):
         arrays are read-only)."""
         self._check_fitted()
         if self._standard_errors is None:
-            from .inference import standard_errors
+            from bayes_mlr.frequentist.information import standard_errors
 
             args, kwargs = self._inference_args()
             ses = standard_errors(*args, **kwargs)
@@ -570,7 +533,7 @@ class MixtureOfRegressions(_ParamsMixin):
     def _covariance_and_labels(self) -> tuple[np.ndarray, list[str]]:
         self._check_fitted()
         if self._covariance is None:
-            from .inference import covariance
+            from bayes_mlr.frequentist.information import covariance
 
             args, kwargs = self._inference_args()
             cov, labels = covariance(*args, **kwargs)
@@ -589,7 +552,7 @@ class MixtureOfRegressions(_ParamsMixin):
 
         Returns
         -------
-        bayes_mlr.summary.SummaryTable
+        bayes_mlr.frequentist.summary.SummaryTable
             A :class:`pandas.DataFrame` with the columns ``parameter``, ``component``,
             ``feature``, ``estimate``, ``std_error``, ``z`` (estimate / std_error), ``p_value``
             (two-sided, normal), ``ci_lower``, ``ci_upper``; printing it shows a header with the
@@ -598,7 +561,7 @@ class MixtureOfRegressions(_ParamsMixin):
             likelihood estimate (as mixtools; flexmix corrects it for degrees of freedom).
         """
         self._check_fitted()
-        from .summary import summary_table
+        from bayes_mlr.frequentist.summary import summary_table
 
         return summary_table(self, ci_prob=ci_prob)
 
@@ -618,9 +581,9 @@ class MixtureOfRegressions(_ParamsMixin):
         -------
         dict of str to ndarray
             The keys and shapes of :attr:`standard_errors_` (read-only arrays). See
-            :func:`bayes_mlr.bootstrap.bootstrap_standard_errors`.
+            :func:`bayes_mlr.frequentist.bootstrap.bootstrap_standard_errors`.
         """
-        from .bootstrap import bootstrap_standard_errors
+        from bayes_mlr.frequentist.bootstrap import bootstrap_standard_errors
 
         return bootstrap_standard_errors(self, n_boot=n_boot, kind=kind, random_state=random_state)
 
@@ -744,7 +707,7 @@ class MixtureOfRegressions(_ParamsMixin):
         return float(ll @ sw) if sw is not None else float(ll.sum())
 
     def _criteria(self, X: Any, y: Any, sample_weight: Any) -> dict[str, float]:
-        from .inference import information_criteria, n_parameters
+        from bayes_mlr.frequentist.information import information_criteria, n_parameters
 
         resp, ll_rows = self._e_step(X, y)
         sw = check_sample_weight(sample_weight, ll_rows.shape[0])
@@ -770,7 +733,7 @@ class MixtureOfRegressions(_ParamsMixin):
     def icl(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Integrated completed likelihood (Biernacki, Celeux & Govaert 2000), as flexmix's
         ``ICL()`` and mclust: BIC − 2 Σ_i w_i log γ_{i,ẑ_i} with ẑ_i the MAP component; lower
-        is better (see :func:`bayes_mlr.inference.information_criteria`). ``y`` as in
+        is better (see :func:`bayes_mlr.frequentist.information.information_criteria`). ``y`` as in
         :meth:`responsibilities`."""
         return self._criteria(X, y, sample_weight)["icl"]
 
@@ -840,14 +803,14 @@ class MixtureOfRegressions(_ParamsMixin):
         """Sample the posterior of the same mixture with PyMC, starting every chain at the EM
         estimates and aligning every draw to the EM labelling.
 
-        See :func:`bayes_mlr.bayes.sample_posterior` for the arguments.
+        See :func:`bayes_mlr.bayes.model.sample_posterior` for the arguments.
 
         Returns
         -------
         xarray.DataTree
         """
         self._check_fitted()
-        from .bayes import sample_posterior
+        from bayes_mlr.bayes.model import sample_posterior
 
         return sample_posterior(
             self,
@@ -860,7 +823,7 @@ class MixtureOfRegressions(_ParamsMixin):
             **kwargs,
         )
 
-    # -- saving and loading (JSON and netCDF, no pickle; see bayes_mlr.io) ------------------
+    # -- saving and loading (JSON and netCDF, no pickle; see bayes_mlr.workflow.io) ---------
 
     def save(self, dir: Any) -> Any:
         """Save the estimator to the directory ``dir`` (created if needed).
@@ -868,7 +831,7 @@ class MixtureOfRegressions(_ParamsMixin):
         Writes ``model.json`` (constructor arguments and every fitted attribute, floats stored
         losslessly) and ``data-<hash>.nc`` (the training data, which standard errors and
         :meth:`sample_posterior` need), each atomically. No pickle: loading cannot run code.
-        See :func:`bayes_mlr.io.save_model`.
+        See :func:`bayes_mlr.workflow.io.save_model`.
 
         Parameters
         ----------
@@ -879,7 +842,7 @@ class MixtureOfRegressions(_ParamsMixin):
         pathlib.Path
             The directory.
         """
-        from .io import save_model
+        from bayes_mlr.workflow.io import save_model
 
         return save_model(self, dir)
 
@@ -907,6 +870,6 @@ class MixtureOfRegressions(_ParamsMixin):
         >>> bool(np.array_equal(loaded.coef_, model.coef_))
         True
         """
-        from .io import load_model
+        from bayes_mlr.workflow.io import load_model
 
         return load_model(dir, cls=cls)

@@ -26,7 +26,8 @@ class DegenerateFitWarning(UserWarning):
 class SpuriousFitWarning(DegenerateFitWarning):
     """Every EM run ended with a spurious component: a handful of observations fitted with a
     sigma far below the other components' (McLachlan & Peel 2000, §3.10). The best such run is
-    returned and flagged (``EMResult.spurious``); see :mod:`bayes_mlr._spurious` for the rule."""
+    returned and flagged (``EMResult.spurious``); see :mod:`bayes_mlr.core.spurious` for the
+    rule."""
 
 
 class MultimodalPosteriorWarning(UserWarning):

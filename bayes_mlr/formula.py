@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import is_dask_collection
+from bayes_mlr._validation import is_dask_collection
 
-__all__ = ["Design", "FormulaError", "design_from_formula"]
+__all__ = ["Design", "FormulaError", "FormulaState", "design_from_formula"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧚⧛]")
 
@@ -327,3 +327,46 @@ def formulaic_lhs_spec(formula: str, frame: Any):
     import formulaic
 
     return formulaic.model_matrix(formula, frame).lhs.model_spec
+
+
+@dataclass(frozen=True)
+class FormulaState:
+    """What :meth:`MixtureOfRegressions.from_formula` keeps to encode new data frames."""
+
+    formula: str
+    response: str
+    feature_names: list[str]
+    model_spec: Any  # formulaic ModelSpec of the right-hand side
+    result: Any  # EMResult: the fit it belongs to: a later plain fit() makes the state stale
+    response_spec: Any = None  # of the response; None in models saved before it was kept
+
+    def response_of(self, data: Any) -> np.ndarray | None:
+        """The response term computed from the raw columns of ``data`` (a pandas DataFrame),
+        or None when ``data`` lacks the columns it needs (e.g. an encoded design)."""
+        if self.response_spec is None or not set(self.response_spec.required_variables) <= set(
+            map(str, data.columns)
+        ):
+            return None
+        matrix = self.response_spec.get_model_matrix(data, na_action="ignore")
+        matrix.columns = [str(c) for c in matrix.columns]
+        # by name: a reloaded spec is rebuilt from its formula text, with an intercept column
+        return np.asarray(matrix[self.response], dtype=float)
+
+    def encode(self, data: Any) -> Any:
+        """The design matrix (a float DataFrame with the fitted feature names) of raw data."""
+        from formulaic.errors import DataMismatchWarning, FormulaicError
+
+        try:
+            with warnings.catch_warnings():
+                # an unseen category would silently become an all-zero dummy row
+                warnings.simplefilter("error", DataMismatchWarning)
+                matrix = self.model_spec.get_model_matrix(data, na_action="ignore")
+        except (FormulaicError, DataMismatchWarning) as exc:
+            text = str(exc).strip().splitlines()
+            raise FormulaError(
+                f"X could not be encoded with the formula {self.formula!r}: "
+                f"{text[0] if text else type(exc).__name__} (columns in X: "
+                f"{', '.join(map(str, data.columns))})"
+            ) from exc
+        matrix.columns = [str(c) for c in matrix.columns]
+        return matrix[self.feature_names].astype(float)

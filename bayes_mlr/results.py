@@ -67,7 +67,7 @@ class Optimum:
     converged, degenerate : bool
         As in :class:`EMResult`, for the best run that reached it.
     spurious_components : ndarray of bool, shape (n_components,)
-        Which components are spurious (:mod:`bayes_mlr._spurious`).
+        Which components are spurious (:mod:`bayes_mlr.core.spurious`).
     """
 
     weights: np.ndarray
@@ -134,7 +134,7 @@ class EMResult:
         True if the returned run is a degenerate optimum (a collapsed sigma or an empty component).
     spurious : bool
         True if the returned run has a spurious component: a handful of observations fitted
-        with a sigma far below the other components' (see :mod:`bayes_mlr._spurious`). With
+        with a sigma far below the other components' (see :mod:`bayes_mlr.core.spurious`). With
         the default ``spurious="avoid"`` this happens only when every run had one.
     spurious_components : ndarray of bool, shape (n_components,)
         Which components are spurious (in the order of the other attributes).
@@ -196,7 +196,7 @@ class EMResult:
     @property
     def n_parameters(self) -> int:
         """Number of free parameters (coefficients, K-1 weights, estimated sigmas)."""
-        from .inference import n_parameters
+        from bayes_mlr.frequentist.information import n_parameters
 
         return n_parameters(
             self.n_components,

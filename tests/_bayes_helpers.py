@@ -1,4 +1,4 @@
-"""Fitted estimators and posteriors shared by test_bayes.py and test_diagnostics.py.
+"""Fitted estimators and posteriors shared by tests/bayes/test_model.py and test_diagnostics.py.
 
 Sampling is the slow part of the Bayesian tests, so each posterior is drawn once per test
 session (``functools.cache``) and reused by every test that needs it. Sizes are small on
@@ -89,7 +89,7 @@ def posterior_run(sampler: str = "pymc", starts: str = "dispersed") -> _Run:
     """
     from unittest import mock
 
-    from bayes_mlr.bayes import sample_posterior
+    from bayes_mlr.bayes.model import sample_posterior
 
     # pymc: a dict by value-variable name; nutpie: one flat array; numpyro: one array per
     # value variable. Flat and listed starts follow the model's value-variable order.

@@ -11,8 +11,7 @@ import pytest
 from scipy import stats
 
 from bayes_mlr import MixtureOfRegressions, fit_em
-
-from .conftest import TRUTH_3, make_data
+from tests.conftest import TRUTH_3, make_data
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ import pytest
 
 from bayes_mlr import MixtureOfRegressions, simulate
 from bayes_mlr.formula import FormulaError
-
-from .conftest import TRUTH_2
+from tests.conftest import TRUTH_2
 
 # ---------------------------------------------------------------------------------------------
 # MixtureOfRegressions.from_formula (the estimator side)

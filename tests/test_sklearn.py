@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from bayes_mlr import MixtureOfRegressions, NotFittedError
-
-from .conftest import TRUTH_2, TRUTH_3, make_data
+from tests.conftest import TRUTH_2, TRUTH_3, make_data
 
 sklearn = pytest.importorskip("sklearn")
 

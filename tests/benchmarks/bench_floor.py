@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayes_mlr._data import InMemoryData, Scaler
-from bayes_mlr.em import _Params, m_step_from_stats
+from bayes_mlr.core.data import InMemoryData, Scaler
+from bayes_mlr.core.em import _Params, m_step_from_stats
 from bayes_mlr.simulate import simulate
 
 from ._common import base_parser, say, time_call

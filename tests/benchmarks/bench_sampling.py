@@ -1,4 +1,4 @@
-"""Benchmark: ``bayes_mlr.bayes.sample_posterior`` against a hand-written ``pm.NormalMixture``.
+"""Benchmark: ``sample_posterior`` against a hand-written ``pm.NormalMixture``.
 
 On one simulated mixture (n=20,000 rows, 3 features, K=3) fitted by EM, both sample 4 chains of
 1000 tuning + 1000 kept draws in the same run:
@@ -75,7 +75,7 @@ def _baseline(model: Any, *, draws: int, tune: int, chains: int, cores: int | No
     """The hand-written model: pm.NormalMixture, EM initvals, adapt_diag (no jitter)."""
     import pymc as pm
 
-    from bayes_mlr.bayes import default_priors
+    from bayes_mlr.bayes.model import default_priors
 
     X, y = model._fit_X, model._fit_y
     n, p = X.shape
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import logging
 
     from bayes_mlr import MixtureOfRegressions, simulate
-    from bayes_mlr.bayes import sample_posterior
+    from bayes_mlr.bayes.model import sample_posterior
 
     logging.getLogger("pymc").setLevel(logging.ERROR)
     say(environment_line())

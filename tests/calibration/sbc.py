@@ -15,7 +15,7 @@ the SBC identity: a prior that changes with the data is not the prior the data w
 from. SBC therefore runs with fixed, explicit priors passed through ``priors=`` (below).
 
 Run: ``.venv/bin/python -m tests.calibration.sbc [--reps 200] [--jobs 2] [--out sbc.png]``
-(``make sbc``); ``tests/test_sbc.py`` runs a smaller version (marked slow).
+(``make sbc``); ``tests/bayes/test_sbc.py`` runs a smaller version (marked slow).
 """
 
 from __future__ import annotations

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bayes_mlr import bootstrap_lrt, fit_em, simulate
-
-from ..test_spurious import CO2, GNP, npreg
+from tests.core.test_spurious import CO2, GNP, npreg
 
 
 def spread(X, y, K: int, spurious: str) -> tuple[list[float], int]:

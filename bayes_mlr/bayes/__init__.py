@@ -1,0 +1,9 @@
+"""The Bayesian layer.
+
+Only :mod:`~bayes_mlr.bayes.model` (the PyMC model and ``sample_posterior``),
+:mod:`~bayes_mlr.bayes.mixture_op`, :mod:`~bayes_mlr.bayes.approx` and
+:mod:`~bayes_mlr.bayes.diagnostics` import PyMC, PyTensor or ArviZ; this package's ``__init__``
+imports none of them, so the numpy modules here (:mod:`~bayes_mlr.bayes.priors`,
+:mod:`~bayes_mlr.bayes.starts`, :mod:`~bayes_mlr.bayes.modes`, :mod:`~bayes_mlr.bayes.stephens`,
+:mod:`~bayes_mlr.bayes.predictive`, :mod:`~bayes_mlr.bayes.sparse`) load without them.
+"""

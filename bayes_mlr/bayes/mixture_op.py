@@ -1,0 +1,270 @@
+"""A fused PyTensor ``Op`` for the pointwise log-density of the mixture of regressions.
+
+The marginal density ``log p(y_i) = logsumexp_k(log w_k + log N(y_i | b_k + a_k . x_i,
+sigma_k))`` is where NUTS spends its time. Written as a PyTensor graph it becomes many passes
+over ``(n, K)`` arrays, forward and backward, each a scalar loop with its own ``exp``/``log``;
+the reductions over the short trailing axis of length K are particularly slow.
+:class:`MixtureRegressionLogp` does it in numpy over *component-major* ``(K, n)`` arrays: one
+matrix product for the means, one vectorised ``exp`` per element, reductions over the leading
+axis. It also returns the responsibilities and standardised residuals, which the gradient
+(:class:`MixtureRegressionLogpGrad`) reuses, so a log-density-and-gradient evaluation computes
+each ``exp`` once.
+
+Measured on the sampling benchmark's problem (n = 20,000, K = 3, p = 3;
+``tests/benchmarks/bench_sampling.py``): the log-density and gradient of the whole model take
+about 0.48 ms, against 0.86 ms for the same model written with ``pt.logsumexp``.
+
+Linkers: the Ops run their numpy code under PyTensor's C virtual machine and Python linkers,
+in object mode under the numba linker (PyTensor's default; registered here without its
+warning), and as JAX code under the JAX linker (numpyro), registered by :func:`register_jax`,
+which imports JAX and so is called only when that back-end is used. The graph around the Op
+needs no BLAS from PyTensor: the matrix products are numpy's.
+
+This module imports PyTensor; only :mod:`bayes_mlr.bayes.model` imports it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType, grad_not_implemented
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+
+__all__ = [
+    "MixtureRegressionLogp",
+    "MixtureRegressionLogpGrad",
+    "mixture_regression_logp",
+    "register_jax",
+]
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+#: ``exp`` of arguments below this underflows to subnormal numbers, which are slow on x86 and
+#: contribute nothing next to the largest term (which is exp(0) = 1); they are clamped here.
+_EXP_FLOOR = -700.0
+
+
+def _float_inputs(values, spec: tuple[tuple[str, int], ...]) -> list:
+    """The Op's inputs as float64 tensors, checked against ``spec`` ``((name, ndim), ...)``."""
+    inputs = []
+    for x, (name, ndim) in zip(values, spec, strict=True):
+        x = pt.as_tensor_variable(x)
+        if x.ndim != ndim:
+            raise TypeError(f"{name} must be a {ndim}-dimensional tensor, got {x.ndim} dimensions")
+        inputs.append(pt.cast(x, "float64") if x.dtype != "float64" else x)
+    return inputs
+
+
+def _float_outputs(*ndims: int) -> list:
+    """Fresh float64 output variables of the given ranks."""
+    return [pt.tensor(dtype="float64", shape=(None,) * ndim) for ndim in ndims]
+
+
+def _forward(y, X, intercept, coef, log_w, sigma):
+    """numpy: ``(logp (n,), resp (K, n), z (K, n))``; ``z = (y - intercept - coef @ X.T) / sigma``.
+
+    The means are formed component-major, ``(K, n)``, so that every later pass and reduction
+    runs over contiguous rows.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        inv_sigma = 1.0 / sigma
+        z = np.dot(coef, X.T)  # (K, n), component-major
+        np.subtract(y, z, out=z)
+        z -= intercept[:, None]
+        z *= inv_sigma[:, None]
+        terms = np.multiply(z, z)
+        terms *= -0.5
+        terms += (log_w + np.log(inv_sigma) - _LOG_SQRT_2PI)[:, None]
+        top = terms.max(axis=0)
+        # Where the largest term is not finite (every term -inf: no component can produce
+        # y_i), logp is that term, as for a plain logsumexp.
+        degenerate = ~np.isfinite(top)
+        any_degenerate = bool(degenerate.any())
+        if any_degenerate:
+            degenerate_top = top[degenerate]
+            top[degenerate] = 0.0
+        terms -= top
+        np.maximum(terms, _EXP_FLOOR, out=terms)
+        np.exp(terms, out=terms)
+        total = terms.sum(axis=0)
+        terms /= total
+        logp = np.log(total, out=total)
+        logp += top
+        if any_degenerate:
+            logp[degenerate] = degenerate_top
+    return logp, terms, z
+
+
+def _backward(X, resp, z, sigma, g):
+    """numpy: gradients of ``sum_i g[i] logp[i]`` for intercept, coef, log_w and sigma."""
+    inv_sigma = 1.0 / sigma
+    weighted = resp * g  # (K, n)
+    d_log_w = weighted.sum(axis=1)
+    weighted *= z  # g resp z
+    d_sigma = (np.einsum("kn,kn->k", weighted, z) - d_log_w) * inv_sigma
+    d_intercept = weighted.sum(axis=1) * inv_sigma
+    d_coef = np.dot(weighted, X) * inv_sigma[:, None]
+    return d_intercept, d_coef, d_log_w, d_sigma
+
+
+class MixtureRegressionLogp(Op):
+    """Pointwise log-density of a mixture of linear regressions, with what its gradient needs.
+
+    Inputs ``y`` ``(n,)``, ``X`` ``(n, p)``, ``intercept`` ``(K,)``, ``coef`` ``(K, p)``,
+    ``log_w`` ``(K,)``, ``sigma`` ``(K,)``. Outputs ``logp`` ``(n,)``,
+    ``logp[i] = log sum_k exp(log_w[k]) N(y[i] | intercept[k] + coef[k] . X[i], sigma[k])``;
+    the responsibilities ``resp`` ``(K, n)`` (each column sums to 1); and the standardised
+    residuals ``z`` ``(K, n)``. Only ``logp`` is differentiable.
+    """
+
+    __props__ = ()
+
+    _spec = (("y", 1), ("X", 2), ("intercept", 1), ("coef", 2), ("log_w", 1), ("sigma", 1))
+
+    def make_node(self, y, X, intercept, coef, log_w, sigma):
+        inputs = _float_inputs((y, X, intercept, coef, log_w, sigma), self._spec)
+        return Apply(self, inputs, _float_outputs(1, 2, 2))
+
+    def perform(self, node, inputs, output_storage):
+        for storage, value in zip(output_storage, _forward(*inputs), strict=True):
+            storage[0] = value
+
+    def infer_shape(self, node, shapes):
+        y_shape, _, intercept_shape, *_ = shapes
+        kn = (intercept_shape[0], y_shape[0])
+        return [y_shape, kn, kn]
+
+    def pullback(self, inputs, outputs, cotangents):
+        X, coef, sigma = inputs[1], inputs[3], inputs[5]
+        _, resp, z = outputs
+        if not all(isinstance(c.type, DisconnectedType) for c in cotangents[1:]):
+            return [
+                grad_not_implemented(self, i, x, "only logp is differentiable")
+                for i, x in enumerate(inputs)
+            ]
+        g = cotangents[0]
+        if isinstance(g.type, DisconnectedType):
+            return [DisconnectedType()() for _ in inputs]
+        d_intercept, d_coef, d_log_w, d_sigma = MixtureRegressionLogpGrad()(X, resp, z, sigma, g)
+        # Gradients with respect to the data, symbolic, computed only if asked for; written
+        # without a matrix product so that the graph needs no BLAS from PyTensor.
+        d_mu = g * resp * z / sigma[:, None]  # (K, n)
+        d_X = (d_mu[:, :, None] * coef[:, None, :]).sum(axis=0)  # (n, p)
+        return [-d_mu.sum(axis=0), d_X, d_intercept, d_coef, d_log_w, d_sigma]
+
+
+class MixtureRegressionLogpGrad(Op):
+    """The gradient of :class:`MixtureRegressionLogp`, from its ``resp`` and ``z``.
+
+    Inputs ``X`` ``(n, p)``, ``resp`` and ``z`` ``(K, n)``, ``sigma`` ``(K,)`` and the output
+    gradient ``g`` ``(n,)``. Outputs the gradients of ``sum_i g[i] logp[i]`` with respect to
+    ``intercept`` ``(K,)`` (``(g resp z).sum(1) / sigma``), ``coef`` ``(K, p)``
+    (``(g resp z) @ X / sigma``), ``log_w`` ``(K,)`` (``resp @ g``) and ``sigma`` ``(K,)``
+    (``(g resp (z**2 - 1)).sum(1) / sigma``).
+    """
+
+    __props__ = ()
+
+    _spec = (("X", 2), ("resp", 2), ("z", 2), ("sigma", 1), ("g", 1))
+
+    def make_node(self, X, resp, z, sigma, g):
+        inputs = _float_inputs((X, resp, z, sigma, g), self._spec)
+        return Apply(self, inputs, _float_outputs(1, 2, 1, 1))
+
+    def perform(self, node, inputs, output_storage):
+        for storage, value in zip(output_storage, _backward(*inputs), strict=True):
+            storage[0] = value
+
+    def infer_shape(self, node, shapes):
+        X_shape, _, _, sigma_shape, _ = shapes
+        return [sigma_shape, (sigma_shape[0], X_shape[1]), sigma_shape, sigma_shape]
+
+
+def mixture_regression_logp(y, X, log_w, intercept, coef, sigma):
+    """Pointwise log-density ``(n,)`` of the mixture of regressions, as a PyTensor graph.
+
+    ``y`` ``(n,)``, ``X`` ``(n, p)``, ``log_w``, ``intercept``, ``sigma`` ``(K,)``, ``coef``
+    ``(K, p)``: ``log sum_k w_k N(y_i | intercept_k + coef_k . x_i, sigma_k)``.
+    """
+    return MixtureRegressionLogp()(y, X, intercept, coef, log_w, sigma)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Linkers: numba (PyTensor's default) runs the numpy code in object mode; JAX gets its own.
+# --------------------------------------------------------------------------------------------
+
+
+def _register_numba() -> None:
+    from pytensor.link.numba.dispatch import basic as numba_basic
+
+    def object_mode(op, node=None, **kwargs):
+        with warnings.catch_warnings():
+            # "Numba will use object mode to run ...": intended; the numpy code is the point.
+            warnings.filterwarnings("ignore", "Numba will use object mode", UserWarning)
+            return numba_basic.generate_fallback_impl(op, node, **kwargs)
+
+    for op_type in (MixtureRegressionLogp, MixtureRegressionLogpGrad):
+        numba_basic.numba_funcify.register(op_type)(object_mode)
+
+
+def _detect_blas_quietly() -> None:
+    """Let PyTensor look up its BLAS flags now, without its warning when it finds none.
+
+    The C linker (used by :mod:`bayes_mlr.bayes.model` when a C++ compiler is configured) looks
+    them up once per process, including PyMC's worker processes, which import this module to
+    unpickle the graph, and with pip-installed PyTensor warns that it found no BLAS. These
+    graphs need no BLAS from PyTensor (their matrix products are numpy's), so the warning
+    would only alarm. Costs about 0.3 s once.
+    """
+    if not pytensor.config.cxx:
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PyTensor could not link to a BLAS", UserWarning)
+        _ = pytensor.config.blas__ldflags
+
+
+_register_numba()
+_detect_blas_quietly()
+_jax_registered = False
+
+
+def register_jax() -> None:
+    """Give both Ops JAX implementations (imports JAX; idempotent)."""
+    global _jax_registered
+    if _jax_registered:
+        return
+    import jax.numpy as jnp
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    @jax_funcify.register(MixtureRegressionLogp)
+    def _jax_forward(op, **kwargs):
+        def forward(y, X, intercept, coef, log_w, sigma):
+            z = (y - intercept[:, None] - coef @ X.T) / sigma[:, None]
+            terms = (log_w - jnp.log(sigma) - _LOG_SQRT_2PI)[:, None] - 0.5 * z * z
+            top = jnp.max(terms, axis=0)
+            safe_top = jnp.where(jnp.isfinite(top), top, 0.0)
+            scaled = jnp.exp(terms - safe_top)
+            total = scaled.sum(axis=0)
+            logp = jnp.where(jnp.isfinite(top), jnp.log(total) + safe_top, top)
+            return logp, scaled / total, z
+
+        return forward
+
+    @jax_funcify.register(MixtureRegressionLogpGrad)
+    def _jax_backward(op, **kwargs):
+        def backward(X, resp, z, sigma, g):
+            weighted = resp * g
+            d_log_w = weighted.sum(axis=1)
+            weighted = weighted * z
+            d_sigma = ((weighted * z).sum(axis=1) - d_log_w) / sigma
+            d_intercept = weighted.sum(axis=1) / sigma
+            d_coef = (weighted @ X) / sigma[:, None]
+            return d_intercept, d_coef, d_log_w, d_sigma
+
+        return backward
+
+    _jax_registered = True

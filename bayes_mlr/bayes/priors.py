@@ -1,0 +1,232 @@
+"""The priors of the Bayesian model: data-scaled defaults, user overrides, and a record of both.
+
+* :data:`PRIOR_ARGUMENTS`: the parameters that have a prior and the arguments of each;
+* :func:`default_priors`: weakly informative priors scaled to the data;
+* :func:`merge_priors`: the defaults with a user's overrides (``priors=``, ``[posterior.priors]``);
+* :func:`describe_priors`: the priors a posterior was sampled under, as plain data, for
+  ``diagnostics.json`` and the report.
+
+numpy only: reading a spec and writing a report do not import PyMC. The PyMC model that uses
+these arguments is :func:`bayes_mlr.bayes.model.build_model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PRIOR_ARGUMENTS", "default_priors", "describe_priors", "merge_priors"]
+
+#: The parameters with a prior, and the arguments of each prior.
+PRIOR_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "weights": ("alpha",),
+    "intercept": ("mu", "sigma"),
+    "coef": ("mu", "sigma"),
+    "sigma": ("sigma",),
+}
+#: The distribution of each parameter's prior (the names PyMC gives them).
+DISTRIBUTIONS = {
+    "weights": "Dirichlet",
+    "intercept": "Normal",
+    "coef": "Normal",
+    "sigma": "HalfNormal",
+}
+
+
+def _weighted_mean_sd(values: np.ndarray, weight: np.ndarray | None) -> tuple[Any, Any]:
+    w = np.ones(values.shape[0]) if weight is None else weight
+    total = w.sum()
+    mean = (w @ values) / total
+    sd = np.sqrt((w @ (values - mean) ** 2) / total)
+    return mean, np.where(sd > 0, sd, 1.0)
+
+
+def default_priors(
+    X: Any,
+    y: Any,
+    n_components: int,
+    sample_weight: Any = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Weakly informative priors scaled to the data.
+
+    With ``m_y, s_y`` the (sample-weighted) mean and standard deviation of ``y`` and
+    ``m_j, s_j`` those of feature ``j``:
+
+    * ``weights ~ Dirichlet(alpha = 2, ..., 2)``: mildly keeps components from vanishing;
+    * ``coef[k, j] ~ Normal(0, 2.5 * s_y / s_j)``: a one-sd change in ``x_j`` moves the
+      regression by at most a few sd of ``y``;
+    * ``intercept[k] ~ Normal(m_y, 2.5 * s_y * sqrt(1 + sum_j (m_j / s_j) ** 2))``: the
+      implied prior of the intercept at ``x = 0`` when the intercept at the mean of ``x`` is
+      ``Normal(m_y, 2.5 * s_y)`` and the slopes have the prior above;
+    * ``sigma[k] ~ HalfNormal(s_y)`` (one ``sigma`` for ``variance="shared"``, none for
+      ``"fixed"``).
+
+    A constant feature or constant ``y`` uses scale 1 in place of a zero sd.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, p)
+    y : array-like of shape (n,)
+    n_components : int
+    sample_weight : array-like of shape (n,), optional
+        Replication weights.
+
+    Returns
+    -------
+    dict
+        ``{"weights": {"alpha": (K,)}, "intercept": {"mu": (), "sigma": ()},
+        "coef": {"mu": (), "sigma": (p,)}, "sigma": {"sigma": ()}}``, the format of the
+        ``priors`` argument of :func:`build_model`.
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    y = np.asarray(y, dtype=float).reshape(-1)
+    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    m_y, s_y = _weighted_mean_sd(y, sw)
+    m_x, s_x = _weighted_mean_sd(X, sw)
+    return {
+        "weights": {"alpha": np.full(n_components, 2.0)},
+        "intercept": {
+            "mu": np.asarray(m_y),
+            "sigma": np.asarray(2.5 * s_y * np.sqrt(1.0 + np.sum((m_x / s_x) ** 2))),
+        },
+        "coef": {"mu": np.asarray(0.0), "sigma": 2.5 * s_y / s_x},
+        "sigma": {"sigma": np.asarray(s_y)},
+    }
+
+
+def merge_priors(
+    defaults: dict[str, dict[str, np.ndarray]], priors: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, dict[str, np.ndarray]]:
+    """``defaults`` with the arguments that ``priors`` gives replaced (as float arrays).
+
+    Raises
+    ------
+    ValueError
+        An unknown prior or argument (names in :data:`PRIOR_ARGUMENTS`).
+    """
+    merged = {name: dict(values) for name, values in defaults.items()}
+    for name, values in (priors or {}).items():
+        if name not in PRIOR_ARGUMENTS:
+            raise ValueError(f"unknown prior {name!r}; expected one of {sorted(PRIOR_ARGUMENTS)}")
+        for key, value in values.items():
+            if key not in PRIOR_ARGUMENTS[name]:
+                raise ValueError(
+                    f"unknown argument {key!r} of the {name} prior; expected one of "
+                    f"{list(PRIOR_ARGUMENTS[name])}"
+                )
+            merged[name][key] = np.asarray(value, dtype=float)
+    return merged
+
+
+def describe_priors(
+    prior: Mapping[str, Mapping[str, Any]],
+    *,
+    feature_names: Sequence[str],
+    variance: str = "component",
+    fit_intercept: bool = True,
+    fixed_sigma: Any = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The priors of a model as plain data: one row per parameter (and feature, for ``coef``).
+
+    Arguments equal for every component are given once (``component`` is None); otherwise
+    each component has its row.
+
+    Parameters
+    ----------
+    prior : dict
+        The arguments in use, as :func:`merge_priors` returns them.
+    feature_names : sequence of str, length p
+    variance : {"component", "shared", "fixed"}
+    fit_intercept : bool
+    fixed_sigma : array-like of shape (K,), optional
+        The known sigma of ``variance="fixed"``.
+    overrides : dict, optional
+        The user's overrides (``priors=``), recorded as ``overridden``.
+
+    Returns
+    -------
+    dict
+        ``{"source": "default" | "overridden", "overridden": ["coef.sigma", ...],
+        "rows": [{"parameter", "component", "feature", "distribution", "arguments"}, ...]}``
+        with ``arguments`` a dict of floats (``weights``: the list ``alpha``).
+    """
+    K = int(np.size(prior["weights"]["alpha"])) if np.ndim(prior["weights"]["alpha"]) else None
+    names = [str(f) for f in feature_names]
+    p = len(names)
+    if K is None:
+        raise ValueError("prior['weights']['alpha'] must have one entry per component")
+    rows: list[dict[str, Any]] = []
+
+    def add(parameter: str, arguments: dict[str, np.ndarray], feature: str | None) -> None:
+        # arguments: each of shape (K,); one row when all components agree
+        same = all(np.allclose(a, a[0], rtol=1e-12, atol=0.0) for a in arguments.values())
+        for k in [None] if same else range(K):
+            j = 0 if k is None else k
+            rows.append(
+                {
+                    "parameter": parameter,
+                    "component": k,
+                    "feature": feature,
+                    "distribution": DISTRIBUTIONS[parameter],
+                    "arguments": {a: float(v[j]) for a, v in arguments.items()},
+                }
+            )
+
+    if K > 1:
+        alpha = np.broadcast_to(np.asarray(prior["weights"]["alpha"], dtype=float), (K,))
+        rows.append(
+            {
+                "parameter": "weights",
+                "component": None,
+                "feature": None,
+                "distribution": DISTRIBUTIONS["weights"],
+                "arguments": {"alpha": [float(a) for a in alpha]},
+            }
+        )
+    if fit_intercept:
+        add(
+            "intercept",
+            {
+                a: np.broadcast_to(prior["intercept"][a], (K,)).astype(float)
+                for a in ("mu", "sigma")
+            },
+            None,
+        )
+    coef = {a: np.broadcast_to(prior["coef"][a], (K, p)).astype(float) for a in ("mu", "sigma")}
+    for f, name in enumerate(names):
+        add("coef", {a: v[:, f] for a, v in coef.items()}, name)
+    if variance == "component":
+        add("sigma", {"sigma": np.broadcast_to(prior["sigma"]["sigma"], (K,)).astype(float)}, None)
+    elif variance == "shared":
+        rows.append(
+            {
+                "parameter": "sigma",
+                "component": "shared",
+                "feature": None,
+                "distribution": DISTRIBUTIONS["sigma"],
+                "arguments": {"sigma": float(np.ravel(prior["sigma"]["sigma"])[0])},
+            }
+        )
+    else:
+        fixed = np.broadcast_to(np.asarray(fixed_sigma, dtype=float), (K,))
+        for k in range(K):
+            rows.append(
+                {
+                    "parameter": "sigma",
+                    "component": k,
+                    "feature": None,
+                    "distribution": "fixed",
+                    "arguments": {"value": float(fixed[k])},
+                }
+            )
+    overridden = sorted(f"{name}.{arg}" for name, args in (overrides or {}).items() for arg in args)
+    return {
+        "source": "overridden" if overridden else "default",
+        "overridden": overridden,
+        "rows": rows,
+    }

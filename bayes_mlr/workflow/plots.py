@@ -1,0 +1,1152 @@
+"""Figures of a fitted mixture of regressions and its posterior.
+
+* :func:`plot_fit`: the data coloured by responsibility with each component's fitted curve, an
+  EM band (delta method from the observed information) and a posterior band. A formula model
+  drawn with its data frame (``data=``) gets one panel per *original* variable of the formula
+  (``y ~ x + I(x**2)`` shows the fitted curve in ``x``); other models one panel per feature.
+  With several panels the points are partial residuals (the other variables' contribution moved
+  to their typical value).
+* :func:`plot_log_likelihood_trace`: EM's log-likelihood per iteration and its gap to the end.
+* :func:`plot_trace`: per parameter group, the marginal densities (left, with titles) and the
+  chains (right), coloured by component like ``fit.png``, with a component legend.
+* :func:`plot_rank`: ArviZ's rank plot (``arviz_plots``, matplotlib backend), one-line titles.
+* :func:`plot_forest`: EM (normal approximation) beside the posterior, one panel per parameter
+  group (weights, intercepts, the slopes of each feature, sigma), so every group has its scale.
+* :func:`plot_ppc`: posterior predictive check, the density of the observed ``y`` against the
+  densities of replicated data sets.
+* :func:`write_plots` writes them all (PNG, optionally a PDF or SVG copy of each) and
+  :func:`save_figure` one.
+
+A band that cannot be computed (singular information, NaN standard errors, a posterior without
+coefficients) is never dropped silently: :class:`MissingBandWarning` says which and why.
+
+matplotlib and arviz_plots are imported inside the functions. Each function returns a
+``matplotlib.figure.Figure``; our own figures are created without pyplot (no global state).
+"""
+
+from __future__ import annotations
+
+import io as _io
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "PLOT_FILES",
+    "VECTOR_FORMATS",
+    "MissingBandWarning",
+    "plot_fit",
+    "plot_forest",
+    "plot_log_likelihood_trace",
+    "plot_ppc",
+    "plot_rank",
+    "plot_trace",
+    "save_figure",
+    "write_plots",
+]
+
+#: File names that :func:`write_plots` writes, by plot.
+PLOT_FILES = {
+    "fit": "fit.png",
+    "em_trace": "em_trace.png",
+    "trace": "trace.png",
+    "rank": "rank.png",
+    "forest": "forest.png",
+    "ppc": "ppc.png",
+}
+#: Vector formats :func:`write_plots` can add beside each PNG.
+VECTOR_FORMATS = ("pdf", "svg")
+#: Resolution of the PNG files (dots per inch): sharp in print and on high-density screens.
+DEFAULT_DPI = 150
+_PARAMS = ("weights", "intercept", "coef", "sigma")
+_MAX_PANELS = 9
+_MAX_BAND_DRAWS = 1000
+_GRID_SIZE = 200
+
+
+class MissingBandWarning(UserWarning):
+    """A band or interval of a figure could not be computed and is not drawn."""
+
+
+def _colors(n_components: int) -> np.ndarray:
+    """One RGB colour per component (matplotlib's tab10, cycling)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return np.array([cmap(j % 10)[:3] for j in range(n_components)])
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(
+    fig: Any,
+    path: str | Path,
+    *,
+    dpi: int = DEFAULT_DPI,
+    vector_format: str | None = None,
+) -> Path:
+    """Write ``fig`` atomically in the format of ``path``'s suffix, then close it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : path-like
+        ``.png`` (or ``.pdf``, ``.svg``).
+    dpi : int, default=150
+        Resolution of raster output (and of rasterized artists in vector output).
+    vector_format : {"pdf", "svg"}, optional
+        Also write the figure in this vector format, beside ``path`` with that suffix.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from bayes_mlr.workflow.io import write_bytes
+
+    path = Path(path)
+    _check_vector_format(vector_format)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    targets = [(path, fmt)]
+    if vector_format is not None and vector_format != fmt:
+        targets.append((path.with_suffix(f".{vector_format}"), vector_format))
+    try:
+        for target, kind in targets:
+            buffer = _io.BytesIO()
+            metadata = {"Software": None} if kind == "png" else None
+            fig.savefig(buffer, format=kind, dpi=dpi, metadata=metadata)
+            write_bytes(target, buffer.getvalue())
+    finally:
+        _close(fig)
+    return path
+
+
+def _check_vector_format(vector_format: str | None) -> None:
+    if vector_format is not None and vector_format not in VECTOR_FORMATS:
+        raise ValueError(
+            f"vector_format must be one of {', '.join(VECTOR_FORMATS)} or None; "
+            f"got {vector_format!r}"
+        )
+
+
+def _close(fig: Any) -> None:
+    """Release a pyplot-managed figure (arviz_plots makes those); ours have no manager."""
+    if getattr(fig.canvas, "manager", None) is not None:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def _warn_band(message: str) -> None:
+    warnings.warn(message, MissingBandWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Posterior draws as arrays
+# --------------------------------------------------------------------------------------------
+
+
+def _posterior_dataset(posterior: Any) -> Any:
+    try:
+        return posterior["posterior"].to_dataset()
+    except KeyError:
+        return None
+
+
+def _stacked(post: Any, name: str, K: int) -> np.ndarray:
+    """Draws of one variable as (S, K, ...) (a shared sigma is repeated over components)."""
+    da = post[name]
+    if "component" not in da.dims:
+        da = da.expand_dims(component=K)
+    da = da.transpose("chain", "draw", "component", ...)
+    values = da.to_numpy()
+    return values.reshape(-1, *values.shape[2:])
+
+
+def _posterior_draws(posterior: Any, K: int, p: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Thinned posterior draws of the intercepts (S, K) and coefficients (S, K, p)."""
+    if posterior is None:
+        return None
+    post = _posterior_dataset(posterior)
+    if post is None or "coef" not in post:
+        _warn_band(
+            "fit plot: the posterior has no 'coef' draws, so no posterior curves or bands are "
+            "drawn (only EM's)"
+        )
+        return None
+    coef = _stacked(post, "coef", K)
+    intercept = _stacked(post, "intercept", K) if "intercept" in post else np.zeros(coef.shape[:2])
+    step = max(1, math.ceil(coef.shape[0] / _MAX_BAND_DRAWS))
+    return intercept[::step], coef[::step]
+
+
+def _em_line_covariance(model: Any) -> list[np.ndarray] | None:
+    """Covariance of ``[intercept_j, coef_j]`` per component (NaN where singular).
+
+    None, with a :class:`MissingBandWarning`, when the covariance cannot be computed.
+    """
+    from bayes_mlr.frequentist.information import SingularInformationWarning, covariance
+
+    K, p = model.coef_.shape
+    try:
+        with warnings.catch_warnings():
+            # Known and already reported when the standard errors were computed; the bands of
+            # the affected components are reported below (NaN entries).
+            warnings.simplefilter("ignore", SingularInformationWarning)
+            cov, labels = covariance(
+                model._fit_X,
+                model._fit_y,
+                model.weights_,
+                model.intercept_,
+                model.coef_,
+                model.sigma_,
+                variance=model.variance,
+                fit_intercept=bool(model.fit_intercept),
+                sample_weight=model._fit_sample_weight,
+            )
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        _warn_band(f"fit plot: no EM bands, the covariance of the estimates failed: {exc}")
+        return None
+    index = {label: i for i, label in enumerate(labels)}
+    blocks = []
+    for j in range(K):
+        names = ([f"intercept[{j}]"] if model.fit_intercept else []) + [
+            f"coef[{j},{k}]" for k in range(p)
+        ]
+        if not all(n in index for n in names):
+            _warn_band(f"fit plot: no EM bands, the covariance lacks {names} of component {j}")
+            return None
+        rows = [index[n] for n in names]
+        block = cov[np.ix_(rows, rows)]
+        if not model.fit_intercept:  # pad a zero-variance intercept
+            block = np.pad(block, ((1, 0), (1, 0)))
+        blocks.append(block)
+    return blocks
+
+
+# --------------------------------------------------------------------------------------------
+# Data with the fitted curves
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Panel:
+    """One panel of :func:`plot_fit`: a variable on the x axis and the encoded rows to draw.
+
+    ``x`` (n,) places the points; ``grid`` (T,) the curve, whose encoded features are
+    ``grid_features`` (T, p); ``partial_features`` (n, p) are the encoded observations with every
+    other variable at its typical value (the partial residuals). ``levels`` names the
+    categories of a categorical variable (then ``x`` and ``grid`` are level codes).
+    """
+
+    name: str
+    x: np.ndarray
+    grid: np.ndarray
+    grid_features: np.ndarray
+    partial_features: np.ndarray
+    held: str
+    levels: list[str] | None = None
+
+
+def _typical(column: Any) -> Any:
+    """The mean of a numeric column, the most frequent value of any other."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return float(column.mean())
+    return column.mode(dropna=True).iloc[0]
+
+
+def _is_categorical(column: Any) -> bool:
+    import pandas as pd
+
+    return not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+
+
+def _format_value(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _feature_panels(X: np.ndarray, names: Sequence[str]) -> list[_Panel]:
+    """One panel per column of a plain feature matrix, the others at their mean."""
+    n, p = X.shape
+    mean = X.mean(axis=0)
+    panels = []
+    for f in range(min(p, _MAX_PANELS)):
+        grid = np.linspace(X[:, f].min(), X[:, f].max(), _GRID_SIZE)
+        grid_features = np.tile(mean, (grid.size, 1))
+        grid_features[:, f] = grid
+        partial = np.tile(mean, (n, 1))
+        partial[:, f] = X[:, f]
+        held = "other features at their mean" if p > 1 else ""
+        panels.append(_Panel(names[f], X[:, f], grid, grid_features, partial, held))
+    return panels
+
+
+def _formula_panels(frame: Any, model_spec: Any, feature_names: Sequence[str]) -> list[_Panel]:
+    """One panel per original variable of a formula's right-hand side.
+
+    Curves and partial residuals are encoded through ``model_spec`` (the transforms and
+    categories of the fit), with the other variables at their typical values.
+    """
+    import pandas as pd
+
+    required = set(model_spec.required_variables)
+    variables = [str(c) for c in frame.columns if str(c) in required]
+    typical = {v: _typical(frame[v]) for v in variables}
+    n = len(frame)
+
+    def encode(table: Any) -> np.ndarray:
+        with warnings.catch_warnings():
+            # the one-row-per-level grids hold only some categories: formulaic says so
+            from formulaic.errors import DataMismatchWarning
+
+            warnings.simplefilter("ignore", DataMismatchWarning)
+            matrix = pd.DataFrame(model_spec.get_model_matrix(table, na_action="ignore"))
+        matrix.columns = [str(c) for c in matrix.columns]
+        return matrix[list(feature_names)].to_numpy(dtype=float)
+
+    def held_at(table: Any, keep: str) -> Any:
+        out = table.copy()
+        for v in variables:
+            if v != keep:
+                out[v] = pd.Series([typical[v]] * len(out), index=out.index, dtype=frame[v].dtype)
+        return out
+
+    panels = []
+    for v in variables[:_MAX_PANELS]:
+        column = frame[v]
+        partial = encode(held_at(frame, v))
+        if _is_categorical(column):
+            cats = (
+                list(column.cat.categories)
+                if isinstance(column.dtype, pd.CategoricalDtype)
+                else sorted(column.dropna().unique(), key=str)
+            )
+            codes = {c: i for i, c in enumerate(cats)}
+            x = column.map(codes).to_numpy(dtype=float)
+            grid = np.arange(len(cats), dtype=float)
+            base = held_at(frame.iloc[[0] * len(cats)].reset_index(drop=True), v)
+            base[v] = pd.Series(cats, dtype=column.dtype)
+            levels = [str(c) for c in cats]
+        else:
+            x = column.to_numpy(dtype=float)
+            grid = np.linspace(np.nanmin(x), np.nanmax(x), _GRID_SIZE)
+            base = held_at(frame.iloc[[0] * grid.size].reset_index(drop=True), v)
+            base[v] = grid
+            levels = None
+        others = [f"{o} = {_format_value(typical[o])}" for o in variables if o != v]
+        held = ("at " + ", ".join(others)) if others else ""
+        panels.append(_Panel(v, x, grid, encode(base), partial, held, levels))
+    if len(partial) != n:  # pragma: no cover - na_action="ignore" keeps every row
+        raise ValueError("the formula dropped rows while encoding the plot grid")
+    return panels
+
+
+def _fit_inputs(model: Any, X: Any, y: Any, data: Any, formula: str | None):
+    """The arrays, panels and default response label of :func:`plot_fit`."""
+    state = model._formula_state()
+    if data is not None:
+        from bayes_mlr.formula import design_from_formula
+
+        if X is not None or y is not None:
+            raise ValueError("pass data (a data frame for the formula) or X and y, not both")
+        formula = formula or (state.formula if state is not None else None)
+        if formula is None:
+            raise ValueError(
+                "data= needs the model's formula: fit with MixtureOfRegressions.from_formula "
+                "or pass formula="
+            )
+        design = design_from_formula(formula, data, na_action="drop")
+        if design.feature_names != model.feature_names:
+            raise ValueError(
+                f"the formula {formula!r} encodes the columns {design.feature_names}, but the "
+                f"model was fitted on {model.feature_names}"
+            )
+        frame = data.loc[design.X.index] if hasattr(data, "loc") else design.X
+        spec = state.model_spec if state is not None else design.model_spec
+        X_arr = design.X.to_numpy(dtype=float)
+        panels = _formula_panels(frame.reset_index(drop=True), spec, model.feature_names)
+        return X_arr, np.asarray(design.y, dtype=float), panels, design.response
+    if X is None and y is None:
+        X_arr, y_arr = np.asarray(model._fit_X, dtype=float), np.asarray(model._fit_y)
+    elif X is None or y is None:
+        raise ValueError("pass both X and y, or neither (to use the training data)")
+    else:
+        X_arr = np.asarray(model._check_X(X), dtype=float)
+        y_arr = np.asarray(y, dtype=float).reshape(-1)
+    response = state.response if state is not None else "y"
+    return X_arr, y_arr, _feature_panels(X_arr, model.feature_names), response
+
+
+def plot_fit(
+    model: Any,
+    posterior: Any = None,
+    *,
+    X: Any = None,
+    y: Any = None,
+    data: Any = None,
+    formula: str | None = None,
+    response: str | None = None,
+    ci_prob: float = 0.94,
+    max_points: int = 5000,
+    random_state: int = 0,
+):
+    """The data coloured by responsibility, with each component's fitted curve and its bands.
+
+    Each point's colour mixes the component colours by its EM responsibilities (an ambiguous
+    point looks blended). Each component has its EM curve (solid), a ``ci_prob`` band from the
+    EM standard errors (delta method, shaded) and, with a posterior, the posterior mean curve
+    (dashed) with the central ``ci_prob`` interval of the curve over the draws (dotted edges).
+
+    Panels. With ``data`` (the data frame of a formula model) there is one panel per original
+    variable of the formula's right-hand side: for ``y ~ x + I(x**2)`` the curve
+    ``intercept_j + coef_j1 x + coef_j2 x^2`` in ``x``; a categorical variable gets one point
+    estimate with its intervals per level. Without ``data`` there is one panel per feature
+    column. The other variables are held at their typical value (mean, or most frequent level)
+    and, with more than one panel, the points are partial residuals
+    ``y_i - mu_c(x_i) + mu_c(x_i with the other variables at their typical value)``, ``c`` the
+    most probable component of observation ``i``. At most 9 panels.
+
+    Parameters
+    ----------
+    model : MixtureOfRegressions
+        Fitted; its training data are used unless ``X`` and ``y`` or ``data`` are given.
+    posterior : xarray.DataTree, optional
+        From :func:`bayes_mlr.bayes.model.sample_posterior`.
+    X : array-like of shape (n_samples, n_features), optional
+    y : array-like of shape (n_samples,), optional
+    data : pandas.DataFrame, optional
+        Raw columns of a formula model (the response and the formula's variables).
+    formula : str, optional
+        The formula ``data`` is encoded with; default: the model's ``formula_``. It must
+        produce the model's feature columns.
+    response : str, optional
+        Label of the y axis; default: the formula's response, else ``"y"``.
+    ci_prob : float
+        Probability of the bands.
+    max_points : int
+        At most this many points are drawn (a seeded random subset).
+    random_state : int
+        Seed of that subset.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Warns
+    -----
+    MissingBandWarning
+        A band that cannot be computed (singular information, a posterior without ``coef``).
+    """
+    from scipy.stats import norm
+
+    model._check_fitted()
+    if not 0.0 < float(ci_prob) < 1.0:
+        raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}")
+    X_arr, y_arr, panels, default_response = _fit_inputs(model, X, y, data, formula)
+    response = response or default_response
+    K, p = model.coef_.shape
+    resp = model.responsibilities(X_arr, y_arr)
+    component = resp.argmax(axis=1)
+    colors = _colors(K)
+    point_colors = np.clip(resp @ colors, 0.0, 1.0)
+    rng = np.random.default_rng(random_state)
+    shown = np.arange(y_arr.shape[0])
+    if shown.size > max_points:
+        shown = np.sort(rng.choice(shown, size=max_points, replace=False))
+    draws = _posterior_draws(posterior, K, p)
+    em_cov = _em_line_covariance(model)
+    if em_cov is not None:
+        for j, block in enumerate(em_cov):
+            if not np.all(np.isfinite(block)):
+                _warn_band(
+                    f"fit plot: no EM band for component {j}: its standard errors are NaN "
+                    "(singular observed information)"
+                )
+    z = float(norm.ppf(0.5 + ci_prob / 2))
+    tail = (1 - ci_prob) / 2
+    fitted = model.intercept_[component] + np.einsum("ij,ij->i", X_arr, model.coef_[component])
+
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _new_figure(4.6 * ncols + 2.2, 3.9 * nrows + 0.5)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    several = len(panels) > 1
+    for ax, panel in zip(axes, panels, strict=False):
+        part = model.intercept_[component] + np.einsum(
+            "ij,ij->i", panel.partial_features, model.coef_[component]
+        )
+        points = y_arr - fitted + part if several else y_arr
+        x = panel.x
+        if panel.levels is not None:  # jitter the points of a level
+            x = x + rng.uniform(-0.3, 0.3, size=x.size)
+        ax.scatter(
+            x[shown],
+            points[shown],
+            c=point_colors[shown],
+            s=10 if shown.size <= 1000 else 4,
+            alpha=0.6,
+            linewidths=0,
+            rasterized=shown.size > 2000,
+        )
+        G = np.column_stack([np.ones(panel.grid.size), panel.grid_features])  # (T, p + 1)
+        for j in range(K):
+            beta = np.concatenate([[model.intercept_[j]], model.coef_[j]])
+            curve = G @ beta
+            half = None
+            if em_cov is not None and np.all(np.isfinite(em_cov[j])):
+                var = np.einsum("ti,ij,tj->t", G, em_cov[j], G)
+                half = z * np.sqrt(np.maximum(var, 0.0))
+            post = None
+            if draws is not None:
+                a, b = draws
+                curves = a[:, j, None] + b[:, j] @ panel.grid_features.T  # (S, T)
+                post = (curves.mean(axis=0), *np.quantile(curves, [tail, 1 - tail], axis=0))
+            if panel.levels is None:
+                _draw_curve(ax, panel.grid, curve, half, post, colors[j])
+            else:
+                offset = (j - (K - 1) / 2) * 0.12
+                _draw_levels(ax, panel.grid + offset, curve, half, post, colors[j])
+        if panel.levels is not None:
+            ax.set_xticks(panel.grid, panel.levels)
+        ax.set_xlabel(panel.name)
+        ax.set_ylabel(f"{response} (partial residual)" if several else response)
+        if panel.held:
+            ax.set_title(panel.held, fontsize="small", wrap=True)
+    _fit_legend(
+        fig,
+        colors,
+        ci_prob,
+        with_posterior=draws is not None,
+        with_em_band=em_cov is not None,
+    )
+    state = model._formula_state()
+    shown_formula = formula or (state.formula if state is not None else None)
+    if shown_formula is None:
+        shown_formula = f"{response} ~ {' + '.join(model.feature_names)}"
+    title = f"{shown_formula}: K = {K}, variance = {model.variance}"
+    if len(panels) == _MAX_PANELS and p > _MAX_PANELS:
+        title += f" (first {_MAX_PANELS} panels)"
+    fig.suptitle(title)
+    return fig
+
+
+def _draw_curve(ax, grid, curve, half, post, color) -> None:
+    ax.plot(grid, curve, color=color, lw=2)
+    if half is not None:
+        ax.fill_between(grid, curve - half, curve + half, color=color, alpha=0.25, lw=0)
+    if post is not None:
+        mean, lo, hi = post
+        ax.plot(grid, mean, color=color, lw=1.5, ls="--")
+        for edge in (lo, hi):
+            ax.plot(grid, edge, color=color, lw=1, ls=":")
+
+
+def _draw_levels(ax, x, value, half, post, color) -> None:
+    """Point estimates per level of a categorical variable, with their intervals."""
+    ax.errorbar(
+        x, value, yerr=half, fmt="o", color=color, ms=6, lw=3, alpha=0.8, capsize=0, zorder=3
+    )
+    if post is not None:
+        mean, lo, hi = post
+        ax.errorbar(
+            x + 0.05,
+            mean,
+            yerr=[mean - lo, hi - mean],
+            fmt="D",
+            mfc="white",
+            color=color,
+            ms=5,
+            lw=1,
+            ls="none",
+            capsize=3,
+            zorder=3,
+        )
+
+
+def _fit_legend(fig, colors, ci_prob, *, with_posterior, with_em_band) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], color=c, lw=2, label=f"component {j}") for j, c in enumerate(colors)]
+    handles.append(Line2D([], [], color="0.3", lw=2, label="EM fit"))
+    if with_em_band:
+        handles.append(Patch(color="0.3", alpha=0.25, label=f"EM {ci_prob:.0%} band (SE)"))
+    if with_posterior:
+        handles.append(Line2D([], [], color="0.3", lw=1.5, ls="--", label="posterior mean"))
+        handles.append(
+            Line2D([], [], color="0.3", lw=1, ls=":", label=f"posterior {ci_prob:.0%} interval")
+        )
+    handles.append(
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            color="0.5",
+            label="points: colour mixes the\ncomponents by responsibility",
+        )
+    )
+    # outside the axes, below the title: the legend never hides the title or the data
+    fig.legend(handles=handles, loc="outside right center", fontsize="small", frameon=False)
+
+
+# --------------------------------------------------------------------------------------------
+# EM convergence
+# --------------------------------------------------------------------------------------------
+
+
+def plot_log_likelihood_trace(model: Any):
+    """EM's log-likelihood after every iteration, and its gap to the final value (log scale).
+
+    Parameters
+    ----------
+    model : MixtureOfRegressions or array-like
+        A fitted estimator (its ``log_likelihood_trace_``) or the trace itself.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    trace = np.asarray(getattr(model, "log_likelihood_trace_", model), dtype=float).ravel()
+    if trace.size == 0:
+        raise ValueError("the log-likelihood trace is empty")
+    fig = _new_figure(10, 3.8)
+    left, right = fig.subplots(1, 2)
+    it = np.arange(trace.size)
+    left.plot(it, trace, marker="o" if trace.size <= 60 else None, ms=3)
+    left.set_xlabel("EM iteration")
+    left.set_ylabel("log-likelihood")
+    left.set_title("log-likelihood (never decreases)", fontsize="medium")
+    gap = trace[-1] - trace
+    keep = gap > 0
+    if np.any(keep):
+        right.semilogy(it[keep], gap[keep], marker="o" if keep.sum() <= 60 else None, ms=3)
+    else:
+        right.text(
+            0.5, 0.5, "a single value: nothing to show", ha="center", transform=right.transAxes
+        )
+    right.set_xlabel("EM iteration")
+    right.set_ylabel("final minus current")
+    right.set_title("distance to the final log-likelihood", fontsize="medium")
+    status = ""
+    if hasattr(model, "converged_"):
+        status = (
+            f": {'converged' if model.converged_ else 'NOT converged'} after "
+            f"{model.n_iter_} iterations"
+        )
+    fig.suptitle(f"EM log-likelihood trace{status}")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Densities (binned Gaussian kernel: fast for large n and many replicates)
+# --------------------------------------------------------------------------------------------
+
+
+def _bandwidth(values: np.ndarray) -> float:
+    """Silverman's rule of thumb (a positive fallback for constant values)."""
+    values = np.asarray(values, dtype=float).ravel()
+    sd = values.std()
+    iqr = np.subtract(*np.percentile(values, [75, 25])) / 1.349
+    spread = min(sd, iqr) if iqr > 0 else sd
+    if not spread > 0:
+        spread = max(abs(values.mean()), 1.0) * 1e-3
+    return 0.9 * spread * values.size ** (-0.2)
+
+
+def _density(
+    values: np.ndarray, grid: np.ndarray, bandwidth: float, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Gaussian kernel density of ``values`` on the evenly spaced ``grid`` (binned, exact to
+    the bin width); mass outside the grid is counted in the normalisation."""
+    dx = grid[1] - grid[0]
+    edges = np.append(grid - dx / 2, grid[-1] + dx / 2)
+    counts, _ = np.histogram(values, bins=edges, weights=weights)
+    total = float(np.sum(weights)) if weights is not None else float(np.size(values))
+    half = max(1, math.ceil(4 * bandwidth / dx))
+    offsets = np.arange(-half, half + 1) * dx
+    kernel = np.exp(-0.5 * (offsets / bandwidth) ** 2)
+    kernel /= kernel.sum() * dx
+    smooth = np.convolve(counts, kernel, mode="full")[half : half + grid.size]
+    return smooth / total
+
+
+def _grid_for(values: np.ndarray, bandwidth: float, size: int = 256) -> np.ndarray:
+    lo, hi = np.nanmin(values) - 3 * bandwidth, np.nanmax(values) + 3 * bandwidth
+    return np.linspace(lo, hi, size)
+
+
+# --------------------------------------------------------------------------------------------
+# Posterior: trace, rank and forest plots
+# --------------------------------------------------------------------------------------------
+
+
+def _var_names(posterior: Any) -> list[str]:
+    post = posterior["posterior"]
+    return [v for v in _PARAMS if v in post.data_vars]
+
+
+@dataclass
+class _Group:
+    """A parameter group with one scale: weights, intercept, the slopes of one feature, sigma."""
+
+    name: str  # variable
+    title: str
+    feature: Any = None  # coordinate of the feature dim (coef)
+
+
+def _groups(post: Any) -> list[_Group]:
+    groups = []
+    for name in _PARAMS:
+        if name not in post:
+            continue
+        if name == "coef":
+            for f in post["feature"].values:
+                groups.append(_Group(name, f"coef of {f}", f))
+        elif "component" not in post[name].dims:
+            groups.append(_Group(name, f"{name} (shared)"))
+        else:
+            groups.append(_Group(name, name))
+    return groups
+
+
+def _group_draws(post: Any, group: _Group) -> np.ndarray:
+    """Draws (chain, draw, m) of a group; m is the number of components (1 when shared)."""
+    da = post[group.name]
+    if group.feature is not None:
+        da = da.sel(feature=group.feature)
+    if "component" not in da.dims:
+        da = da.expand_dims(component=1)
+    return da.transpose("chain", "draw", "component").to_numpy()
+
+
+def _component_legend(fig, colors, labels: Sequence[str], *, extra: Sequence[Any] = ()) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=c, lw=2, label=lab) for c, lab in zip(colors, labels, strict=True)
+    ]
+    fig.legend(
+        handles=[*handles, *extra],
+        loc="outside lower center",  # below the panels: the title keeps the top
+        ncols=min(len(handles) + len(extra), 6),
+        fontsize="small",
+        frameon=False,
+    )
+
+
+def plot_trace(posterior: Any):
+    """Trace plot: per parameter group, the marginal density of each chain (left) and the
+    chains against the draw (right), coloured by component as in :func:`plot_fit`.
+
+    A chain in another mode (or another labelling) shows as a density that disagrees with the
+    others and a trace at another level.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        With a ``posterior`` group (dims ``chain``, ``draw``, ``component``, ``feature``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.lines import Line2D
+
+    post = _posterior_dataset(posterior)
+    if post is None or not _var_names(posterior):
+        raise ValueError("the posterior has none of the variables weights, intercept, coef, sigma")
+    groups = _groups(post)
+    K = int(post.sizes.get("component", 1))
+    colors = _colors(K)
+    styles = ["-", "--", ":", "-."]
+    n_chains = int(post.sizes["chain"])
+    fig = _new_figure(11, 1.9 * len(groups) + 0.9)
+    axes = fig.subplots(len(groups), 2, squeeze=False, width_ratios=[1, 2])
+    for (left, right), group in zip(axes, groups, strict=True):
+        values = _group_draws(post, group)
+        for j in range(values.shape[2]):
+            color = "0.25" if values.shape[2] == 1 and K > 1 else colors[j]
+            chain_values = values[:, :, j]
+            bw_j = _bandwidth(chain_values)
+            grid = _grid_for(chain_values, bw_j)
+            for c in range(n_chains):
+                left.plot(
+                    grid,
+                    _density(chain_values[c], grid, bw_j),
+                    color=color,
+                    lw=1,
+                    ls=styles[c % len(styles)],
+                )
+                right.plot(chain_values[c], color=color, lw=0.5, alpha=0.6, ls="-")
+        left.set_title(group.title, fontsize="medium")
+        left.set_yticks([])
+        left.set_ylabel("density")
+        left.set_xlabel(group.title, fontsize="small")
+        right.set_ylabel(group.title, fontsize="small")
+        right.set_title(f"{group.title}: chains", fontsize="medium")
+    axes[-1, 1].set_xlabel("draw")
+    chain_handles = [
+        Line2D([], [], color="0.3", lw=1, ls=styles[c % len(styles)], label=f"chain {c}")
+        for c in range(min(n_chains, len(styles)))
+    ]
+    _component_legend(fig, colors, [f"component {j}" for j in range(K)], extra=chain_handles)
+    fig.suptitle(f"Posterior trace: {n_chains} chains x {post.sizes['draw']} draws")
+    return fig
+
+
+def _flat_labeller():
+    """One-line panel titles, ``coef[0, size]``, so that titles never run into tick labels."""
+    from arviz_base.labels import BaseLabeller
+
+    class _Flat(BaseLabeller):
+        def sel_to_str(self, sel, isel):
+            return ", ".join(str(v) for v in sel.values())
+
+        def make_label_vert(self, var_name, sel, isel):
+            return self.make_label_flat(var_name, sel, isel)
+
+    return _Flat()
+
+
+def plot_rank(posterior: Any):
+    """ArviZ's rank plot (``arviz_plots.plot_rank``): fractional-rank ECDFs of each chain.
+
+    Well-mixed chains stay inside the envelope; a chain in another mode (e.g. another
+    labelling) leaves it. Titles are one line (``coef[0, size]``) and the layout is
+    constrained, so titles, p-values and tick labels do not overlap.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz_plots as azp
+
+    names = _var_names(posterior)
+    post = posterior["posterior"]
+    n_panels = sum(int(np.prod([post.sizes[d] for d in post[v].dims[2:]])) for v in names)
+    ncols = min(4, n_panels)
+    nrows = math.ceil(n_panels / ncols)
+    pc = azp.plot_rank(
+        posterior,
+        var_names=names,
+        labeller=_flat_labeller(),
+        backend="matplotlib",
+        figure_kwargs={"figsize": (3.2 * ncols, 2.3 * nrows + 0.6), "layout": "constrained"},
+    )
+    fig = _figure_of(pc)
+    fig.suptitle("Rank plot: fractional-rank ECDF of each chain minus uniform")
+    return fig
+
+
+def _figure_of(pc: Any):
+    return pc.viz.ds["figure"].item()
+
+
+def _em_rows(posterior: Any, group: _Group, m: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """EM estimate and SE (m,) of a group, from the posterior's ``em`` group."""
+    if "em" not in posterior.children:
+        return None
+    em = posterior["em"].to_dataset()
+    if group.name not in em:
+        return None
+    value, se = em[group.name], em[f"{group.name}_se"]
+    if group.feature is not None:
+        value, se = value.sel(feature=group.feature), se.sel(feature=group.feature)
+    return value.to_numpy()[:m].astype(float), se.to_numpy()[:m].astype(float)
+
+
+def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
+    """Forest plot of EM (normal approximation) beside the posterior, one panel per group.
+
+    The groups are ``weights``, ``intercept``, the slopes of each feature (``coef of x``) and
+    ``sigma``, each on its own axis so that a small slope or sigma is not squeezed to a dot by
+    a large intercept. Per component: EM as ``estimate +- z SE`` and the posterior as median
+    and equal-tailed intervals; thick the 50% interval, thin the ``ci_prob`` one.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        With the ``em`` group that :func:`~bayes_mlr.bayes.model.sample_posterior` adds.
+    ci_prob : float
+        Probability of the outer interval (the inner one is 50%).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Warns
+    -----
+    MissingBandWarning
+        An EM standard error is NaN (its interval is not drawn, the estimate is).
+    """
+    from matplotlib.lines import Line2D
+    from scipy.stats import norm
+
+    if "em" not in posterior.children:
+        raise ValueError("the posterior has no 'em' group (sample it with sample_posterior)")
+    if not 0.5 < float(ci_prob) < 1.0:
+        raise ValueError(f"ci_prob must be in (0.5, 1); got {ci_prob!r}")
+    post = _posterior_dataset(posterior)
+    groups = _groups(post)
+    K = int(post.sizes.get("component", 1))
+    ncols = min(3, len(groups))
+    nrows = math.ceil(len(groups) / ncols)
+    fig = _new_figure(4.3 * ncols, (0.55 * K + 1.3) * nrows + 0.8)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in axes[len(groups) :]:
+        ax.set_visible(False)
+    tail = (1 - ci_prob) / 2
+    probs = [tail, 0.25, 0.5, 0.75, 1 - tail]
+    z = norm.ppf(probs)
+    em_color, post_color = "0.35", "tab:blue"
+    missing = []
+    for ax, group in zip(axes, groups, strict=False):
+        draws = _group_draws(post, group)
+        m = draws.shape[2]
+        rows = np.arange(m)[::-1].astype(float)
+        q = np.quantile(draws.reshape(-1, m), probs, axis=0)  # (5, m)
+        em = _em_rows(posterior, group, m)
+        for y0, (lo, l50, mid, h50, hi) in zip(rows - 0.15, q.T, strict=True):
+            ax.plot([lo, hi], [y0, y0], color=post_color, lw=1.2)
+            ax.plot([l50, h50], [y0, y0], color=post_color, lw=3.5, solid_capstyle="butt")
+            ax.plot([mid], [y0], "o", color=post_color, ms=5, mfc="white")
+        if em is not None:
+            for y0, value, se in zip(rows + 0.15, *em, strict=True):
+                if np.isfinite(se):
+                    lo, l50, _, h50, hi = value + se * z
+                    ax.plot([lo, hi], [y0, y0], color=em_color, lw=1.2)
+                    ax.plot([l50, h50], [y0, y0], color=em_color, lw=3.5, solid_capstyle="butt")
+                else:
+                    missing.append(group.title)
+                ax.plot([value], [y0], "s", color=em_color, ms=5, mfc="white")
+        labels = ["shared"] if m == 1 and K > 1 else [f"component {j}" for j in range(m)]
+        ax.set_yticks(rows, labels)
+        ax.set_ylim(-0.7, m - 0.3)
+        ax.set_title(group.title, fontsize="medium")
+        ax.grid(axis="x", alpha=0.3)
+    if missing:
+        _warn_band(
+            "forest plot: no EM interval where the standard error is NaN (singular observed "
+            f"information): {', '.join(dict.fromkeys(missing))}"
+        )
+    handles = [
+        Line2D([], [], color=em_color, marker="s", mfc="white", lw=2, label="EM, normal approx."),
+        Line2D([], [], color=post_color, marker="o", mfc="white", lw=2, label="posterior"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+    fig.suptitle(
+        f"EM vs posterior: point (EM estimate, posterior median), 50% and {ci_prob:.0%} intervals"
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Posterior predictive check
+# --------------------------------------------------------------------------------------------
+
+
+def _replicate_y(model: Any, posterior: Any, n_replicates: int, rng: np.random.Generator):
+    """Replicated data sets ``y_rep`` (R, n) at the training ``X``, one per posterior draw.
+
+    Uses the ``posterior_predictive`` group's ``y`` when the posterior has one; otherwise, for
+    ``R`` evenly spaced draws, each observation's component is drawn from the weights and
+    ``y_rep ~ Normal(intercept_z + x . coef_z, sigma_z)``. (One helper, to be replaced by a
+    public ``posterior_predictive`` when the package has one.)
+    """
+    if "posterior_predictive" in posterior.children:
+        pp = posterior["posterior_predictive"].to_dataset()
+        if "y" in pp:
+            values = pp["y"].transpose("chain", "draw", ...).to_numpy()
+            values = values.reshape(-1, values.shape[-1])
+            pick = np.linspace(0, values.shape[0] - 1, min(n_replicates, values.shape[0]))
+            return values[np.round(pick).astype(int)]
+    post = _posterior_dataset(posterior)
+    if post is None or "coef" not in post:
+        raise ValueError("the posterior has no 'coef' draws to replicate y from")
+    X = np.asarray(model._fit_X, dtype=float)
+    K = model.coef_.shape[0]
+    coef = _stacked(post, "coef", K)
+    S = coef.shape[0]
+    pick = np.round(np.linspace(0, S - 1, min(n_replicates, S))).astype(int)
+    coef = coef[pick]
+    intercept = (
+        _stacked(post, "intercept", K)[pick] if "intercept" in post else np.zeros((pick.size, K))
+    )
+    if "sigma" in post:
+        sigma = _stacked(post, "sigma", K)[pick]
+    else:  # variance="fixed": the known sigma
+        sigma = np.broadcast_to(np.asarray(model.sigma_, dtype=float), (pick.size, K))
+    weights = _stacked(post, "weights", K)[pick] if "weights" in post else np.ones((pick.size, K))
+    cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    out = np.empty((pick.size, X.shape[0]))
+    for r in range(pick.size):
+        u = rng.uniform(size=X.shape[0])
+        z = np.minimum(np.searchsorted(cumulative[r], u, side="right"), K - 1)
+        mu = intercept[r, z] + np.einsum("ij,ij->i", X, coef[r, z])
+        out[r] = rng.normal(mu, sigma[r, z])
+    return out
+
+
+def plot_ppc(
+    model: Any,
+    posterior: Any,
+    *,
+    n_replicates: int = 100,
+    response: str | None = None,
+    random_state: int = 0,
+):
+    """Posterior predictive check: the density of the observed ``y`` against replicates.
+
+    ``n_replicates`` data sets are drawn from the mixture at the training ``X``, one per
+    posterior draw (:func:`_replicate_y`); each is drawn as a thin kernel density, the observed
+    ``y`` as a thick one, all with the observed data's bandwidth (sample weights, if the fit
+    had them, weight every density). If the model describes the data, the observed curve lies
+    within the bundle of replicates. The titles give posterior predictive p-values,
+    ``P(T(y_rep) >= T(y))``, of the mean and the standard deviation (near 0 or 1: misfit).
+
+    Parameters
+    ----------
+    model : MixtureOfRegressions
+        Fitted (its training data are the observed data).
+    posterior : xarray.DataTree
+    n_replicates : int, default=100
+    response : str, optional
+        Label of the x axis; default the formula's response, else ``"y"``.
+    random_state : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.lines import Line2D
+
+    model._check_fitted()
+    if (
+        isinstance(n_replicates, bool)
+        or not isinstance(n_replicates, int | np.integer)
+        or n_replicates < 1
+    ):
+        raise ValueError(f"n_replicates must be a positive integer; got {n_replicates!r}")
+    if response is None:
+        state = model._formula_state()
+        response = state.response if state is not None else "y"
+    rng = np.random.default_rng(random_state)
+    y = np.asarray(model._fit_y, dtype=float)
+    sw = getattr(model, "_fit_sample_weight", None)
+    sw = None if sw is None else np.asarray(sw, dtype=float)
+    y_rep = _replicate_y(model, posterior, n_replicates, rng)
+    bw = _bandwidth(y)
+    lo = min(y.min(), np.quantile(y_rep, 0.001)) - 3 * bw
+    hi = max(y.max(), np.quantile(y_rep, 0.999)) + 3 * bw
+    grid = np.linspace(lo, hi, 400)
+    fig = _new_figure(7.5, 4.6)
+    ax = fig.subplots()
+    for rep in y_rep:
+        ax.plot(grid, _density(rep, grid, bw, sw), color="tab:blue", lw=0.6, alpha=0.2)
+    ax.plot(grid, _density(y, grid, bw, sw), color="black", lw=2.2)
+
+    def stat(values, kind):
+        """Weighted mean or sd of each replicate (the last axis), or of the data."""
+        w = np.ones(values.shape[-1]) if sw is None else np.asarray(sw, dtype=float)
+        mean = values @ w / w.sum()
+        if kind == "mean":
+            return mean
+        return np.sqrt(((values - np.asarray(mean)[..., None]) ** 2) @ w / w.sum())
+
+    p_values = {k: float(np.mean(stat(y_rep, k) >= stat(y, k))) for k in ("mean", "sd")}
+    ax.set_xlabel(response)
+    ax.set_ylabel("density")
+    ax.set_ylim(bottom=0)
+    ax.set_title(
+        f"posterior predictive p-values: mean {p_values['mean']:.2f}, sd {p_values['sd']:.2f}",
+        fontsize="medium",
+    )
+    handles = [
+        Line2D([], [], color="black", lw=2.2, label=f"observed {response}"),
+        Line2D(
+            [], [], color="tab:blue", lw=1, alpha=0.6, label=f"{len(y_rep)} replicated data sets"
+        ),
+    ]
+    ax.legend(handles=handles, loc="upper right", fontsize="small", frameon=False)
+    fig.suptitle(f"Posterior predictive check: density of {response}, n = {y.size}")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# All plots
+# --------------------------------------------------------------------------------------------
+
+
+def write_plots(
+    directory: str | Path,
+    model: Any,
+    posterior: Any = None,
+    *,
+    data: Any = None,
+    formula: str | None = None,
+    response: str | None = None,
+    ci_prob: float = 0.94,
+    dpi: int = DEFAULT_DPI,
+    vector_format: str | None = None,
+) -> dict[str, Path]:
+    """Write every plot as a PNG into ``directory`` (names in :data:`PLOT_FILES`).
+
+    Without a posterior only ``fit.png`` (EM bands) and ``em_trace.png`` are written.
+
+    Parameters
+    ----------
+    directory : path-like
+    model : MixtureOfRegressions
+    posterior : xarray.DataTree, optional
+    data, formula : optional
+        The raw data frame and formula of a formula model: ``fit.png`` then has a panel per
+        original variable (see :func:`plot_fit`).
+    response : str, optional
+        Label of the response.
+    ci_prob : float
+    dpi : int, default=150
+    vector_format : {"pdf", "svg"}, optional
+        Also write each figure in this vector format (``fit.pdf``, ...).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The files written, by plot name (the PNG files); with ``vector_format`` also
+        ``"<name>_<format>"`` (e.g. ``"fit_pdf"``) for the vector copies.
+    """
+    _check_vector_format(vector_format)
+    directory = Path(directory)
+    makers: dict[str, Any] = {
+        "fit": lambda: plot_fit(
+            model, posterior, data=data, formula=formula, response=response, ci_prob=ci_prob
+        ),
+        "em_trace": lambda: plot_log_likelihood_trace(model),
+    }
+    if posterior is not None:
+        makers.update(
+            trace=lambda: plot_trace(posterior),
+            rank=lambda: plot_rank(posterior),
+            forest=lambda: plot_forest(posterior, ci_prob=ci_prob),
+            ppc=lambda: plot_ppc(model, posterior, response=response),
+        )
+    out = {}
+    for name, make in makers.items():
+        path = directory / PLOT_FILES[name]
+        out[name] = save_figure(make(), path, dpi=dpi, vector_format=vector_format)
+        if vector_format is not None:
+            out[f"{name}_{vector_format}"] = path.with_suffix(f".{vector_format}")
+    return out

@@ -1,0 +1,867 @@
+"""Model specifications in TOML: what ``bayes-mlr run SPEC`` fits, documented in models/README.md.
+
+A spec names the data (a CSV/Parquet file and a formula, or data simulated from given true
+parameters), the model (``n_components``, ``variance``), the EM settings, the posterior
+settings and, optionally, diagnostic thresholds and the K range of ``select-k``::
+
+    name = "prices"
+    [data]
+    path = "prices.csv"          # relative to the spec file
+    formula = "price ~ size + age"
+    [model]
+    n_components = 2
+    variance = "component"       # component | shared | fixed (then sigma = ...)
+    [em]
+    n_init = 10
+    random_state = 0
+    [posterior]
+    draws = 1000
+    tune = 1000
+    chains = 4
+    random_seed = 1
+
+:func:`load_spec` validates everything before any computation and raises :class:`SpecError`
+with a one-line message that names the file and the key. Unknown keys are errors (with a
+suggestion), so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import numbers
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayes_mlr._validation import SPURIOUS_MODES
+from bayes_mlr.bayes.priors import PRIOR_ARGUMENTS
+from bayes_mlr.bayes.starts import STARTS
+from bayes_mlr.core.labels import RELABEL_METHODS
+from bayes_mlr.workflow.plots import DEFAULT_DPI, VECTOR_FORMATS
+
+__all__ = [
+    "DataSpec",
+    "DiagnosticsSettings",
+    "EMSettings",
+    "LoadedData",
+    "ModelSettings",
+    "PlotSettings",
+    "PosteriorSettings",
+    "SelectKSettings",
+    "SimulateSpec",
+    "Spec",
+    "SpecError",
+    "load_data",
+    "load_spec",
+    "parse_spec",
+    "read_table",
+    "simulated_frame",
+]
+
+VARIANCES = ("component", "shared", "fixed")
+INITS = ("auto", "random", "subsets", "short_runs")
+SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SpecError(ValueError):
+    """A model specification is invalid; the message names the file and the key."""
+
+
+# --------------------------------------------------------------------------------------------
+# The parsed specification
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimulateSpec:
+    """``[data.simulate]``: draw data from known parameters (see :func:`bayes_mlr.simulate`)."""
+
+    n: int
+    coef: list[list[float]]
+    weights: list[float] | None = None
+    intercept: list[float] | None = None
+    sigma: list[float] | float | None = None
+    random_state: int | None = None
+    feature_names: list[str] | None = None
+
+    @property
+    def n_components(self) -> int:
+        return len(self.coef)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.coef[0])
+
+    def names(self) -> list[str]:
+        """Column names of the features (``x0, x1, ...`` unless given)."""
+        if self.feature_names is not None:
+            return list(self.feature_names)
+        return [f"x{k}" for k in range(self.n_features)]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """``[data]``: a table file and a formula, or simulated data."""
+
+    path: Path | None = None
+    formula: str | None = None
+    simulate: SimulateSpec | None = None
+    sample_weight: str | None = None
+    na_action: str = "raise"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """``[model]``."""
+
+    n_components: int = 2
+    variance: str = "component"
+    sigma: float | None = None
+
+
+@dataclass(frozen=True)
+class EMSettings:
+    """``[em]``: arguments of :class:`~bayes_mlr.MixtureOfRegressions`."""
+
+    n_init: int = 10
+    max_iter: int = 1000
+    tol: float = 1e-8
+    init: str = "auto"
+    random_state: int | None = None
+    spurious: str = "avoid"
+    min_weight: float | None = None
+
+
+@dataclass(frozen=True)
+class PosteriorSettings:
+    """``[posterior]``: arguments of :func:`bayes_mlr.bayes.model.sample_posterior`."""
+
+    enabled: bool = True
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    random_seed: int | None = None
+    sampler: str = "auto"
+    target_accept: float = 0.8
+    log_likelihood: bool = True
+    cores: int | None = None
+    starts: str = "dispersed"
+    relabel: str = "em"
+    priors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def sampler_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for ``pymc.sample`` (``cores`` when given)."""
+        return {} if self.cores is None else {"cores": self.cores}
+
+
+@dataclass(frozen=True)
+class DiagnosticsSettings:
+    """``[diagnostics]``: thresholds of :func:`bayes_mlr.diagnose` and the interval width."""
+
+    rhat_max: float = 1.01
+    ess_bulk_min: float = 400.0
+    ess_tail_min: float = 400.0
+    max_divergences: int = 0
+    bfmi_min: float = 0.3
+    relabelled_max: float = 0.05
+    agreement_min: float = 0.95
+    ci_prob: float = 0.94
+
+    def thresholds(self) -> dict[str, float]:
+        """The keyword arguments of :func:`bayes_mlr.diagnose`."""
+        out = dataclasses.asdict(self)
+        out.pop("ci_prob")
+        return out
+
+
+@dataclass(frozen=True)
+class SelectKSettings:
+    """``[select_k]``: the K values that ``bayes-mlr select-k`` compares."""
+
+    n_components: list[int] | None = None
+    loo: bool = True
+
+
+@dataclass(frozen=True)
+class PlotSettings:
+    """``[plots]``: the resolution of the PNG files and an optional vector copy of each."""
+
+    dpi: int = DEFAULT_DPI
+    vector_format: str | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated model specification (see the module docstring and models/README.md)."""
+
+    name: str
+    data: DataSpec
+    model: ModelSettings = ModelSettings()
+    em: EMSettings = EMSettings()
+    posterior: PosteriorSettings = PosteriorSettings()
+    diagnostics: DiagnosticsSettings = DiagnosticsSettings()
+    select_k: SelectKSettings = SelectKSettings()
+    plots: PlotSettings = PlotSettings()
+    description: str = ""
+    path: Path | None = None
+
+    def estimator(self, *, fit_intercept: bool = True, n_components: int | None = None):
+        """A fresh :class:`~bayes_mlr.MixtureOfRegressions` with this spec's settings."""
+        from bayes_mlr.estimator import MixtureOfRegressions
+
+        return MixtureOfRegressions(
+            self.model.n_components if n_components is None else n_components,
+            variance=self.model.variance,
+            sigma=self.model.sigma,
+            fit_intercept=fit_intercept,
+            init=self.em.init,
+            n_init=self.em.n_init,
+            max_iter=self.em.max_iter,
+            tol=self.em.tol,
+            random_state=self.em.random_state,
+            spurious=self.em.spurious,
+            min_weight=self.em.min_weight,
+        )
+
+    def k_values(self) -> list[int]:
+        """The K values of ``select-k``: ``[select_k] n_components`` or 1 .. K + 1."""
+        if self.select_k.n_components is not None:
+            return list(self.select_k.n_components)
+        return list(range(1, max(self.model.n_components + 1, 3) + 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (paths as strings), e.g. for ``run.json``."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, Path):
+                return str(value)
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [plain(v) for v in value]
+            return value
+
+        return plain(dataclasses.asdict(self))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers: every message names the file, the table and the key
+# --------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads one TOML table, checking keys and types; errors say where."""
+
+    def __init__(self, table: Any, section: str, source: str, allowed: tuple[str, ...]):
+        self.source, self.section = source, section
+        where = f"[{section}]" if section else "the top level"
+        if not isinstance(table, Mapping):
+            raise SpecError(f"{source}: {where} must be a table; got {type(table).__name__}")
+        self.table = table
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SpecError(
+                    f"{source}: unknown key {self.label(key)}{hint}; allowed in {where}: "
+                    f"{', '.join(allowed)}"
+                )
+
+    def label(self, key: str) -> str:
+        return f"[{self.section}] {key}" if self.section else key
+
+    def fail(self, key: str, message: str) -> SpecError:
+        return SpecError(f"{self.source}: {self.label(key)} {message}")
+
+    def has(self, key: str) -> bool:
+        return key in self.table
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        return self.table.get(key, default)
+
+    def integer(self, key: str, default: Any, low: int | None = None) -> Any:
+        value = self.table.get(key, default)
+        if value is None and key not in self.table:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"must be an integer; got {value!r}")
+        if low is not None and value < low:
+            raise self.fail(key, f"must be an integer >= {low}; got {value}")
+        return int(value)
+
+    def number(
+        self,
+        key: str,
+        default: Any,
+        *,
+        positive: bool = False,
+        low: float | None = None,
+        high: float | None = None,
+        open_high: bool = False,
+    ) -> Any:
+        value = self.table.get(key, default)
+        if value is None and key not in self.table:
+            return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise self.fail(key, f"must be a number; got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise self.fail(key, f"must be finite; got {value}")
+        if positive and value <= 0:
+            raise self.fail(key, f"must be positive; got {value:g}")
+        if low is not None and value < low:
+            raise self.fail(key, f"must be >= {low:g}; got {value:g}")
+        if high is not None and (value >= high if open_high else value > high):
+            raise self.fail(key, f"must be {'<' if open_high else '<='} {high:g}; got {value:g}")
+        return value
+
+    def string(self, key: str, default: Any, choices: tuple[str, ...] | None = None) -> Any:
+        value = self.table.get(key, default)
+        if value is None and key not in self.table:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string; got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false; got {value!r}")
+        return value
+
+    def vector(self, key: str, length: int | None = None, *, positive: bool = False) -> Any:
+        value = self.table.get(key)
+        if value is None:
+            return None
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+        ):
+            raise self.fail(key, f"must be a non-empty list of numbers; got {value!r}")
+        out = [float(v) for v in value]
+        if not all(math.isfinite(v) for v in out):
+            raise self.fail(key, f"must hold finite numbers; got {value!r}")
+        if length is not None and len(out) != length:
+            raise self.fail(key, f"must have {length} entries (one per component); got {len(out)}")
+        if positive and any(v <= 0 for v in out):
+            raise self.fail(key, f"must hold positive numbers; got {value!r}")
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_simulate(table: Any, source: str) -> SimulateSpec:
+    r = _Reader(
+        table,
+        "data.simulate",
+        source,
+        ("n", "weights", "intercept", "coef", "sigma", "random_state", "feature_names"),
+    )
+    if not r.has("n"):
+        raise r.fail("n", "is required: the number of observations to simulate")
+    n = r.integer("n", None, low=1)
+    coef = r.raw("coef")
+    if coef is None:
+        raise r.fail(
+            "coef",
+            "is required: one list of coefficients per component, e.g. coef = [[1.5], [-1.0]]",
+        )
+    if (
+        isinstance(coef, list)
+        and coef
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in coef)
+    ):
+        coef = [[v] for v in coef]  # one feature: coef = [1.5, -1.0]
+    if (
+        not isinstance(coef, list)
+        or not coef
+        or not all(isinstance(row, list) and row for row in coef)
+        or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for row in coef for v in row
+        )
+    ):
+        raise r.fail(
+            "coef", f"must be a list of lists of numbers (components x features); got {coef!r}"
+        )
+    if len({len(row) for row in coef}) != 1:
+        raise r.fail(
+            "coef",
+            "rows must all have the same length (one entry per feature); "
+            f"got lengths {[len(row) for row in coef]}",
+        )
+    coef = [[float(v) for v in row] for row in coef]
+    if not all(math.isfinite(v) for row in coef for v in row):
+        raise r.fail("coef", "must hold finite numbers")
+    K, p = len(coef), len(coef[0])
+    weights = r.vector("weights", K)
+    if weights is not None and (any(w < 0 for w in weights) or abs(sum(weights) - 1) > 1e-8):
+        raise r.fail(
+            "weights", f"must be non-negative and sum to 1; got {weights} (sum {sum(weights):g})"
+        )
+    intercept = r.vector("intercept", K)
+    sigma: Any = r.raw("sigma")
+    if sigma is not None and not isinstance(sigma, list):
+        sigma = r.number("sigma", None, positive=True)
+    elif sigma is not None:
+        sigma = r.vector("sigma", K, positive=True)
+    random_state = r.integer("random_state", None, low=0)
+    names = r.raw("feature_names")
+    if names is not None:
+        if (
+            not isinstance(names, list)
+            or len(names) != p
+            or not all(isinstance(v, str) and _IDENTIFIER.match(v) for v in names)
+            or len(set(names)) != p
+            or "y" in names
+        ):
+            raise r.fail(
+                "feature_names",
+                f"must be {p} distinct names usable in a formula "
+                f"(letters, digits, _; not 'y'); got {names!r}",
+            )
+    return SimulateSpec(
+        n=n,
+        coef=coef,
+        weights=weights,
+        intercept=intercept,
+        sigma=sigma,
+        random_state=random_state,
+        feature_names=names,
+    )
+
+
+def _parse_data(table: Any, source: str, base_dir: Path) -> DataSpec:
+    r = _Reader(
+        table, "data", source, ("path", "formula", "simulate", "sample_weight", "na_action")
+    )
+    path_text = r.string("path", None)
+    formula = r.string("formula", None)
+    simulate = r.raw("simulate")
+    if path_text is not None and simulate is not None:
+        raise SpecError(f"{source}: [data] has both path and simulate; give one of them")
+    if path_text is None and simulate is None:
+        raise SpecError(
+            f"{source}: [data] needs path (a CSV or Parquet file) and formula, or a "
+            "[data.simulate] table"
+        )
+    sample_weight = r.string("sample_weight", None)
+    na_action = r.string("na_action", "raise", ("raise", "drop"))
+    if path_text is not None:
+        if formula is None:
+            raise r.fail("formula", 'is required with path, e.g. formula = "price ~ size + age"')
+        path = Path(path_text).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        if path.suffix.lower() not in TABLE_SUFFIXES:
+            raise r.fail(
+                "path",
+                f"must be a CSV (.csv, .tsv) or Parquet (.parquet, .pq) file; got {path_text!r}",
+            )
+        if not path.is_file():
+            raise r.fail("path", f"names a file that does not exist: {path}")
+        return DataSpec(
+            path=path, formula=formula, sample_weight=sample_weight, na_action=na_action
+        )
+    if sample_weight is not None:
+        raise r.fail("sample_weight", "is only used with path (a column of the data file)")
+    sim = _parse_simulate(simulate, source)
+    if formula is not None and "~" not in formula:
+        raise r.fail("formula", f"must look like 'y ~ x0 + x1'; got {formula!r}")
+    return DataSpec(formula=formula, simulate=sim, na_action=na_action)
+
+
+def _parse_priors(table: Any, source: str) -> dict[str, dict[str, Any]]:
+    r = _Reader(table, "posterior.priors", source, tuple(PRIOR_ARGUMENTS))
+    out: dict[str, dict[str, Any]] = {}
+    for name, args in r.table.items():
+        inner = _Reader(args, f"posterior.priors.{name}", source, PRIOR_ARGUMENTS[name])
+        out[name] = {}
+        for key, value in inner.table.items():
+            if isinstance(value, list):
+                out[name][key] = inner.vector(key, positive=key in ("alpha", "sigma"))
+            else:
+                out[name][key] = inner.number(key, None, positive=key in ("alpha", "sigma"))
+    return out
+
+
+def parse_spec(
+    document: Mapping[str, Any],
+    *,
+    base_dir: str | Path = ".",
+    source: str = "<spec>",
+    default_name: str | None = None,
+) -> Spec:
+    """Validate a parsed TOML document and build a :class:`Spec`.
+
+    Parameters
+    ----------
+    document : mapping
+        The result of ``tomllib.loads``.
+    base_dir : path-like
+        Directory that relative data paths are resolved against (the spec file's).
+    source : str
+        Shown at the start of every error message (the spec file's path).
+    default_name : str, optional
+        Used when the spec has no ``name`` (the file's stem).
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+    """
+    top = _Reader(
+        document,
+        "",
+        source,
+        (
+            "name",
+            "description",
+            "data",
+            "model",
+            "em",
+            "posterior",
+            "diagnostics",
+            "select_k",
+            "plots",
+        ),
+    )
+    name = top.string("name", default_name)
+    if name is None:
+        raise SpecError(f"{source}: name is required (it names the output folder runs/<name>/)")
+    if not _NAME.match(name):
+        raise top.fail(
+            "name",
+            f"must be letters, digits, '_', '-' or '.' (it names the output folder); got {name!r}",
+        )
+    description = top.string("description", "")
+    if "data" not in document:
+        raise SpecError(f"{source}: the [data] table is required")
+    data = _parse_data(document["data"], source, Path(base_dir))
+
+    m = _Reader(document.get("model", {}), "model", source, ("n_components", "variance", "sigma"))
+    variance = m.string("variance", "component", VARIANCES)
+    sigma = m.number("sigma", None, positive=True)
+    if variance == "fixed" and sigma is None:
+        raise m.fail("sigma", 'is required with variance = "fixed" (the known noise sd)')
+    if variance != "fixed" and sigma is not None:
+        raise m.fail("sigma", f'is only used with variance = "fixed"; variance is {variance!r}')
+    model = ModelSettings(
+        n_components=m.integer("n_components", 2, low=1), variance=variance, sigma=sigma
+    )
+
+    e = _Reader(
+        document.get("em", {}),
+        "em",
+        source,
+        ("n_init", "max_iter", "tol", "init", "random_state", "spurious", "min_weight"),
+    )
+    em = EMSettings(
+        n_init=e.integer("n_init", 10, low=1),
+        max_iter=e.integer("max_iter", 1000, low=1),
+        tol=e.number("tol", 1e-8, low=0.0),
+        init=e.string("init", "auto", INITS),
+        random_state=e.integer("random_state", None, low=0),
+        spurious=e.string("spurious", "avoid", SPURIOUS_MODES),
+        min_weight=e.number("min_weight", None, positive=True, high=1.0, open_high=True),
+    )
+
+    p = _Reader(
+        document.get("posterior", {}),
+        "posterior",
+        source,
+        (
+            "enabled",
+            "draws",
+            "tune",
+            "chains",
+            "random_seed",
+            "sampler",
+            "target_accept",
+            "log_likelihood",
+            "cores",
+            "starts",
+            "relabel",
+            "priors",
+        ),
+    )
+    posterior = PosteriorSettings(
+        enabled=p.boolean("enabled", True),
+        draws=p.integer("draws", 1000, low=1),
+        tune=p.integer("tune", 1000, low=0),
+        chains=p.integer("chains", 4, low=1),
+        random_seed=p.integer("random_seed", None, low=0),
+        sampler=p.string("sampler", "auto", SAMPLERS),
+        target_accept=p.number("target_accept", 0.8, low=0.0, high=1.0, open_high=True),
+        log_likelihood=p.boolean("log_likelihood", True),
+        cores=p.integer("cores", None, low=1),
+        starts=p.string("starts", "dispersed", STARTS),
+        relabel=p.string("relabel", "em", RELABEL_METHODS),
+        priors=_parse_priors(p.raw("priors", {}), source),
+    )
+
+    d = _Reader(
+        document.get("diagnostics", {}),
+        "diagnostics",
+        source,
+        tuple(f.name for f in dataclasses.fields(DiagnosticsSettings)),
+    )
+    diagnostics = DiagnosticsSettings(
+        rhat_max=d.number("rhat_max", 1.01, low=1.0),
+        ess_bulk_min=d.number("ess_bulk_min", 400.0, low=0.0),
+        ess_tail_min=d.number("ess_tail_min", 400.0, low=0.0),
+        max_divergences=d.integer("max_divergences", 0, low=0),
+        bfmi_min=d.number("bfmi_min", 0.3, low=0.0),
+        relabelled_max=d.number("relabelled_max", 0.05, low=0.0, high=1.0),
+        agreement_min=d.number("agreement_min", 0.95, low=0.0, high=1.0),
+        ci_prob=d.number("ci_prob", 0.94, positive=True, high=1.0, open_high=True),
+    )
+
+    s = _Reader(document.get("select_k", {}), "select_k", source, ("n_components", "loo"))
+    ks = s.raw("n_components")
+    if ks is not None and (
+        not isinstance(ks, list)
+        or not ks
+        or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks)
+        or len(set(ks)) != len(ks)
+    ):
+        raise s.fail("n_components", f"must be a list of distinct integers >= 1; got {ks!r}")
+    select_k = SelectKSettings(n_components=ks, loo=s.boolean("loo", True))
+
+    g = _Reader(document.get("plots", {}), "plots", source, ("dpi", "vector_format"))
+    vector_format = g.string("vector_format", "none", ("none", *VECTOR_FORMATS))
+    plots = PlotSettings(
+        dpi=g.integer("dpi", DEFAULT_DPI, low=50),
+        vector_format=None if vector_format == "none" else vector_format,
+    )
+
+    return Spec(
+        name=name,
+        description=description,
+        data=data,
+        model=model,
+        em=em,
+        posterior=posterior,
+        diagnostics=diagnostics,
+        select_k=select_k,
+        plots=plots,
+    )
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a TOML model specification.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.toml`` file; data paths in it are relative to its directory.
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+        The file is missing, is not valid TOML, or breaks the schema (one-line message naming
+        the file and the key).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such spec file")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not a UTF-8 text file ({exc.reason})") from exc
+    spec = parse_spec(
+        document, base_dir=path.resolve().parent, source=str(path), default_name=path.stem
+    )
+    return dataclasses.replace(spec, path=path.resolve())
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """The data a spec describes, ready for the estimator.
+
+    Attributes
+    ----------
+    X : pandas.DataFrame of shape (n_samples, n_features)
+        Feature columns named after the formula's terms.
+    y : ndarray of shape (n_samples,)
+    sample_weight : ndarray of shape (n_samples,) or None
+    fit_intercept : bool
+    formula : str
+    frame : pandas.DataFrame
+        The table the formula was evaluated on (simulated: features and ``y``).
+    truth : dict or None
+        For simulated data: ``weights``, ``intercept``, ``coef``, ``sigma`` that generated it.
+    source : dict
+        Where the data came from (``path`` or ``simulate``, ``formula``), for reports.
+    design : bayes_mlr.formula.Design or None
+        The evaluated formula (its encoding of new data frames travels with a fitted model).
+    """
+
+    X: Any
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+    fit_intercept: bool
+    formula: str
+    frame: Any
+    truth: dict[str, np.ndarray] | None
+    source: dict[str, Any]
+    design: Any = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(c) for c in self.X.columns]
+
+
+def read_table(path: str | Path) -> Any:
+    """Read a CSV, TSV or Parquet file into a pandas DataFrame, by its suffix.
+
+    Raises
+    ------
+    ValueError
+        Unknown suffix, or a file that cannot be parsed (one-line message).
+    FileNotFoundError
+    """
+    import pandas as pd
+
+    path = Path(path)
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{path}: unknown table format; use .csv, .tsv, .parquet or .pq")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such data file")
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+    except (ValueError, OSError, ImportError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: cannot read the {kind} file: {text}") from exc
+
+
+def simulated_frame(
+    sim: SimulateSpec, *, labels: bool = False
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """Draw the data of a ``[data.simulate]`` table.
+
+    Parameters
+    ----------
+    sim : SimulateSpec
+    labels : bool
+        Add a column ``component`` with each row's true component.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        The feature columns and ``y`` (and ``component``).
+    truth : dict
+        ``weights``, ``intercept``, ``coef``, ``sigma`` that generated the data.
+    """
+    import pandas as pd
+
+    from bayes_mlr.simulate import simulate
+
+    data = simulate(
+        sim.n,
+        weights=sim.weights,
+        intercept=sim.intercept,
+        coef=sim.coef,
+        sigma=sim.sigma,
+        random_state=sim.random_state,
+    )
+    frame = pd.DataFrame(data.X, columns=sim.names())
+    frame["y"] = data.y
+    if labels:
+        frame["component"] = data.z
+    return frame, {k: np.asarray(v) for k, v in data.truth.items()}
+
+
+def load_data(spec: Spec) -> LoadedData:
+    """Read or simulate the data of ``spec`` and apply its formula.
+
+    Raises
+    ------
+    SpecError
+        The formula does not fit the data, the sample-weight column is missing, or the data
+        cannot be read.
+    """
+    from bayes_mlr.formula import NA_DROP_HINT, FormulaError, design_from_formula
+
+    # Messages start with the spec file and its table; without a file (a spec built on the
+    # command line or from a dict) the data file, which every message below names, suffices.
+    where = f"{spec.path}: [data] " if spec.path is not None else ""
+    data = spec.data
+    truth = None
+    if data.simulate is not None:
+        frame, truth = simulated_frame(data.simulate)
+        formula = data.formula or "y ~ " + " + ".join(data.simulate.names())
+        source: dict[str, Any] = {"simulate": dataclasses.asdict(data.simulate), "formula": formula}
+    else:
+        assert data.path is not None and data.formula is not None
+        try:
+            frame = read_table(data.path)
+        except (ValueError, FileNotFoundError) as exc:
+            raise SpecError(f"{where}path: {exc}" if where else str(exc)) from exc
+        formula = data.formula
+        source = {"path": str(data.path), "formula": formula}
+    try:
+        design = design_from_formula(formula, frame, na_action=data.na_action)
+    except FormulaError as exc:
+        if where:
+            message = f"{where}formula: " + str(exc).replace(
+                NA_DROP_HINT, 'set na_action = "drop" in [data]'
+            )
+        else:
+            message = f"{data.path}: {exc}" if data.path is not None else str(exc)
+        raise SpecError(message) from exc
+    sample_weight = None
+    if data.sample_weight is not None:
+        if data.sample_weight not in frame.columns:
+            subject = f"{where}sample_weight names" if where else f"{data.path}: the weights are"
+            raise SpecError(
+                f"{subject} column {data.sample_weight!r}, which the data lack "
+                f"(columns: {', '.join(map(str, frame.columns))})"
+            )
+        if data.na_action == "drop":
+            frame = frame.loc[design.X.index]
+        sample_weight = np.asarray(frame[data.sample_weight], dtype=float)
+        source["sample_weight"] = data.sample_weight
+    X = design.X.reset_index(drop=True)
+    return LoadedData(
+        X=X,
+        y=design.y,
+        sample_weight=sample_weight,
+        fit_intercept=design.fit_intercept,
+        formula=formula,
+        frame=frame,
+        truth=truth,
+        source=source,
+        design=design,
+    )

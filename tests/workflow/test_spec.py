@@ -1,0 +1,403 @@
+"""TOML model specs (validation, data loading) and formulas to design matrices."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_mlr.formula import FormulaError, design_from_formula
+from bayes_mlr.workflow.spec import SpecError, load_data, load_spec, parse_spec
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+SIMULATED = {"simulate": {"n": 50, "coef": [[1.0], [-1.0]], "random_state": 0}}
+
+
+def spec_of(document, tmp_path=None):
+    return parse_spec(document, base_dir=tmp_path or ".", source="test.toml")
+
+
+# -- the shipped specs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_specs_are_valid_and_load_their_data(path):
+    spec = load_spec(path)
+    assert spec.name == tomllib.loads(path.read_text())["name"]
+    data = load_data(spec)
+    assert data.X.shape[0] == data.y.shape[0] > 100
+    assert np.isfinite(data.y).all()
+
+
+def test_shipped_specs_cover_the_variance_modes():
+    specs = [load_spec(p) for p in MODELS.glob("*.toml")]
+    assert {s.model.variance for s in specs} == {"component", "shared", "fixed"}
+    assert any(s.model.n_components == 3 for s in specs)
+    assert any(s.data.path is not None for s in specs)  # one reads a CSV
+    demo = load_spec(MODELS / "demo.toml")
+    assert demo.data.simulate is not None  # make demo needs no files
+
+
+def test_defaults():
+    spec = spec_of({"name": "x", "data": SIMULATED})
+    assert spec.model.n_components == 2 and spec.model.variance == "component"
+    assert spec.em.n_init == 10 and spec.em.random_state is None
+    assert (spec.posterior.draws, spec.posterior.tune, spec.posterior.chains) == (1000, 1000, 4)
+    assert spec.posterior.sampler == "auto" and spec.posterior.enabled
+    assert spec.diagnostics.thresholds()["rhat_max"] == 1.01
+    assert spec.k_values() == [1, 2, 3]
+    assert (spec.plots.dpi, spec.plots.vector_format) == (150, None)
+    assert spec.posterior.starts == "dispersed" and spec.posterior.relabel == "em"
+
+
+def test_plot_settings():
+    spec = spec_of({"name": "x", "data": SIMULATED, "plots": {"dpi": 300, "vector_format": "pdf"}})
+    assert (spec.plots.dpi, spec.plots.vector_format) == (300, "pdf")
+    none = spec_of({"name": "x", "data": SIMULATED, "plots": {"vector_format": "none"}})
+    assert none.plots.vector_format is None
+
+
+def test_name_defaults_to_the_file_stem(tmp_path):
+    path = tmp_path / "my-model.toml"
+    path.write_text("[data.simulate]\nn = 10\ncoef = [1.0, 2.0]\n")
+    spec = load_spec(path)
+    assert spec.name == "my-model"
+    assert spec.data.simulate.coef == [[1.0], [2.0]]  # a flat list is one feature
+
+
+# -- validation errors name the key ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        # a typo gets a suggestion
+        (
+            {"name": "x", "data": SIMULATED, "model": {"n_component": 2}},
+            r"unknown key \[model\] n_component \(did you mean 'n_components'\?\)",
+        ),
+        ({"name": "x", "data": SIMULATED, "modle": {}}, r"unknown key modle \(did you mean"),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"variance": "diagonal"}},
+            r"\[model\] variance must be one of 'component', 'shared', 'fixed'; got 'diagonal'",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"variance": "fixed"}},
+            r'\[model\] sigma is required with variance = "fixed"',
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"sigma": 0.5}},
+            r"\[model\] sigma is only used with variance",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"n_components": 0}},
+            r"\[model\] n_components must be an integer >= 1; got 0",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"n_components": 2.5}},
+            r"\[model\] n_components must be an integer; got 2.5",
+        ),
+        ({"name": "x", "data": SIMULATED, "em": {"tol": -1.0}}, r"\[em\] tol must be >= 0"),
+        (
+            {"name": "x", "data": SIMULATED, "posterior": {"target_accept": 1.0}},
+            r"\[posterior\] target_accept must be < 1",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "posterior": {"cores": 0}},
+            r"\[posterior\] cores must be an integer >= 1; got 0",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "posterior": {"sampler": "stan"}},
+            r"\[posterior\] sampler must be one of",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "posterior": {"priors": {"coef": {"scale": 1}}}},
+            r"unknown key \[posterior.priors.coef\] scale",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "select_k": {"n_components": [1, 1]}},
+            r"\[select_k\] n_components must be a list of distinct integers",
+        ),
+        ({"name": "bad name!", "data": SIMULATED}, r"name must be letters, digits"),
+        ({"name": "x"}, r"the \[data\] table is required"),
+        ({"name": "x", "data": {}}, r"\[data\] needs path .* or a \[data.simulate\] table"),
+        (
+            {"name": "x", "data": {"path": "a.csv", "formula": "y ~ x", **SIMULATED}},
+            r"\[data\] has both path and simulate",
+        ),
+        (
+            {"name": "x", "data": {"path": "a.xlsx", "formula": "y ~ x"}},
+            r"\[data\] path must be a CSV .* or Parquet",
+        ),
+        (
+            {"name": "x", "data": {"path": "missing.csv", "formula": "y ~ x"}},
+            r"\[data\] path names a file that does not exist",
+        ),
+        ({"name": "x", "data": {"simulate": {"n": 10}}}, r"\[data.simulate\] coef is required"),
+        (
+            {"name": "x", "data": {"simulate": {"coef": [[1.0]]}}},
+            r"\[data.simulate\] n is required",
+        ),
+        (
+            {"name": "x", "data": {"simulate": {"n": 10, "coef": [[1.0, 2.0], [1.0]]}}},
+            r"\[data.simulate\] coef rows must all have the same length",
+        ),
+        (
+            {
+                "name": "x",
+                "data": {"simulate": {"n": 10, "coef": [[1.0], [2.0]], "weights": [0.5, 0.6]}},
+            },
+            r"\[data.simulate\] weights must be non-negative and sum to 1",
+        ),
+        (
+            {
+                "name": "x",
+                "data": {"simulate": {"n": 10, "coef": [[1.0], [2.0]], "intercept": [0.0]}},
+            },
+            r"\[data.simulate\] intercept must have 2 entries \(one per component\); got 1",
+        ),
+        (
+            {"name": "x", "data": {"simulate": {"n": 10, "coef": [[1.0], [2.0]], "sigma": -1}}},
+            r"\[data.simulate\] sigma must be positive",
+        ),
+        (
+            {
+                "name": "x",
+                "data": {"simulate": {"n": 10, "coef": [[1.0], [2.0]], "feature_names": ["a b"]}},
+            },
+            r"\[data.simulate\] feature_names must be 1 distinct names",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "plots": {"vector_format": "eps"}},
+            r"\[plots\] vector_format must be one of 'none', 'pdf', 'svg'; got 'eps'",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "posterior": {"starts": "random"}},
+            r"\[posterior\] starts must be one of 'dispersed', 'em'; got 'random'",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "plots": {"dpi": 20}},
+            r"\[plots\] dpi must be an integer >= 50; got 20",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "plots": {"format": "pdf"}},
+            r"unknown key \[plots\] format",
+        ),
+    ],
+)
+def test_invalid_specs_name_file_and_key(tmp_path, document, message):
+    with pytest.raises(SpecError, match=message) as info:
+        spec_of(document, tmp_path)
+    text = str(info.value)
+    assert text.startswith("test.toml: ")
+    assert "\n" not in text
+
+
+def test_toml_syntax_error_and_missing_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("name = \n")
+    with pytest.raises(SpecError, match=r"bad.toml: not valid TOML"):
+        load_spec(path)
+    with pytest.raises(SpecError, match=r"no such spec file"):
+        load_spec(tmp_path / "missing.toml")
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def write_csv(tmp_path, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "size": rng.uniform(40, 160, n),
+            "region": rng.choice(["north", "south", "east"], n),
+            "w": rng.integers(1, 3, n).astype(float),
+        }
+    )
+    df["price"] = 50 + 2 * df["size"] + rng.normal(0, 5, n)
+    df.to_csv(tmp_path / "prices.csv", index=False)
+    return df
+
+
+def test_simulated_data_and_truth():
+    spec = spec_of(
+        {
+            "name": "x",
+            "data": {
+                "simulate": {
+                    "n": 80,
+                    "coef": [[1.0, 0.5], [-1.0, 0.0]],
+                    "weights": [0.3, 0.7],
+                    "sigma": 0.4,
+                    "random_state": 3,
+                    "feature_names": ["a", "b"],
+                }
+            },
+        }
+    )
+    data = load_data(spec)
+    assert data.feature_names == ["a", "b"]
+    assert data.formula == "y ~ a + b"
+    assert data.fit_intercept
+    np.testing.assert_array_equal(data.truth["weights"], [0.3, 0.7])
+    np.testing.assert_array_equal(data.truth["sigma"], [0.4, 0.4])
+    again = load_data(spec)  # seeded: the same data every time
+    np.testing.assert_array_equal(again.y, data.y)
+
+
+def test_csv_with_formula_categories_and_weights(tmp_path):
+    df = write_csv(tmp_path)
+    spec = spec_of(
+        {
+            "name": "p",
+            "data": {
+                "path": "prices.csv",
+                "sample_weight": "w",
+                "formula": "price ~ size + C(region)",
+            },
+        },
+        tmp_path,
+    )
+    data = load_data(spec)
+    assert data.feature_names == ["size", "C(region)[T.north]", "C(region)[T.south]"]
+    np.testing.assert_array_equal(data.y, df["price"].to_numpy())
+    np.testing.assert_array_equal(data.sample_weight, df["w"].to_numpy())
+    assert data.source["path"].endswith("prices.csv")
+
+
+def test_parquet_and_no_intercept(tmp_path):
+    df = write_csv(tmp_path)
+    df.to_parquet(tmp_path / "prices.parquet")
+    spec = spec_of(
+        {"name": "p", "data": {"path": "prices.parquet", "formula": "price ~ size - 1"}}, tmp_path
+    )
+    data = load_data(spec)
+    assert not data.fit_intercept
+    assert data.feature_names == ["size"]
+
+
+def test_data_errors_are_spec_errors(tmp_path):
+    write_csv(tmp_path)
+    spec = spec_of(
+        {"name": "p", "data": {"path": "prices.csv", "formula": "price ~ area"}}, tmp_path
+    )
+    # a spec without a file: the message starts with the data file, not with "<spec>"
+    with pytest.raises(SpecError, match=r"^\S*prices.csv: formula 'price ~ area'.*`area` is not"):
+        load_data(spec)
+    spec = spec_of(
+        {
+            "name": "p",
+            "data": {"path": "prices.csv", "formula": "price ~ size", "sample_weight": "weight"},
+        },
+        tmp_path,
+    )
+    with pytest.raises(SpecError, match=r"prices.csv: the weights are column 'weight', which"):
+        load_data(spec)
+
+
+def test_missing_values_raise_or_drop(tmp_path):
+    df = write_csv(tmp_path)
+    df.loc[3, "size"] = np.nan
+    df.to_csv(tmp_path / "prices.csv", index=False)
+    spec = spec_of(
+        {
+            "name": "p",
+            "data": {"path": "prices.csv", "formula": "price ~ size", "sample_weight": "w"},
+        },
+        tmp_path,
+    )
+    with pytest.raises(SpecError, match="missing values"):
+        load_data(spec)
+    spec = spec_of(
+        {
+            "name": "p",
+            "data": {
+                "path": "prices.csv",
+                "formula": "price ~ size",
+                "sample_weight": "w",
+                "na_action": "drop",
+            },
+        },
+        tmp_path,
+    )
+    data = load_data(spec)
+    assert data.X.shape[0] == len(df) - 1 == data.sample_weight.shape[0]
+    np.testing.assert_array_equal(data.sample_weight, df["w"].drop(index=3).to_numpy())
+
+
+# -- formulas ----------------------------------------------------------------------------------
+
+
+FRAME = pd.DataFrame(
+    {
+        "y": [1.0, 2.0, 4.0, 3.0, 5.0, 7.0],
+        "x": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        "z": [1.0, 1.5, 0.5, 2.0, 1.0, 0.0],
+        "g": ["a", "b", "a", "c", "b", "a"],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "formula, names, intercept",
+    [
+        ("y ~ x", ["x"], True),
+        ("y ~ x + z", ["x", "z"], True),
+        ("y ~ x - 1", ["x"], False),  # "- 1" removes the intercept
+        ("y ~ 0 + x", ["x"], False),  # and so does "0 +"
+        ("y ~ x + g", ["x", "g[T.b]", "g[T.c]"], True),  # reference level dropped
+        ("y ~ x + g - 1", ["x", "g[a]", "g[b]", "g[c]"], False),  # full dummies without one
+        ("y ~ x:z", ["x:z"], True),
+        ("np.log(y) ~ x", ["x"], True),
+        ("y ~ .", ["x", "z", "g[T.b]", "g[T.c]"], True),
+    ],
+)
+def test_design_from_formula(formula, names, intercept):
+    design = design_from_formula(formula, FRAME)
+    assert design.feature_names == names == list(design.X.columns)
+    assert design.fit_intercept is intercept
+    assert "Intercept" not in design.X.columns
+    assert design.X.dtypes.map(lambda d: d.kind).eq("f").all()
+    assert design.y.shape == (6,)
+
+
+def test_design_values_and_response():
+    design = design_from_formula("np.log(y) ~ x + z", FRAME)
+    np.testing.assert_array_equal(design.y, np.log(FRAME["y"].to_numpy()))
+    np.testing.assert_array_equal(design.X.to_numpy(), FRAME[["x", "z"]].to_numpy())
+    assert design.response == "np.log(y)"
+
+
+@pytest.mark.parametrize(
+    "formula, message",
+    [
+        ("y ~ (x", "syntax error"),
+        ("y ~ w", "`w` is not present"),
+        ("~ x", "has no response"),
+        ("y", "must be a string like 'y ~ x1 \\+ x2'"),
+        ("y ~ 1", "has no features"),
+        ("g ~ x", "must be numeric"),
+        ("y + z ~ x", "exactly one response"),
+    ],
+)
+def test_formula_errors_are_one_line(formula, message):
+    with pytest.raises(FormulaError, match=message) as info:
+        design_from_formula(formula, FRAME)
+    assert "\n" not in str(info.value)
+    assert "\x1b" not in str(info.value)  # no terminal colour codes
+
+
+def test_em_guard_settings_reach_the_estimator():
+    def spec(**em):
+        return spec_of({"name": "x", "data": SIMULATED, "em": em})
+
+    model = spec(spurious="allow", min_weight=0.05).estimator()
+    assert (model.spurious, model.min_weight) == ("allow", 0.05)
+    assert (spec().estimator().spurious, spec().estimator().min_weight) == ("avoid", None)
+    with pytest.raises(SpecError, match=r"\[em\] spurious"):
+        spec(spurious="drop")
+    with pytest.raises(SpecError, match=r"\[em\] min_weight"):
+        spec(min_weight=1.5)
