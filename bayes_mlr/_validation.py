@@ -306,3 +306,83 @@ def check_start_values(init: Any, n_components: int, n_features: int) -> dict[st
     if out["sigma"] is not None and np.any(out["sigma"] <= 0):
         raise ValueError("init['sigma'] must be positive.")
     return out
+
+
+def check_concomitant(concomitant: Any, n_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate concomitant variables: numeric, finite, shape (n_samples, r) or (n_samples,).
+
+    Returns
+    -------
+    W : ndarray of shape (n_samples, r)
+    names : ndarray of str or None
+        The column names of a pandas DataFrame.
+    """
+    names = _feature_names(concomitant)
+    arr = _as_float_array(concomitant, "concomitant")
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[0] != n_samples:
+        raise ValueError(
+            f"concomitant must have shape (n_samples, r) with n_samples={n_samples} rows, as X; "
+            f"got shape {arr.shape}."
+        )
+    if arr.shape[1] == 0:
+        raise ValueError("concomitant has 0 columns; pass None for constant mixing weights.")
+    _check_finite(arr, "concomitant")
+    return np.ascontiguousarray(arr), names
+
+
+def check_shared(
+    shared: Any, n_features: int, feature_names: Any = None, *, fit_intercept: bool = True
+) -> tuple[np.ndarray, bool]:
+    """Resolve ``shared`` (column names, integer indices or a boolean mask of X's columns; the
+    string ``"intercept"`` shares the intercept) into a mask and a flag.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (n_features,)
+    shared_intercept : bool
+    """
+    mask = np.zeros(n_features, dtype=bool)
+    if shared is None:
+        return mask, False
+    if isinstance(shared, str):
+        shared = [shared]
+    items = (
+        list(np.asarray(shared, dtype=object).ravel()) if not isinstance(shared, list) else shared
+    )
+    if items and all(isinstance(v, bool | np.bool_) for v in items):
+        if len(items) != n_features:
+            raise ValueError(
+                f"shared as a boolean mask must have one entry per feature ({n_features}); "
+                f"got {len(items)}."
+            )
+        return np.asarray(items, dtype=bool), False
+    names = [str(n) for n in feature_names] if feature_names is not None else None
+    shared_intercept = False
+    for item in items:
+        if isinstance(item, str):
+            if item == "intercept":
+                if not fit_intercept:
+                    raise ValueError("shared names 'intercept', but fit_intercept=False.")
+                shared_intercept = True
+            elif names is not None and item in names:
+                mask[names.index(item)] = True
+            else:
+                known = f"the feature names {names}" if names is not None else "no feature names"
+                raise ValueError(
+                    f"shared names {item!r}, which is not a column of X (X has {known}); "
+                    "give column names, integer indices, or 'intercept'."
+                )
+        elif isinstance(item, numbers.Integral) and not isinstance(item, bool | np.bool_):
+            if not -n_features <= int(item) < n_features:
+                raise ValueError(
+                    f"shared index {item} is out of range for X with {n_features} feature(s)."
+                )
+            mask[int(item)] = True
+        else:
+            raise TypeError(
+                "shared must hold column names, integer indices or a boolean mask; got "
+                f"{item!r} ({type(item).__name__})."
+            )
+    return mask, shared_intercept

@@ -144,6 +144,19 @@ class EMResult:
         How many of them ended with a spurious (and not degenerate) component.
     n_removed : int
         Components removed during EM by ``min_weight`` (``n_components`` asked minus fitted).
+    shared : ndarray of bool, shape (n_features,)
+        Which features have one coefficient for all components (all False by default).
+    shared_intercept : bool
+        Whether the intercept is one number for all components.
+    concomitant_intercept : ndarray of shape (n_components,) or None
+        With concomitant variables, the intercepts ``α_j`` of the multinomial logit of the
+        prior weights, ``π_ij = softmax_j(α_j + w_iᵀ γ_j)``; entry 0 is 0 (the reference).
+        ``None`` without concomitant variables.
+    concomitant_coef : ndarray of shape (n_components, n_concomitant) or None
+        The ``γ_j``; row 0 is all zeros. ``None`` without concomitant variables.
+    n_groups : int or None
+        Number of groups when the rows were grouped (all rows of a group share one
+        component), else ``None``.
     optima : tuple of Optimum
         The distinct optima that the non-degenerate runs reached, the returned one first, then
         in the order the fit ranks them (regular before spurious, then by log-likelihood), each
@@ -170,10 +183,23 @@ class EMResult:
     n_spurious_runs: int = 0
     n_removed: int = 0
     optima: tuple[Optimum, ...] = ()
+    shared: np.ndarray | None = None
+    shared_intercept: bool = False
+    concomitant_intercept: np.ndarray | None = None
+    concomitant_coef: np.ndarray | None = None
+    n_groups: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("weights", "intercept", "coef", "sigma", "log_likelihood_trace"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
+        for name in ("concomitant_intercept", "concomitant_coef"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _frozen(getattr(self, name)))
+        shared = np.zeros(self.coef.shape[1], bool) if self.shared is None else self.shared
+        shared = np.array(shared, dtype=bool)
+        shared.setflags(write=False)
+        object.__setattr__(self, "shared", shared)
+        object.__setattr__(self, "shared_intercept", bool(self.shared_intercept))
         object.__setattr__(self, "log_likelihood", float(self.log_likelihood))
         flags = self.spurious_components
         flags = np.zeros(self.weights.shape, bool) if flags is None else np.array(flags, bool)
@@ -203,6 +229,23 @@ class EMResult:
             self.n_features,
             variance=self.variance,
             fit_intercept=self.fit_intercept,
+            n_shared=int(self.shared.sum()) + int(self.shared_intercept),
+            n_concomitant=self.n_concomitant,
+        )
+
+    @property
+    def n_concomitant(self) -> int:
+        """Number of concomitant variables ``r`` (0 without a concomitant model)."""
+        return 0 if self.concomitant_coef is None else int(self.concomitant_coef.shape[1])
+
+    @property
+    def structured(self) -> bool:
+        """True when the model has concomitant variables, groups or shared coefficients."""
+        return bool(
+            self.concomitant_coef is not None
+            or self.n_groups is not None
+            or self.shared.any()
+            or self.shared_intercept
         )
 
     @property

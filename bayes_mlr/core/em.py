@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 
 from bayes_mlr._validation import (
     check_data,
@@ -38,7 +38,9 @@ from bayes_mlr._validation import (
     check_start_values,
     is_dask_collection,
 )
+from bayes_mlr.core.components.gaussian import sigma_from_rss
 from bayes_mlr.core.data import InMemoryData, Scaler
+from bayes_mlr.core.linalg import solve_weighted_least_squares
 from bayes_mlr.core.spurious import spurious_components
 from bayes_mlr.core.stats import SufficientStats, augment, block_stats, log_resp
 from bayes_mlr.exceptions import ConvergenceWarning, DegenerateFitWarning, SpuriousFitWarning
@@ -73,8 +75,6 @@ OPTIMUM_PARAM_TOL = 1e-2
 # the rows share to within 0.5% of sd(y), as a real data set has (tonedata, tests/core/test_em.py).
 CONSENSUS_ROWS = 2000
 CONSENSUS_SIGMA_MIN = 1e-3
-# Pivots below this (on the unit-diagonal scaled Gram matrix) mean "rank deficient".
-_RANK_TOL = 1e-10
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,47 +149,6 @@ def _log(weights: np.ndarray) -> np.ndarray:
         return np.log(weights)
 
 
-def solve_weighted_least_squares(gram: np.ndarray, xty: np.ndarray) -> np.ndarray:
-    """Solve ``gram @ beta = xty`` for a weighted Gram matrix, stably.
-
-    The system is scaled to unit diagonal (Jacobi) and solved by Cholesky. When it is rank
-    deficient (collinear columns, a component with too little weight) the least-squares
-    solution of minimum norm in those unit-diagonal coordinates is returned instead
-    (eigen-decomposition with a relative cutoff), so collinear designs still give finite
-    coefficients.
-
-    Parameters
-    ----------
-    gram : ndarray of shape (q, q)
-        ``X1ᵀ Γ X1``, symmetric positive semi-definite.
-    xty : ndarray of shape (q,)
-        ``X1ᵀ Γ y``.
-
-    Returns
-    -------
-    ndarray of shape (q,)
-    """
-    d = np.sqrt(np.clip(np.diag(gram), 0.0, None))
-    beta = np.zeros_like(xty)
-    if d.max(initial=0.0) <= 0:
-        return beta
-    active = d > _RANK_TOL * d.max()
-    da = d[active]
-    g = gram[np.ix_(active, active)] / np.outer(da, da)
-    b = xty[active] / da
-    try:
-        chol, lower = linalg.cho_factor(g, lower=True, check_finite=False)
-        if np.min(np.diag(chol)) ** 2 < _RANK_TOL:
-            raise linalg.LinAlgError("rank deficient")
-        x = linalg.cho_solve((chol, lower), b, check_finite=False)
-    except linalg.LinAlgError:
-        evals, evecs = linalg.eigh(g, check_finite=False)
-        keep = evals > _RANK_TOL * evals.max()
-        x = evecs[:, keep] @ ((evecs[:, keep].T @ b) / evals[keep])
-    beta[active] = x / da
-    return beta
-
-
 def m_step_from_stats(
     stats: SufficientStats, *, variance: str, sigma_fixed: float | None, sigma_floor: float
 ) -> _Params:
@@ -204,15 +163,9 @@ def m_step_from_stats(
         beta[j] = solve_weighted_least_squares(G, b)
         # Σ_i γ_ij (y_i - x1_iᵀβ_j)²; the three-term form stays valid for minimum-norm solutions.
         rss[j] = max(yy - 2.0 * beta[j] @ b + beta[j] @ G @ beta[j], 0.0)
-    if variance == "fixed":
-        sigma = np.full(K, float(sigma_fixed))
-    elif variance == "shared":
-        sigma = np.full(K, math.sqrt(rss.sum() / nk.sum()))
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sigma = np.sqrt(np.where(nk > 0, rss / nk, 0.0))
-    if variance != "fixed":
-        sigma = np.maximum(sigma, sigma_floor)
+    sigma = sigma_from_rss(
+        rss, nk, variance=variance, sigma_fixed=sigma_fixed, sigma_floor=sigma_floor
+    )
     return _Params(weights, beta, sigma)
 
 
@@ -903,41 +856,7 @@ def _fit_source(
         ]
 
     best = _best_run(runs, problem)
-    n_spurious = sum(r.is_spurious and not r.degenerate for r in runs)
-    if best.is_spurious and not best.degenerate:
-        n_degenerate = sum(r.degenerate for r in runs)
-        if spurious == "allow":
-            how = f"{n_spurious} of {len(runs)} EM run(s) ended"
-        elif n_degenerate:
-            how = f"All {len(runs)} EM runs ended degenerate ({n_degenerate}) or"
-        else:
-            how = "The EM run ended" if len(runs) == 1 else f"All {len(runs)} EM runs ended"
-        warnings.warn(
-            f"{how} with a spurious component: a handful of observations fitted with a sigma "
-            "far below the other components' (McLachlan & Peel 2000, §3.10). The returned fit "
-            "is flagged (result_.spurious, result_.spurious_components); its log-likelihood, "
-            "BIC and AIC overstate the fit. Try fewer components, more starts (n_init), "
-            "variance='shared', or min_weight.",
-            SpuriousFitWarning,
-            stacklevel=4,
-        )
-    elif best.degenerate:
-        warnings.warn(
-            f"All {len(runs)} EM run(s) ended in a degenerate optimum: a component's sigma "
-            "collapsed to the floor or its weight fell below the minimum (fewer effective "
-            "observations than coefficients). The returned fit is degenerate; try fewer "
-            "components, variance='shared', or more starts (n_init).",
-            DegenerateFitWarning,
-            stacklevel=4,
-        )
-    elif not best.converged and tol > 0:
-        warnings.warn(
-            f"EM did not converge within max_iter={max_iter} iterations (last log-likelihood "
-            f"change {best.trace[-1] - best.trace[-2]:.3g}, tol={tol:g} per observation). "
-            "Increase max_iter or tol.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
+    n_spurious = warn_outcome(runs, best, spurious=spurious, max_iter=max_iter, tol=tol)
     optima = _distinct_optima(runs, best, scaler, problem, sigma)
     top, offset = optima[0][0], data.n_obs * math.log(scaler.y_scale)
     # log-likelihood in the original units = standardised one - n_obs log(y_scale)
@@ -964,12 +883,72 @@ def _fit_source(
     )
 
 
+def warn_outcome(runs: list, best, *, spurious: str, max_iter: int, tol: float) -> int:
+    """Warn when the returned run is spurious, degenerate or did not converge.
+
+    ``runs`` are the runs of a fit (anything with ``degenerate``, ``is_spurious``,
+    ``converged`` and ``trace``), ``best`` the one returned. The warnings are attributed to
+    the user's call (``fit_em``, ``fit_structured`` or the estimator's ``fit``). Returns how
+    many runs ended spurious (and not degenerate).
+    """
+    n_spurious = sum(r.is_spurious and not r.degenerate for r in runs)
+    if best.is_spurious and not best.degenerate:
+        n_degenerate = sum(r.degenerate for r in runs)
+        if spurious == "allow":
+            how = f"{n_spurious} of {len(runs)} EM run(s) ended"
+        elif n_degenerate:
+            how = f"All {len(runs)} EM runs ended degenerate ({n_degenerate}) or"
+        else:
+            how = "The EM run ended" if len(runs) == 1 else f"All {len(runs)} EM runs ended"
+        warnings.warn(
+            f"{how} with a spurious component: a handful of observations fitted with a sigma "
+            "far below the other components' (McLachlan & Peel 2000, §3.10). The returned fit "
+            "is flagged (result_.spurious, result_.spurious_components); its log-likelihood, "
+            "BIC and AIC overstate the fit. Try fewer components, more starts (n_init), "
+            "variance='shared', or min_weight.",
+            SpuriousFitWarning,
+            stacklevel=_user_stacklevel(),
+        )
+    elif best.degenerate:
+        warnings.warn(
+            f"All {len(runs)} EM run(s) ended in a degenerate optimum: a component's sigma "
+            "collapsed to the floor or its weight fell below the minimum (fewer effective "
+            "observations than coefficients). The returned fit is degenerate; try fewer "
+            "components, variance='shared', or more starts (n_init).",
+            DegenerateFitWarning,
+            stacklevel=_user_stacklevel(),
+        )
+    elif not best.converged and tol > 0:
+        warnings.warn(
+            f"EM did not converge within max_iter={max_iter} iterations (last log-likelihood "
+            f"change {best.trace[-1] - best.trace[-2]:.3g}, tol={tol:g} per observation). "
+            "Increase max_iter or tol.",
+            ConvergenceWarning,
+            stacklevel=_user_stacklevel(),
+        )
+    return n_spurious
+
+
+def _user_stacklevel() -> int:
+    """The stack level of the first frame outside bayes_mlr (where the user called in)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("bayes_mlr"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def canonical_order(weights, intercept, coef, x_mean) -> np.ndarray:
+    """The canonical component order: ascending mean prediction ``intercept + coef · x̄``,
+    ties broken by descending weight."""
+    return np.lexsort((-np.asarray(weights), intercept + coef @ x_mean))
+
+
 def _optimum(run: _Run, scaler: Scaler, problem: _Problem, sigma, n_runs: int) -> Optimum:
     """A run's end point in the original units and the canonical component order."""
     weights, intercept, coef, sig = _to_external(scaler, run.params)
     if problem.variance == "fixed":  # exactly as given, not via the internal scale
         sig = np.full(weights.shape[0], float(sigma))
-    order = np.lexsort((-weights, intercept + coef @ scaler.x_mean))
+    order = canonical_order(weights, intercept, coef, scaler.x_mean)
     return Optimum(
         weights=weights[order],
         intercept=intercept[order],

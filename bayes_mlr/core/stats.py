@@ -90,6 +90,31 @@ def log_resp(
     loglik : ndarray of shape (n,)
         log Σ_j π_j N(y_i | x1_iᵀ β_j, σ_j²).
     """
+    out = component_log_density(Z, beta, sigma)
+    out += log_weights[:, None]
+    row_max = out.max(axis=0)
+    out -= row_max
+    loglik = np.log(np.exp(out).sum(axis=0))
+    out -= loglik
+    loglik += row_max
+    return out, loglik
+
+
+def component_log_density(Z: np.ndarray, beta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """log N(y_i | x1_iᵀβ_j, σ_j²) of every row under every component.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, q + 1)
+        Augmented data [X1, y].
+    beta : ndarray of shape (K, q)
+    sigma : ndarray of shape (K,)
+
+    Returns
+    -------
+    ndarray of shape (K, n)
+        Component-major (a new array, free to be modified in place).
+    """
     K = beta.shape[0]
     # Coefficients that map z_i to the scaled residual (y_i - x1_iᵀβ_j) / σ_j in one product.
     C = np.empty((K, Z.shape[1]))
@@ -99,13 +124,8 @@ def log_resp(
     out = C @ Z.T  # (K, n)
     np.square(out, out=out)
     out *= -0.5
-    out += (log_weights - np.log(sigma) - 0.5 * LOG_2PI)[:, None]
-    row_max = out.max(axis=0)
-    out -= row_max
-    loglik = np.log(np.exp(out).sum(axis=0))
-    out -= loglik
-    loglik += row_max
-    return out, loglik
+    out += (-np.log(sigma) - 0.5 * LOG_2PI)[:, None]
+    return out
 
 
 def block_stats(

@@ -89,7 +89,15 @@ def _n_sigma(n_components: int, variance: str) -> int:
     return {"component": n_components, "shared": 1, "fixed": 0}[variance]
 
 
-def n_parameters(n_components: int, n_features: int, *, variance: str, fit_intercept: bool) -> int:
+def n_parameters(
+    n_components: int,
+    n_features: int,
+    *,
+    variance: str,
+    fit_intercept: bool,
+    n_shared: int = 0,
+    n_concomitant: int = 0,
+) -> int:
     """Number of free parameters of a mixture of linear regressions.
 
     Parameters
@@ -103,16 +111,24 @@ def n_parameters(n_components: int, n_features: int, *, variance: str, fit_inter
         ``"fixed"``: sigma is known and not estimated.
     fit_intercept : bool
         Whether each component has a free intercept.
+    n_shared : int, default=0
+        Design columns (the intercept included) whose coefficient is shared by all
+        components: each counts once instead of ``K`` times.
+    n_concomitant : int, default=0
+        Concomitant variables ``r``: the weights are then a multinomial logit with
+        ``(K - 1)(r + 1)`` coefficients instead of ``K - 1`` free weights.
 
     Returns
     -------
     int
-        ``K * (p + fit_intercept)`` regression coefficients, plus ``K - 1`` weights, plus ``K``,
-        ``1`` or ``0`` sigmas for ``"component"``, ``"shared"`` and ``"fixed"``.
+        ``K * (p + fit_intercept)`` regression coefficients (``(K - 1) * n_shared`` fewer),
+        plus ``(K - 1)(r + 1)`` mixing parameters, plus ``K``, ``1`` or ``0`` sigmas for
+        ``"component"``, ``"shared"`` and ``"fixed"``.
     """
     _check_spec(n_components, n_features, variance, fit_intercept)
     k, p = int(n_components), int(n_features)
-    return k * (p + int(fit_intercept)) + _n_sigma(k, variance) + (k - 1)
+    n_coef = k * (p + int(fit_intercept)) - (k - 1) * int(n_shared)
+    return n_coef + _n_sigma(k, variance) + (k - 1) * (int(n_concomitant) + 1)
 
 
 @dataclass(frozen=True)

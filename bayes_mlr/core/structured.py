@@ -1,0 +1,520 @@
+"""EM over a component model, a mixing model and a grouping: concomitant variables, grouped
+rows and shared coefficients, alone or together.
+
+The loop knows three objects and nothing else:
+
+* a **component model** (:mod:`bayes_mlr.core.components`): each row's log density under each
+  component, and a weighted M-step;
+* a **mixing model** (:mod:`bayes_mlr.core.mixing`): the log prior weights of each group, and
+  its M-step (constant weights, or a multinomial logit in concomitant variables);
+* a **grouping** (:mod:`bayes_mlr.core.grouping`): which rows share one hidden label.
+
+One EM iteration, with ``c_g`` the replication weight of group ``g``:
+
+* **E-step** — ``a_gj = log π_gj + Σ_{i∈g} log f_j(y_i | x_i)``, ``ℓ_g = logsumexp_j a_gj`` and
+  ``γ_gj = exp(a_gj − ℓ_g)`` (Bayes' rule per group); the log-likelihood is ``Σ_g c_g ℓ_g``.
+* **M-step** — the component model is fitted with row weights ``c_g γ_gj`` for every row of
+  ``g``, the mixing model to the group responsibilities. Both steps raise the expected
+  complete-data log-likelihood, so the log-likelihood never decreases.
+
+Without groups every row is its own group; with constant mixing and no shared coefficient this is
+the plain EM of :mod:`bayes_mlr.core.em`, which remains the fast path for that model (block
+statistics in threads, SQUAREM, Dask). Here every start runs plain EM steps to convergence, in
+memory. Data are standardised as in the fast path (the concomitant variables too), and results
+mapped back to the original units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bayes_mlr._validation import (
+    check_concomitant,
+    check_data,
+    check_guard,
+    check_settings,
+    check_shared,
+    check_sizes,
+    is_dask_collection,
+)
+from bayes_mlr.core import em
+from bayes_mlr.core.components import GaussianComponents
+from bayes_mlr.core.data import InMemoryData, Scaler
+from bayes_mlr.core.grouping import Grouping, group_constant
+from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit, log_softmax
+from bayes_mlr.core.spurious import spurious_components
+from bayes_mlr.core.stats import augment
+from bayes_mlr.results import EMProgress, EMResult
+
+__all__ = ["e_step_structured", "fit_structured", "mixing_weights"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The problem on the internal (standardised) scale
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    """beta (K, q), sigma (K,), gate (K, r1) on the internal scale."""
+
+    beta: np.ndarray
+    sigma: np.ndarray
+    gate: np.ndarray
+
+
+@dataclass
+class _StructuredRun(em._Run):
+    """An EM run (as :class:`bayes_mlr.core.em._Run`, whose ``params.weights`` are the mean prior
+    weights over the rows) with the mixing coefficients it ended at."""
+
+    gate: np.ndarray | None = None
+
+
+@dataclass
+class _Structured:
+    """Data, component model, mixing model and grouping of one fit."""
+
+    Z: np.ndarray  # (n, q + 1) standardised [X1, y]
+    row_weight: np.ndarray  # (n,) c_i
+    grouping: Grouping
+    group_weight: np.ndarray  # (G,) c_g
+    components: GaussianComponents
+    mixing: ConstantMixing | MultinomialLogit
+    base: em._Problem  # the plain problem: starts, ranking, degeneracy, optima
+
+    @property
+    def n_obs(self) -> float:
+        return self.base.n_obs
+
+    def e_step(self, state: _State) -> tuple[np.ndarray, float]:
+        """Group responsibilities (G, K) and the log-likelihood Σ_g c_g ℓ_g."""
+        a = self.grouping.sum(self.components.log_density(self.Z, state.beta, state.sigma))
+        gamma, ell = _bayes_rule(a + self.mixing.log_prior(state.gate))
+        return gamma, float(self.group_weight @ ell)
+
+    def m_step(self, state: _State, gamma: np.ndarray) -> tuple[_State, np.ndarray]:
+        """New state, and the effective rows per component ``Σ_i c_i γ_ij``."""
+        R = self.grouping.expand(gamma) * self.row_weight[:, None]
+        beta, sigma, nk = self.components.m_step(self.Z, R, state.sigma)
+        gate = self.mixing.m_step(gamma, state.gate)
+        return _State(beta, sigma, gate), nk
+
+    def mean_weights(self, gate: np.ndarray) -> np.ndarray:
+        """The prior weights averaged over the rows (sample-weighted), shape (K,)."""
+        pi = np.exp(self.mixing.log_prior(gate))
+        if pi.shape[0] == 1:
+            return pi[0]
+        return (self.group_weight * self.grouping.sizes()) @ pi / self.n_obs
+
+    def degenerate(self, state: _State, nk: np.ndarray) -> bool:
+        stats = _Counts(nk)
+        return self.base.is_degenerate(em._Params(None, state.beta, state.sigma), stats)
+
+    def run(self, state: _State, max_iter: int, tol: float, label: tuple[int, int]) -> _Run:
+        """Plain EM steps from ``state`` until the gain per observation is at most ``tol``."""
+        gamma, ll = self.e_step(state)
+        trace, n_iter, converged, degenerate = [ll], 0, False, False
+        nk = self.grouping.expand(gamma).T @ self.row_weight
+        while n_iter < max_iter:
+            state, nk = self.m_step(state, gamma)
+            gamma, ll = self.e_step(state)
+            trace.append(ll)
+            n_iter += 1
+            self._report(label, n_iter, ll)
+            if self.degenerate(state, nk):
+                degenerate = True
+                break
+            if tol > 0 and abs(trace[-1] - trace[-2]) <= tol * self.n_obs:
+                converged = True
+                break
+        self._report(label, n_iter, ll, done=True, converged=converged, degenerate=degenerate)
+        spurious = spurious_components(
+            nk, state.sigma, self.components.n_coef, variance=self.components.variance
+        )
+        params = em._Params(self.mean_weights(state.gate), state.beta, state.sigma)
+        return _StructuredRun(params, trace, n_iter, converged, degenerate, spurious, state.gate)
+
+    def _report(self, label, n_iter, ll, *, done=False, converged=False, degenerate=False):
+        if self.base.callback is not None:
+            self.base.callback(
+                EMProgress(
+                    stage="run",
+                    start=label[0],
+                    n_starts=label[1],
+                    n_iter=n_iter,
+                    log_likelihood=ll - self.n_obs * self.base.log_y_scale,
+                    done=done,
+                    converged=converged,
+                    degenerate=degenerate,
+                )
+            )
+
+    # -- starts ------------------------------------------------------------------------------
+
+    def start_random(self, K: int, rng: np.random.Generator) -> _State:
+        """Random group responsibilities (Dirichlet(1) rows), then one M-step."""
+        gamma = rng.dirichlet(np.ones(K), size=self.grouping.n_groups)
+        zero = _State(None, np.ones(K), self.mixing.zeros(K))
+        return self.m_step(zero, gamma)[0]
+
+    def start_subsets(self, K: int, rng: np.random.Generator) -> _State:
+        """Minimal-subset starts of the plain EM (:func:`bayes_mlr.core.em._init_subsets`), the
+        shared coefficients set to their mean over the components, equal prior weights."""
+        p = em._init_subsets(self.base, K, rng)
+        beta = p.beta.copy()
+        shared = self.components.shared
+        beta[:, shared] = beta[:, shared].mean(axis=0)
+        return _State(beta, p.sigma, self.mixing.zeros(K))
+
+
+def _bayes_rule(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Responsibilities ``γ_gj = exp(a_gj − ℓ_g)`` and ``ℓ_g = logsumexp_j a_gj`` from the
+    joint log densities ``a`` (G, K)."""
+    top = a.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    ell = top[:, 0] + np.log(np.exp(a - top).sum(axis=1))
+    return np.exp(a - ell[:, None]), ell
+
+
+@dataclass
+class _Counts:
+    """The part of :class:`~bayes_mlr.core.stats.SufficientStats` that the degeneracy test
+    reads."""
+
+    nk: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def fit_structured(
+    X: Any,
+    y: Any,
+    n_components: int,
+    *,
+    groups: Any = None,
+    concomitant: Any = None,
+    shared: Any = None,
+    variance: str = "component",
+    sigma: float | None = None,
+    fit_intercept: bool = True,
+    sample_weight: Any = None,
+    init: str = "auto",
+    n_init: int = 10,
+    max_iter: int = 1000,
+    tol: float = 1e-8,
+    random_state: int | np.random.Generator | None = None,
+    callback: Callable[[EMProgress], Any] | None = None,
+    spurious: str = "avoid",
+) -> EMResult:
+    """Fit a mixture of linear regressions with concomitant variables, grouped rows and/or
+    coefficients shared across components, by (generalised) EM.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    n_components : int
+    groups : array-like of shape (n_samples,), optional
+        Group labels: all rows of a group share one component (flexmix's ``y ~ x | id``).
+    concomitant : array-like of shape (n_samples, r), optional
+        Concomitant variables ``w``: the prior weights are ``π_ij = softmax_j(α_j + w_iᵀγ_j)``
+        with component 0 the reference (flexmix's ``FLXPmultinom``). With ``groups`` they
+        must be constant within each group.
+    shared : sequence of str or int, or boolean mask, optional
+        Columns of ``X`` (names for a DataFrame, or indices) whose coefficient is one number for
+        all components; ``"intercept"`` shares the intercept.
+    variance, sigma, fit_intercept, max_iter, tol, random_state, callback, spurious
+        As in :func:`bayes_mlr.fit_em`.
+    sample_weight : array-like of shape (n_samples,), optional
+        Replication weights; with ``groups`` they must be constant within each group (a group
+        of weight 2 counts as two independent groups).
+    init : {"auto", "random", "subsets", "short_runs"}, default="auto"
+        ``"random"`` and ``"subsets"`` as in :func:`bayes_mlr.fit_em`; ``"auto"`` and
+        ``"short_runs"`` alternate the two. Every start runs to convergence on all rows.
+    n_init : int, default=10
+        Number of starts (up to four more rounds when every run is degenerate or spurious).
+
+    Returns
+    -------
+    EMResult
+        With ``concomitant_intercept``, ``concomitant_coef``, ``shared``,
+        ``shared_intercept`` and ``n_groups`` set; ``weights`` are the prior weights averaged
+        over the training rows. Components are in the canonical order (ascending mean
+        prediction), and component 0 is the reference of the concomitant model.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, values that vary within a group where they may not, too few groups for
+        the components, or Dask input (grouping and concomitant models need the data in
+        memory).
+    """
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
+    check_guard(spurious=spurious, min_weight=None)
+    check_settings(
+        n_components=n_components,
+        variance=variance,
+        sigma=sigma,
+        fit_intercept=fit_intercept,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+    )
+    if not isinstance(init, str):
+        raise TypeError(
+            "init must be one of 'auto', 'random', 'subsets', 'short_runs' for a model with "
+            f"concomitant variables, groups or shared coefficients; got {type(init).__name__}."
+        )
+    if any(is_dask_collection(v) for v in (X, y, groups, concomitant, sample_weight)):
+        raise ValueError(
+            "Dask input is not supported with groups, concomitant variables or shared "
+            "coefficients: pass in-memory arrays (e.g. .compute()), or fit without them."
+        )
+    X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
+    n, p = X_arr.shape
+    K = int(n_components)
+    mask, shared_intercept = check_shared(shared, p, names, fit_intercept=bool(fit_intercept))
+    grouping = Grouping(groups, n)
+    W = None if concomitant is None else check_concomitant(concomitant, n)[0]
+    row_weight = np.ones(n) if sw is None else sw
+    group_weight = group_constant(grouping, row_weight, "sample_weight")
+    W_groups = None if W is None else group_constant(grouping, W, "concomitant")
+    n_rows = int(np.count_nonzero(row_weight))
+    check_sizes(n_rows, p, K, fit_intercept=bool(fit_intercept), variance=variance)
+    n_groups = int(np.count_nonzero(group_weight))
+    if K > n_groups:
+        raise ValueError(f"n_components={K} is larger than the number of groups ({n_groups}).")
+
+    if shared_intercept:  # shifting x would make a shared intercept component-specific
+        scaler = Scaler.from_arrays(X_arr, y_arr, sw, False)
+        scaler = dataclasses.replace(scaler, fit_intercept=True, x_mean=X_arr.mean(axis=0))
+    else:
+        scaler = Scaler.from_arrays(X_arr, y_arr, sw, bool(fit_intercept))
+    design_shared = np.concatenate([[shared_intercept], mask]) if fit_intercept else mask
+    sigma_fixed = None if sigma is None else sigma / scaler.y_scale
+    w_shift, w_scale = _concomitant_scaler(W_groups, group_weight)
+    if W_groups is None:
+        mixing = ConstantMixing(group_weight)
+    else:
+        Wd = np.column_stack([np.ones(W_groups.shape[0]), (W_groups - w_shift) / w_scale])
+        mixing = MultinomialLogit(Wd, group_weight)
+    components = GaussianComponents(
+        design_shared, variance=variance, sigma_fixed=sigma_fixed, sigma_floor=em.SIGMA_FLOOR_REL
+    )
+    rng = np.random.default_rng(random_state)
+    Z = scaler.augmented(X_arr, y_arr)
+    with InMemoryData(Z, sw) as data:
+        base = em._Problem(
+            data=data,
+            n_obs=data.n_obs,
+            variance=variance,
+            sigma_fixed=sigma_fixed,
+            sigma_floor=em.SIGMA_FLOOR_REL,
+            min_count=data.q + (variance == "component"),
+            callback=callback,
+            log_y_scale=math.log(scaler.y_scale),
+            avoid_spurious=spurious == "avoid",
+        )
+        model = _Structured(Z, row_weight, grouping, group_weight, components, mixing, base)
+        runs = _restarts(model, K, init, int(n_init), int(max_iter), float(tol), rng)
+        best = em._best_run(runs, base)
+        n_spurious = em.warn_outcome(runs, best, spurious=spurious, max_iter=max_iter, tol=tol)
+        optima = em._distinct_optima(runs, best, scaler, base, sigma)
+    return _result(
+        best,
+        runs,
+        optima,
+        scaler,
+        base,
+        sigma=sigma,
+        variance=variance,
+        mask=mask,
+        shared_intercept=shared_intercept,
+        concomitant=None if W is None else (w_shift, w_scale),
+        n_groups=None if grouping.trivial else grouping.n_groups,
+        n_spurious=n_spurious,
+    )
+
+
+def _concomitant_scaler(W: np.ndarray | None, weight: np.ndarray):
+    """Weighted mean and standard deviation of each concomitant column (1 for a constant one)."""
+    if W is None:
+        return None, None
+    shift = np.average(W, axis=0, weights=weight)
+    scale = np.sqrt(np.average((W - shift) ** 2, axis=0, weights=weight))
+    scale = np.where(scale > 1e-12 * np.maximum(np.abs(shift), 1.0), scale, 1.0)
+    return shift, scale
+
+
+def _restarts(model: _Structured, K, init, n_init, max_iter, tol, rng) -> list[_StructuredRun]:
+    """``n_init`` starts (subsets and random in turn for "auto"/"short_runs"), each run to
+    convergence; up to ``em.SPURIOUS_EXTRA_ROUNDS`` more rounds while no run is regular."""
+    if init == "random":
+        makers = (model.start_random,)
+    elif init == "subsets":
+        makers = (model.start_subsets,)
+    else:
+        makers = (model.start_subsets, model.start_random)
+    runs: list[_StructuredRun] = []
+    for _ in range(1 + em.SPURIOUS_EXTRA_ROUNDS):
+        for i in range(len(runs), len(runs) + n_init):
+            state = makers[i % len(makers)](K, rng)
+            runs.append(model.run(state, max_iter, tol, (i, n_init)))
+        if any(map(model.base.is_regular, runs)):
+            break
+    return runs
+
+
+def _result(
+    best,
+    runs,
+    optima,
+    scaler,
+    base,
+    *,
+    sigma,
+    variance,
+    mask,
+    shared_intercept,
+    concomitant,
+    n_groups,
+    n_spurious,
+) -> EMResult:
+    weights, intercept, coef, sig = em._to_external(scaler, best.params)
+    if variance == "fixed":
+        sig = np.full(weights.shape[0], float(sigma))
+    order = em.canonical_order(weights, intercept, coef, scaler.x_mean)
+    c_intercept = c_coef = None
+    if concomitant is not None:
+        shift, scale = concomitant
+        gate = best.gate[order]
+        c_coef = gate[:, 1:] / scale
+        c_intercept = gate[:, 0] - c_coef @ shift
+        c_coef, c_intercept = c_coef - c_coef[0], c_intercept - c_intercept[0]
+    offset = base.n_obs * math.log(scaler.y_scale)
+    trace = np.asarray(best.trace) - offset
+    coef = coef[order]
+    coef[:, mask] = coef[:, mask].mean(axis=0)  # equal up to rounding: make them equal
+    intercept = intercept[order]
+    if shared_intercept:
+        intercept[:] = intercept.mean()
+    return EMResult(
+        weights=weights[order],
+        intercept=intercept,
+        coef=coef,
+        sigma=sig[order],
+        log_likelihood=float(trace[-1]),
+        log_likelihood_trace=trace,
+        n_iter=best.n_iter,
+        converged=best.converged,
+        variance=variance,
+        fit_intercept=scaler.fit_intercept,
+        n_obs=base.n_obs,
+        degenerate=best.degenerate,
+        spurious=best.is_spurious,
+        spurious_components=best.spurious[order],
+        n_runs=len(runs),
+        n_spurious_runs=n_spurious,
+        optima=tuple(o for o, _ in optima),
+        shared=mask,
+        shared_intercept=shared_intercept,
+        concomitant_intercept=c_intercept,
+        concomitant_coef=c_coef,
+        n_groups=n_groups,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation at given parameters (original units)
+# ---------------------------------------------------------------------------------------------
+
+
+def mixing_weights(result: EMResult, concomitant: Any = None, n_samples: int | None = None):
+    """Prior component probabilities of each row, shape (n, K).
+
+    Parameters
+    ----------
+    result : EMResult
+    concomitant : array-like of shape (n, r), optional
+        Required when the model has concomitant variables; otherwise ignored unless given
+        (then only its row count is used).
+    n_samples : int, optional
+        Number of rows when ``concomitant`` is not needed.
+
+    Returns
+    -------
+    ndarray of shape (n, K)
+    """
+    if result.concomitant_coef is None:
+        n = n_samples if concomitant is None else np.shape(concomitant)[0]
+        if n is None:
+            raise ValueError("mixing_weights needs the number of rows (n_samples).")
+        return np.broadcast_to(result.weights, (int(n), result.n_components)).copy()
+    if concomitant is None:
+        raise ValueError(
+            f"This model has {result.n_concomitant} concomitant variable(s): pass concomitant, "
+            "an array of shape (n_samples, r) (or the data frame, for a formula fit)."
+        )
+    W = check_concomitant(concomitant, np.shape(concomitant)[0])[0]
+    if W.shape[1] != result.n_concomitant:
+        raise ValueError(
+            f"concomitant has {W.shape[1]} column(s), but the model was fitted with "
+            f"{result.n_concomitant}."
+        )
+    if n_samples is not None and W.shape[0] != n_samples:
+        raise ValueError(f"concomitant has {W.shape[0]} rows, X has {n_samples}.")
+    eta = result.concomitant_intercept + W @ result.concomitant_coef.T
+    return np.exp(log_softmax(eta))
+
+
+def e_step_structured(
+    result: EMResult,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    groups: Any = None,
+    concomitant: Any = None,
+) -> tuple[np.ndarray, np.ndarray, Grouping]:
+    """The E-step of a fitted model on data in the original units.
+
+    Parameters
+    ----------
+    result : EMResult
+    X : ndarray of shape (n, p)
+    y : ndarray of shape (n,)
+    groups : array-like of shape (n,), optional
+    concomitant : array-like of shape (n, r), optional
+
+    Returns
+    -------
+    resp : ndarray of shape (n, K)
+        Responsibilities; every row of a group carries its group's.
+    loglik : ndarray of shape (n_groups,)
+        ``ℓ_g = log Σ_j π_gj Π_{i∈g} N(y_i | ·)`` of each group (of each row without groups).
+    grouping : Grouping
+    """
+    n = X.shape[0]
+    grouping = Grouping(groups, n)
+    pi = mixing_weights(result, concomitant, n)
+    log_pi = group_constant(grouping, np.log(np.maximum(pi, 1e-300)), "concomitant")
+    X1 = np.column_stack([np.ones(n), X]) if result.fit_intercept else X
+    beta = np.column_stack([result.intercept, result.coef]) if result.fit_intercept else result.coef
+    sigma = np.asarray(result.sigma)
+    comp = GaussianComponents(
+        np.zeros(beta.shape[1], bool), variance="component", sigma_fixed=None, sigma_floor=0.0
+    )
+    a = grouping.sum(comp.log_density(augment(X1, y), beta, sigma)) + log_pi
+    gamma, ell = _bayes_rule(a)
+    return grouping.expand(gamma), ell, grouping
