@@ -90,6 +90,9 @@ class _ParamsMixin:
         return f"{type(self).__name__}({', '.join(changed)})"
 
 
+#: score_samples: every row on its own, whatever groups a formula fit would read from X.
+_NO_GROUPS = object()
+
 #: With ``verbose=2``, a progress line every this many EM iterations of a run.
 VERBOSE_INTERVAL = 10
 
@@ -158,14 +161,21 @@ class MixtureOfRegressions(_ParamsMixin):
         :func:`bayes_mlr.fit_em`.
     min_weight : float in (0, 1), optional
         flexmix's ``minprior``: remove components whose weight falls below it during EM, so
-        the fit may have fewer components (``n_components_``) than asked for.
+        the fit may have fewer components (``n_components_``) than asked for. Not available
+        with ``shared``, ``groups`` or ``concomitant``.
+    shared : list of str or int, or boolean mask, optional
+        Columns of ``X`` (names for a DataFrame, or indices) whose coefficient is one number
+        for all components (flexmix's ``FLXMRglmfix(fixed = ~ w)``); the name
+        ``"intercept"`` shares the intercept. ``coef_`` keeps its shape, with equal entries in
+        shared columns.
 
     Attributes
     ----------
     n_components_ : int
         Number of fitted components: ``n_components`` unless ``min_weight`` removed some.
     weights_ : ndarray of shape (n_components,)
-        Mixing proportions.
+        Mixing proportions. With concomitant variables the prior weights differ from row to
+        row (:meth:`mixing_weights`); ``weights_`` is then their mean over the training rows.
     intercept_ : ndarray of shape (n_components,)
         Intercepts (zeros when ``fit_intercept=False``).
     coef_ : ndarray of shape (n_components, n_features)
@@ -184,10 +194,23 @@ class MixtureOfRegressions(_ParamsMixin):
     feature_names_in_ : ndarray of str
         Only set when ``X`` had string column names (pandas).
     standard_errors_ : dict of str to ndarray
-        Keys "weights", "intercept", "coef", "sigma", each in its parameter's shape. From the
+        Keys "weights", "intercept", "coef", "sigma", each in its parameter's shape, and with
+        concomitant variables "concomitant_intercept" and "concomitant_coef". From the
         observed information of the observed-data log-likelihood (free parameters: coefficients,
-        log sigma and K-1 logits), mapped to the natural scale by the delta method. Computed on
-        first access.
+        log sigma and K-1 logits or the concomitant coefficients), mapped to the natural scale
+        by the delta method. Computed on first access.
+    concomitant_intercept_ : ndarray of shape (n_components,)
+        Only with concomitant variables: the intercepts α_j of the multinomial logit
+        ``π_ij = softmax_j(α_j + w_iᵀγ_j)``; entry 0 is 0 (component 0 is the reference).
+    concomitant_coef_ : ndarray of shape (n_components, n_concomitant)
+        Only with concomitant variables: the γ_j; row 0 is all zeros.
+    concomitant_names_in_ : ndarray of str
+        Only with concomitant variables: their names (DataFrame columns, the concomitant
+        formula's columns, or ``w0, w1, ...``).
+    shared_ : ndarray of bool, shape (n_features,)
+        Which features have a shared coefficient.
+    n_groups_ : int or None
+        Number of groups of a grouped fit (``fit(..., groups=)``), else None.
 
     Examples
     --------
@@ -219,6 +242,7 @@ class MixtureOfRegressions(_ParamsMixin):
         verbose: int = 0,
         spurious: str = "avoid",
         min_weight: float | None = None,
+        shared: Any = None,
     ) -> None:
         self.n_components = n_components
         self.variance = variance
@@ -232,10 +256,19 @@ class MixtureOfRegressions(_ParamsMixin):
         self.verbose = verbose
         self.spurious = spurious
         self.min_weight = min_weight
+        self.shared = shared
 
     # -- fitting ---------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MixtureOfRegressions:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        groups: Any = None,
+        concomitant: Any = None,
+    ) -> MixtureOfRegressions:
         """Fit by soft EM.
 
         Parameters
@@ -244,13 +277,23 @@ class MixtureOfRegressions(_ParamsMixin):
             Features (pandas DataFrames keep their column names).
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), optional
-            Replication weights.
+            Replication weights (with ``groups``: constant within each group).
+        groups : array-like of shape (n_samples,), optional
+            Group labels: all rows of a group share one component (repeated measurements of
+            one subject; flexmix's ``y ~ x | id``). The E-step is then Bayes' rule per group,
+            and the log-likelihood a sum over groups.
+        concomitant : array-like of shape (n_samples, r), optional
+            Concomitant variables ``w``: the prior weights become
+            ``π_ij = softmax_j(α_j + w_iᵀγ_j)`` (a mixture of experts; flexmix's
+            ``FLXPmultinom``). With ``groups`` they must be constant within each group.
 
         Returns
         -------
         self
         """
         callback = _progress_printer(self.verbose)  # checks verbose before any work
+        if groups is not None or concomitant is not None or self.shared is not None:
+            return self._fit_structured(X, y, sample_weight, groups, concomitant, callback)
         if is_dask_collection(X) or is_dask_collection(y):
             from bayes_mlr.core.dask_data import (
                 prepare,  # Dask arrays/DataFrames: stream the blocks, stay lazy
@@ -279,7 +322,59 @@ class MixtureOfRegressions(_ParamsMixin):
         self._set_result(result, X_arr, y_arr, sw, names)
         return self
 
-    def _set_result(self, result: EMResult, X, y, sw, names) -> None:
+    def _fit_structured(self, X, y, sample_weight, groups, concomitant, callback):
+        """fit() with groups, concomitant variables or shared coefficients
+        (:func:`bayes_mlr.core.structured.fit_structured`)."""
+        from bayes_mlr._validation import check_concomitant
+        from bayes_mlr.core.grouping import Grouping
+        from bayes_mlr.core.structured import fit_structured
+
+        if self.min_weight is not None:
+            raise ValueError(
+                "min_weight is not available with shared coefficients, groups or concomitant "
+                "variables; leave it None."
+            )
+        if is_dask_collection(X) or is_dask_collection(y):
+            raise ValueError(
+                "Dask input is not supported with shared coefficients, groups or concomitant "
+                "variables: pass in-memory arrays (e.g. .compute())."
+            )
+        X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
+        W = conc_names = None
+        if concomitant is not None:
+            W, conc_names = check_concomitant(concomitant, X_arr.shape[0])
+        codes = None if groups is None else Grouping(groups, X_arr.shape[0]).index
+        result = fit_structured(
+            X,
+            y_arr,
+            self.n_components,
+            groups=groups,
+            concomitant=W,
+            shared=self.shared,
+            variance=self.variance,
+            sigma=self.sigma,
+            fit_intercept=self.fit_intercept,
+            sample_weight=sw,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            random_state=self.random_state,
+            callback=callback,
+            spurious=self.spurious,
+        )
+        self._set_result(result, X_arr, y_arr, sw, names, groups=codes, concomitant=W)
+        if W is not None:
+            self.concomitant_names_in_ = (
+                conc_names
+                if conc_names is not None
+                else np.asarray([f"w{k}" for k in range(W.shape[1])], dtype=object)
+            )
+        return self
+
+    def _set_result(
+        self, result: EMResult, X, y, sw, names, *, groups=None, concomitant=None
+    ) -> None:
         self.result_ = result
         self.n_components_ = result.n_components
         self.weights_ = np.array(result.weights)
@@ -295,8 +390,17 @@ class MixtureOfRegressions(_ParamsMixin):
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+        self.shared_ = np.array(result.shared)
+        self.n_groups_ = result.n_groups
+        for name in ("concomitant_intercept_", "concomitant_coef_", "concomitant_names_in_"):
+            if hasattr(self, name):
+                delattr(self, name)
+        if result.concomitant_coef is not None:
+            self.concomitant_intercept_ = np.array(result.concomitant_intercept)
+            self.concomitant_coef_ = np.array(result.concomitant_coef)
         # Training data are kept for standard errors and sample_posterior().
         self._fit_X, self._fit_y, self._fit_sample_weight = X, y, sw
+        self._fit_groups, self._fit_concomitant = groups, concomitant
         self._standard_errors = None
         self._covariance = None
 
@@ -348,6 +452,8 @@ class MixtureOfRegressions(_ParamsMixin):
         *,
         sample_weight: Any = None,
         na_action: str = "raise",
+        concomitant: str | None = None,
+        shared: str | None = None,
         **kwargs: Any,
     ) -> MixtureOfRegressions:
         """Fit from a model formula and a data frame, e.g. ``"price ~ size + C(region)"``.
@@ -369,7 +475,9 @@ class MixtureOfRegressions(_ParamsMixin):
         Parameters
         ----------
         formula : str
-            One response left of ``~``, the features right of it.
+            One response left of ``~``, the features right of it; ``| g`` at the end groups
+            the rows by the column ``g`` (flexmix's ``y ~ x | id``: all rows of a group share
+            one component).
         data : pandas.DataFrame or mapping of column name to array
         n_components : int, default=2
         sample_weight : str or array-like of shape (n_samples,), optional
@@ -377,6 +485,14 @@ class MixtureOfRegressions(_ParamsMixin):
         na_action : {"raise", "drop", "ignore"}, default="raise"
             Rows with missing values in the formula's variables: refuse, drop (the weights of
             dropped rows are dropped too) or keep (then EM refuses the NaN).
+        concomitant : str, optional
+            A one-sided formula of concomitant variables, e.g. ``"~ z1 + C(z2)"``: the prior
+            weights are a multinomial logit in them (see :meth:`fit`). Encoded like the main
+            formula and kept, so :meth:`predict` and :meth:`mixing_weights` take the frame.
+        shared : str, optional
+            A one-sided formula of variables whose coefficient is one for all components,
+            e.g. ``"~ w"`` (flexmix's ``FLXMRglmfix(fixed = ~ w)``); write ``1`` as a term
+            (``"~ 1 + w"``) to share the intercept too.
         **kwargs
             Other constructor arguments (``variance``, ``random_state``, ...);
             ``fit_intercept`` comes from the formula.
@@ -406,14 +522,25 @@ class MixtureOfRegressions(_ParamsMixin):
         >>> model.predict(df.head(3)).shape
         (3,)
         """
-        from bayes_mlr.formula import design_from_formula
+        from bayes_mlr.formula import structured_design
 
         if "fit_intercept" in kwargs:
             raise TypeError(
                 "from_formula() takes the intercept from the formula, not fit_intercept: write "
                 "'y ~ x - 1' (or 'y ~ x + 0') for a model without intercepts."
             )
-        design = design_from_formula(formula, data, na_action=na_action)
+        if shared is not None and not isinstance(shared, str):
+            raise TypeError(
+                f"from_formula() takes shared as a formula such as '~ w'; got {shared!r}."
+            )
+        if concomitant is not None and not isinstance(concomitant, str):
+            raise TypeError(
+                "from_formula() takes concomitant as a formula such as '~ z'; got "
+                f"{type(concomitant).__name__}."
+            )
+        design = structured_design(
+            formula, data, concomitant=concomitant, shared=shared, na_action=na_action
+        )
         if isinstance(sample_weight, str):
             if sample_weight not in getattr(data, "columns", data):
                 raise ValueError(f"sample_weight={sample_weight!r} is not a column of data.")
@@ -429,8 +556,16 @@ class MixtureOfRegressions(_ParamsMixin):
                 sample_weight = (
                     pd.Series(np.asarray(sample_weight), index=index).loc[design.X.index].to_numpy()
                 )
+        if design.shared is not None:
+            kwargs["shared"] = design.shared
         model = cls(n_components, fit_intercept=design.fit_intercept, **kwargs)
-        model.fit(design.X, design.y, sample_weight=sample_weight)
+        model.fit(
+            design.X,
+            design.y,
+            sample_weight=sample_weight,
+            groups=design.groups,
+            concomitant=design.concomitant,
+        )
         model._remember_formula(design)
         return model
 
@@ -446,6 +581,13 @@ class MixtureOfRegressions(_ParamsMixin):
             model_spec=design.model_spec,
             result=self.result_,
             response_spec=design.response_spec,
+            group=design.group,
+            concomitant_formula=design.concomitant_formula,
+            concomitant_spec=design.concomitant_spec,
+            concomitant_names=(
+                None if design.concomitant is None else list(design.concomitant.columns)
+            ),
+            shared_formula=design.shared_formula,
         )
 
     def _formula_state(self) -> FormulaState | None:
@@ -589,18 +731,25 @@ class MixtureOfRegressions(_ParamsMixin):
 
     # -- prediction and scoring --------------------------------------------------------------
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, concomitant: Any = None) -> np.ndarray:
         """Mixture mean E[y | x] = Σ_j π_j (intercept_j + coef_j·x).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        concomitant : array-like of shape (n_samples, r), optional
+            Required for a model with concomitant variables (then π_j depends on the row), unless
+            it was fitted from a formula and ``X`` is the data frame.
 
         Returns
         -------
         ndarray of shape (n_samples,)
         """
-        return self.predict_components(X) @ self.weights_
+        means = self.predict_components(X)
+        if getattr(self, "concomitant_coef_", None) is None:
+            return means @ self.weights_
+        _, W = self._structure_of(X, None, concomitant)
+        return np.einsum("ij,ij->i", means, self.mixing_weights(W))
 
     def predict_components(self, X: Any) -> np.ndarray:
         """Each component's regression line at X.
@@ -611,6 +760,67 @@ class MixtureOfRegressions(_ParamsMixin):
         """
         X = self._check_X(X)
         return X @ self.coef_.T + self.intercept_
+
+    def mixing_weights(self, concomitant: Any) -> np.ndarray:
+        """Prior component probabilities of each row, π_ij = softmax_j(α_j + w_iᵀγ_j).
+
+        Parameters
+        ----------
+        concomitant : array-like of shape (n_samples, r) or data frame
+            The concomitant variables (for a formula fit, a data frame of raw columns is
+            encoded with the concomitant formula). For a model without concomitant
+            variables any array-like with ``n_samples`` rows (e.g. ``X``) gives ``weights_``
+            on every row.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Rows sum to one.
+        """
+        from bayes_mlr.core.structured import mixing_weights
+
+        self._check_fitted()
+        if concomitant is None:
+            raise ValueError(
+                "mixing_weights needs the concomitant variables (or, for a model without them, "
+                "any array with one row per observation, e.g. X)."
+            )
+        state = self._formula_state()
+        if state is not None and hasattr(concomitant, "columns"):
+            encoded = state.concomitant_of(concomitant)
+            if encoded is not None:
+                concomitant = encoded
+        if getattr(self, "concomitant_coef_", None) is None:
+            return mixing_weights(self.result_, None, len(concomitant))
+        return mixing_weights(self.result_, concomitant)
+
+    def _structure_of(self, X: Any, groups: Any, concomitant: Any) -> tuple[Any, Any]:
+        """``groups`` and ``concomitant`` for data X: as given, or for a formula fit and a
+        raw data frame X, read from X (the ``| g`` column and the concomitant formula)."""
+        state = self._formula_state()
+        frame = state is not None and hasattr(X, "columns") and not is_dask_collection(X)
+        if groups is None and frame:
+            groups = state.groups_of(X)
+        has_concomitant = getattr(self, "concomitant_coef_", None) is not None
+        if not has_concomitant:
+            if concomitant is not None:
+                raise ValueError(
+                    "concomitant was given, but this model was fitted without concomitant "
+                    "variables."
+                )
+            return groups, None
+        if concomitant is None and frame:
+            concomitant = state.concomitant_of(X)
+        elif concomitant is not None and state is not None and hasattr(concomitant, "columns"):
+            encoded = state.concomitant_of(concomitant)
+            concomitant = concomitant if encoded is None else encoded
+        if concomitant is None:
+            raise ValueError(
+                f"This model has {self.concomitant_coef_.shape[1]} concomitant variable(s) "
+                f"({', '.join(map(str, self.concomitant_names_in_))}): pass concomitant=, an "
+                "array of shape (n_samples, r)."
+            )
+        return groups, concomitant
 
     def _response(self, X: Any, y: Any) -> Any:
         """``y``, or for a formula fit and a raw data frame ``X``, the formula's response
@@ -649,15 +859,28 @@ class MixtureOfRegressions(_ParamsMixin):
             )
         return y_arr
 
-    def _e_step(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _e_step(
+        self, X: Any, y: Any, groups: Any = None, concomitant: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Responsibilities per row (n, K), log-likelihood per group (per row without
+        groups), and the grouping (None for the plain model without groups)."""
         self._check_fitted()
         y = self._response(X, y)
+        groups, concomitant = self._structure_of(X, groups, concomitant)
+        groups = None if groups is _NO_GROUPS else groups
         X_arr = self._check_X(X)
         y_arr = check_y(y, X_arr.shape[0])
-        X1, beta = self._design(X_arr)
-        return e_step(X1, y_arr, self.weights_, beta, self.sigma_)
+        if groups is None and concomitant is None:
+            X1, beta = self._design(X_arr)
+            resp, ll = e_step(X1, y_arr, self.weights_, beta, self.sigma_)
+            return resp, ll, None
+        from bayes_mlr.core.structured import e_step_structured
 
-    def responsibilities(self, X: Any, y: Any = None) -> np.ndarray:
+        return e_step_structured(self.result_, X_arr, y_arr, groups=groups, concomitant=concomitant)
+
+    def responsibilities(
+        self, X: Any, y: Any = None, *, groups: Any = None, concomitant: Any = None
+    ) -> np.ndarray:
         """Posterior membership probabilities γ_ij at the EM estimates (Bayes' rule).
 
         Parameters
@@ -669,73 +892,132 @@ class MixtureOfRegressions(_ParamsMixin):
             computed from ``X`` (a ``y`` given as well must equal it, so that a ``y`` on the
             wrong scale, e.g. the raw column for ``np.log(y) ~ x``, is refused). The same
             holds for every method below that takes ``y``.
+        groups : array-like of shape (n_samples,), optional
+            Group labels: the rows of a group get their group's posterior (Bayes' rule on the
+            product of their densities). A formula fit with ``| g`` reads them from ``X``.
+            Without groups each row is its own group.
+        concomitant : array-like of shape (n_samples, r), optional
+            Required for a model with concomitant variables (a formula fit reads them from
+            ``X``).
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
             Rows sum to one.
         """
-        return self._e_step(X, y)[0]
+        return self._e_step(X, y, groups, concomitant)[0]
 
-    def predict_component(self, X: Any, y: Any = None) -> np.ndarray:
+    def predict_component(
+        self, X: Any, y: Any = None, *, groups: Any = None, concomitant: Any = None
+    ) -> np.ndarray:
         """Most probable component of each observation (argmax of the responsibilities).
 
-        ``y`` as in :meth:`responsibilities`.
+        ``y``, ``groups`` and ``concomitant`` as in :meth:`responsibilities`.
 
         Returns
         -------
         ndarray of shape (n_samples,) of int
         """
-        return self.responsibilities(X, y).argmax(axis=1)
+        return self.responsibilities(X, y, groups=groups, concomitant=concomitant).argmax(axis=1)
 
-    def score_samples(self, X: Any, y: Any = None) -> np.ndarray:
-        """Per-observation log-likelihood log Σ_j π_j N(y_i | ·).
+    def score_samples(self, X: Any, y: Any = None, *, concomitant: Any = None) -> np.ndarray:
+        """Per-observation log-likelihood log Σ_j π_ij N(y_i | ·), each row on its own (for
+        the log-likelihood of groups see :meth:`log_likelihood`).
 
-        ``y`` as in :meth:`responsibilities`.
+        ``y`` and ``concomitant`` as in :meth:`responsibilities`.
 
         Returns
         -------
         ndarray of shape (n_samples,)
         """
-        return self._e_step(X, y)[1]
+        return self._e_step(X, y, _NO_GROUPS, concomitant)[1]
 
-    def log_likelihood(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """Total (sample-weighted) observed-data log-likelihood of (X, y); ``y`` as in
-        :meth:`responsibilities`."""
-        ll = self.score_samples(X, y)
-        sw = check_sample_weight(sample_weight, ll.shape[0])
+    def _group_weights(self, sample_weight: Any, n_rows: int, grouping: Any) -> Any:
+        """Validated sample weights, reduced to one per group when the rows are grouped."""
+        sw = check_sample_weight(sample_weight, n_rows)
+        if sw is None or grouping is None or grouping.trivial:
+            return sw
+        from bayes_mlr.core.grouping import group_constant
+
+        return group_constant(grouping, sw, "sample_weight")
+
+    def log_likelihood(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *,
+        groups: Any = None,
+        concomitant: Any = None,
+    ) -> float:
+        """Total (sample-weighted) observed-data log-likelihood of (X, y): a sum over groups
+        when ``groups`` are given (or read from a formula fit's frame). ``y``, ``groups`` and
+        ``concomitant`` as in :meth:`responsibilities`."""
+        resp, ll, grouping = self._e_step(X, y, groups, concomitant)
+        sw = self._group_weights(sample_weight, resp.shape[0], grouping)
         return float(ll @ sw) if sw is not None else float(ll.sum())
 
-    def _criteria(self, X: Any, y: Any, sample_weight: Any) -> dict[str, float]:
-        from bayes_mlr.frequentist.information import information_criteria, n_parameters
+    def _criteria(
+        self, X: Any, y: Any, sample_weight: Any, groups: Any, concomitant: Any
+    ) -> dict[str, float]:
+        from bayes_mlr.frequentist.information import information_criteria
 
-        resp, ll_rows = self._e_step(X, y)
-        sw = check_sample_weight(sample_weight, ll_rows.shape[0])
-        ll = float(ll_rows @ sw) if sw is not None else float(ll_rows.sum())
-        n_params = n_parameters(
-            self.n_components_,
-            self.n_features_in_,
-            variance=self.variance,
-            fit_intercept=self.fit_intercept,
-        )
-        return information_criteria(ll, resp, n_params, ll_rows.shape[0], sample_weight=sw)
+        resp, ll_groups, grouping = self._e_step(X, y, groups, concomitant)
+        n_rows = resp.shape[0]
+        row_sw = check_sample_weight(sample_weight, n_rows)
+        sw = self._group_weights(sample_weight, n_rows, grouping)
+        ll = float(ll_groups @ sw) if sw is not None else float(ll_groups.sum())
+        if grouping is not None and not grouping.trivial:
+            resp = grouping.first(resp)
+        n_params = self.result_.n_parameters
+        crit = information_criteria(ll, resp, n_params, resp.shape[0], sample_weight=sw)
+        # BIC's n counts rows (as flexmix), also when the rows are grouped
+        n_obs = float(row_sw.sum()) if row_sw is not None else float(n_rows)
+        bic = -2.0 * ll + n_params * float(np.log(n_obs))
+        return {"bic": bic, "aic": crit["aic"], "icl": bic + crit["icl"] - crit["bic"]}
 
-    def bic(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """Bayesian information criterion −2ℓ + P log n on (X, y); lower is better. ``y`` as
-        in :meth:`responsibilities`."""
-        return self._criteria(X, y, sample_weight)["bic"]
-
-    def aic(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """Akaike information criterion −2ℓ + 2P on (X, y); lower is better. ``y`` as in
+    def bic(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *,
+        groups: Any = None,
+        concomitant: Any = None,
+    ) -> float:
+        """Bayesian information criterion −2ℓ + P log n on (X, y); lower is better. ``n``
+        counts rows (also with groups, as flexmix). ``y``, ``groups`` and ``concomitant`` as in
         :meth:`responsibilities`."""
-        return self._criteria(X, y, sample_weight)["aic"]
+        return self._criteria(X, y, sample_weight, groups, concomitant)["bic"]
 
-    def icl(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+    def aic(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *,
+        groups: Any = None,
+        concomitant: Any = None,
+    ) -> float:
+        """Akaike information criterion −2ℓ + 2P on (X, y); lower is better. ``y``, ``groups``
+        and ``concomitant`` as in :meth:`responsibilities`."""
+        return self._criteria(X, y, sample_weight, groups, concomitant)["aic"]
+
+    def icl(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *,
+        groups: Any = None,
+        concomitant: Any = None,
+    ) -> float:
         """Integrated completed likelihood (Biernacki, Celeux & Govaert 2000), as flexmix's
-        ``ICL()`` and mclust: BIC − 2 Σ_i w_i log γ_{i,ẑ_i} with ẑ_i the MAP component; lower
-        is better (see :func:`bayes_mlr.frequentist.information.information_criteria`). ``y`` as in
-        :meth:`responsibilities`."""
-        return self._criteria(X, y, sample_weight)["icl"]
+        ``ICL()`` and mclust: BIC − 2 Σ_i w_i log γ_{i,ẑ_i} with ẑ_i the MAP component (per
+        group with groups); lower is better (see
+        :func:`bayes_mlr.frequentist.information.information_criteria`). ``y``, ``groups`` and
+        ``concomitant`` as in :meth:`responsibilities`."""
+        return self._criteria(X, y, sample_weight, groups, concomitant)["icl"]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Coefficient of determination R² of :meth:`predict` (scikit-learn's regressor score).

@@ -19,7 +19,14 @@ import numpy as np
 
 from bayes_mlr._validation import is_dask_collection
 
-__all__ = ["Design", "FormulaError", "FormulaState", "design_from_formula"]
+__all__ = [
+    "Design",
+    "FormulaError",
+    "FormulaState",
+    "design_from_formula",
+    "split_groups",
+    "structured_design",
+]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[⧚⧛]")
 
@@ -52,6 +59,19 @@ class Design:
     response_spec : object
         formulaic's ``ModelSpec`` of the response (left-hand side), to compute the response
         of new data the same way.
+    groups : ndarray of shape (n_samples,) or None
+        The grouping column named after ``|`` (``"y ~ x | id"``), if any.
+    group : str or None
+        Its name.
+    concomitant : pandas.DataFrame of shape (n_samples, r) or None
+        The concomitant design (:func:`structured_design`), without an intercept column.
+    concomitant_formula : str or None
+    concomitant_spec : object
+        formulaic's ``ModelSpec`` of the concomitant formula.
+    shared : list of str or None
+        Feature names (columns of ``X``) whose coefficient is shared; ``"intercept"`` when the
+        shared formula names ``1``.
+    shared_formula : str or None
     """
 
     X: Any
@@ -62,6 +82,13 @@ class Design:
     formula: str
     model_spec: Any
     response_spec: Any = None
+    groups: np.ndarray | None = None
+    group: str | None = None
+    concomitant: Any = None
+    concomitant_formula: str | None = None
+    concomitant_spec: Any = None
+    shared: list[str] | None = None
+    shared_formula: str | None = None
 
 
 # How the missing-values message tells the user to drop incomplete rows; callers that offer
@@ -89,13 +116,43 @@ def _top_level(text: str) -> str:
     return "".join(out)
 
 
+def split_groups(formula: str) -> tuple[str, str | None]:
+    """Split flexmix's grouping term off a formula: ``"y ~ x | id"`` -> ``("y ~ x", "id")``.
+
+    Only a ``|`` outside parentheses counts (``I(a | b)`` is Python's bitwise or).
+
+    >>> split_groups("y ~ x + I(x**2) | id")
+    ('y ~ x + I(x**2)', 'id')
+    >>> split_groups("y ~ x")
+    ('y ~ x', None)
+    """
+    if "~" not in formula:
+        return formula, None
+    lhs, rhs = formula.split("~", 1)
+    top = _top_level(rhs)
+    if "|" not in top:
+        return formula, None
+    if top.count("|") > 1:
+        raise FormulaError(f"formula {formula!r}: only one grouping term '| g' is allowed")
+    # the position of the top-level bar in rhs: walk rhs with the same depth rule
+    depth, cut = 0, None
+    for i, char in enumerate(rhs):
+        depth -= char == ")"
+        if depth <= 0 and char == "|":
+            cut = i
+            break
+        depth += char == "("
+    group = rhs[cut + 1 :].strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", group):
+        raise FormulaError(
+            f"formula {formula!r}: the grouping term after '|' must be one column name "
+            f"(as in 'y ~ x | id'); got {group!r}"
+        )
+    return f"{lhs.rstrip()} ~ {rhs[:cut].strip()}", group
+
+
 def _check_formula_text(formula: str) -> None:
     """Refuse, before any evaluation, formula syntax that bayes_mlr does not (yet) model."""
-    if "|" in _top_level(formula.split("~", 1)[1]):
-        raise FormulaError(
-            f"formula {formula!r}: grouping with '|' (as in flexmix's 'y ~ x | g') is not "
-            "supported yet; fit without the grouping term, e.g. 'y ~ x'"
-        )
     if _XOR_IN_I.search(formula):
         raise FormulaError(
             f"formula {formula!r}: '^' inside I(...) is Python's bitwise xor, not a power; "
@@ -202,6 +259,9 @@ def design_from_formula(formula: str, data: Any, *, na_action: str = "raise") ->
     if na_action not in ("raise", "drop", "ignore"):
         raise FormulaError(f"na_action must be 'raise', 'drop' or 'ignore'; got {na_action!r}")
     _check_formula_text(formula)
+    main, group = split_groups(formula)
+    if group is not None:
+        return _with_groups(formula, main, group, data, na_action)
     if is_dask_collection(data):
         return _design_from_dask(formula, data, na_action)
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
@@ -253,6 +313,150 @@ def design_from_formula(formula: str, data: Any, *, na_action: str = "raise") ->
         formula=formula,
         model_spec=rhs.model_spec,
         response_spec=lhs.model_spec,
+    )
+
+
+def _with_groups(formula: str, main: str, group: str, data: Any, na_action: str) -> Design:
+    """The design of ``main`` with the grouping column ``group`` (rows dropped alike)."""
+    import dataclasses
+
+    import pandas as pd
+
+    if is_dask_collection(data):
+        raise FormulaError(
+            f"formula {formula!r}: grouping ('| {group}') needs the data in memory, not Dask"
+        )
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    if group not in frame.columns:
+        raise FormulaError(
+            f"formula {formula!r}: the grouping column {group!r} is not in the data (columns: "
+            f"{', '.join(map(str, frame.columns))})"
+        )
+    labels = frame[group]
+    if labels.isna().any():
+        if na_action != "drop":
+            raise FormulaError(
+                f"formula {formula!r}: the grouping column {group!r} has "
+                f"{int(labels.isna().sum())} missing value(s) ({NA_DROP_HINT})"
+            )
+        frame = frame[labels.notna()]
+    design = design_from_formula(main, frame, na_action=na_action)
+    groups = frame[group].loc[design.X.index].to_numpy()
+    return dataclasses.replace(design, formula=formula, groups=groups, group=group)
+
+
+def _rhs_terms(formula: str, what: str) -> str:
+    """The right-hand side of a one-sided formula such as ``"~ z1 + C(z2)"``."""
+    text = formula.strip()
+    if not text.startswith("~") or not text[1:].strip():
+        raise FormulaError(f"{what} must be a one-sided formula such as '~ z'; got {formula!r}")
+    return text[1:].strip()
+
+
+def _names_one(rhs: str) -> bool:
+    """Whether a right-hand side writes the intercept ``1`` as a term (``"1 + w"``)."""
+    return any(term.strip() == "1" for term in _top_level(rhs).split("+"))
+
+
+def structured_design(
+    formula: str,
+    data: Any,
+    *,
+    concomitant: str | None = None,
+    shared: str | None = None,
+    na_action: str = "raise",
+) -> Design:
+    """:func:`design_from_formula` plus concomitant variables and shared coefficients.
+
+    Parameters
+    ----------
+    formula : str
+        The model formula, optionally with a grouping term (``"y ~ x | id"``).
+    data : pandas.DataFrame or mapping of column name to array
+    concomitant : str, optional
+        A one-sided formula of the concomitant variables, e.g. ``"~ z1 + C(z2)"``; encoded like
+        the main formula (its intercept is the mixing model's own).
+    shared : str, optional
+        A one-sided formula of the variables whose coefficient is shared by all components,
+        e.g. ``"~ w"``; its columns are added to ``X``. Writing ``1`` as a term
+        (``"~ 1 + w"``, or ``"~ 1"`` alone) shares the intercept too (flexmix's
+        ``FLXMRglmfix(fixed = ~ 1)``).
+    na_action : {"raise", "drop", "ignore"}
+
+    Returns
+    -------
+    Design
+        With ``concomitant`` (a float DataFrame), ``concomitant_spec``, ``shared`` (feature
+        names, and ``"intercept"``) set as asked.
+    """
+    import dataclasses
+
+    import pandas as pd
+
+    main, group = split_groups(formula)
+    shared_names: list[str] = []
+    combined = formula
+    if shared is not None:
+        rhs = _rhs_terms(shared, "shared")
+        share_one = _names_one(rhs)
+        terms = [t for t in _top_level(rhs).split("+") if t.strip() not in ("1", "0", "-1")]
+        if terms:
+            lhs_main, rhs_main = main.split("~", 1)
+            combined = f"{lhs_main.rstrip()} ~ {rhs_main.strip()} + {rhs}"
+            if group is not None:
+                combined += f" | {group}"
+        if share_one:
+            shared_names.append("intercept")
+    design = design_from_formula(combined, data, na_action=na_action)
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    if shared is not None:
+        rhs = _rhs_terms(shared, "shared")
+        if any(t.strip() not in ("1", "0", "-1") for t in _top_level(rhs).split("+")):
+            import formulaic
+
+            try:
+                own = formulaic.model_matrix(f"~ {rhs}", frame.loc[design.X.index])
+            except Exception as exc:
+                raise FormulaError(f"shared formula {shared!r}: {_one_line(exc)}") from exc
+            names = [str(c) for c in own.columns if str(c) != "Intercept"]
+            missing = [n for n in names if n not in design.feature_names]
+            if missing:
+                raise FormulaError(
+                    f"shared formula {shared!r} gives columns {missing} that the model's design "
+                    f"does not have (its columns: {design.feature_names}); write the shared "
+                    "variables as plain terms"
+                )
+            shared_names.extend(names)
+        if "intercept" in shared_names and not design.fit_intercept:
+            # flexmix's spelling: 'y ~ 0 + x' with fixed = ~ 1 is one intercept for all
+            design = dataclasses.replace(design, fit_intercept=True)
+    conc = conc_spec = None
+    if concomitant is not None:
+        import formulaic
+
+        rhs = _rhs_terms(concomitant, "concomitant")
+        try:
+            matrix = formulaic.model_matrix(
+                f"~ {rhs}", frame.loc[design.X.index], na_action="raise"
+            )
+        except Exception as exc:
+            raise FormulaError(f"concomitant formula {concomitant!r}: {_one_line(exc)}") from exc
+        conc_spec = matrix.model_spec
+        conc = pd.DataFrame(matrix).drop(columns="Intercept", errors="ignore").astype(float)
+        conc.columns = [str(c) for c in conc.columns]
+        if conc.shape[1] == 0:
+            raise FormulaError(
+                f"concomitant formula {concomitant!r} has no variables; leave it out for "
+                "constant mixing weights"
+            )
+    return dataclasses.replace(
+        design,
+        formula=formula,
+        concomitant=conc,
+        concomitant_formula=concomitant,
+        concomitant_spec=conc_spec,
+        shared=shared_names or None,
+        shared_formula=shared,
     )
 
 
@@ -339,6 +543,29 @@ class FormulaState:
     model_spec: Any  # formulaic ModelSpec of the right-hand side
     result: Any  # EMResult: the fit it belongs to: a later plain fit() makes the state stale
     response_spec: Any = None  # of the response; None in models saved before it was kept
+    group: str | None = None  # the grouping column of "y ~ x | id"
+    concomitant_formula: str | None = None
+    concomitant_spec: Any = None  # formulaic ModelSpec of the concomitant formula
+    concomitant_names: list[str] | None = None
+    shared_formula: str | None = None
+
+    def groups_of(self, data: Any) -> np.ndarray | None:
+        """The grouping column of a data frame (None without groups or without the column)."""
+        if self.group is None or self.group not in getattr(data, "columns", ()):
+            return None
+        return np.asarray(data[self.group])
+
+    def concomitant_of(self, data: Any) -> np.ndarray | None:
+        """The concomitant design of a raw data frame (None when the model has none or the
+        frame lacks its variables)."""
+        if self.concomitant_spec is None:
+            return None
+        needed = set(self.concomitant_spec.required_variables)
+        if not needed <= set(map(str, getattr(data, "columns", ()))):
+            return None
+        matrix = self.concomitant_spec.get_model_matrix(data, na_action="ignore")
+        matrix.columns = [str(c) for c in matrix.columns]
+        return np.asarray(matrix[self.concomitant_names], dtype=float)
 
     def response_of(self, data: Any) -> np.ndarray | None:
         """The response term computed from the raw columns of ``data`` (a pandas DataFrame),

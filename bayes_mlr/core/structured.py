@@ -117,7 +117,9 @@ class _Structured:
         stats = _Counts(nk)
         return self.base.is_degenerate(em._Params(None, state.beta, state.sigma), stats)
 
-    def run(self, state: _State, max_iter: int, tol: float, label: tuple[int, int]) -> _StructuredRun:
+    def run(
+        self, state: _State, max_iter: int, tol: float, label: tuple[int, int]
+    ) -> _StructuredRun:
         """Plain EM steps from ``state`` until the gain per observation is at most ``tol``."""
         gamma, ll = self.e_step(state)
         trace, n_iter, converged, degenerate = [ll], 0, False, False

@@ -65,7 +65,14 @@ MODEL_SCHEMA_VERSION = 1
 EM_SCHEMA_VERSION = 1
 _NETCDF_ENGINE = "h5netcdf"
 # Training data of the estimator, stored in netCDF rather than in model.json.
-_DATA_ATTRS = {"_fit_X": "X", "_fit_y": "y", "_fit_sample_weight": "sample_weight"}
+_DATA_ATTRS = {
+    "_fit_X": "X",
+    "_fit_y": "y",
+    "_fit_sample_weight": "sample_weight",
+    # grouped and concomitant models: group codes (0 .. n_groups - 1) and the (n, r) variables
+    "_fit_groups": "groups",
+    "_fit_concomitant": "concomitant",
+}
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _PARAMS = ("weights", "intercept", "coef", "sigma")
 _DIMS = {
@@ -765,7 +772,7 @@ def _data_dataset(arrays: dict[str, np.ndarray], feature_names: list[str] | None
 
     data_vars = {}
     for key, arr in arrays.items():
-        dims = ("obs", "feature") if arr.ndim == 2 else ("obs",)
+        dims = (("obs", "concomitant") if key == "concomitant" else ("obs", "feature"))[: arr.ndim]
         data_vars[key] = xr.Variable(dims, arr, attrs={"writeable": int(arr.flags.writeable)})
     coords = {}
     if feature_names is not None and "X" in arrays:
