@@ -638,16 +638,40 @@ class MixtureOfRegressions(_ParamsMixin):
         }
         return args, kwargs
 
+    def _training_structure(self) -> dict[str, Any]:
+        """``groups`` and ``concomitant`` of the training data, as keywords for the methods
+        that score data (``bic``, ``responsibilities``, ...)."""
+        return {
+            "groups": getattr(self, "_fit_groups", None),
+            "concomitant": getattr(self, "_fit_concomitant", None),
+        }
+
+    def _structured_inference_args(self) -> tuple:
+        """Training data for the structured observed information: X, y, sample_weight,
+        groups, concomitant."""
+        return (
+            self._fit_X,
+            self._fit_y,
+            self._fit_sample_weight,
+            getattr(self, "_fit_groups", None),
+            getattr(self, "_fit_concomitant", None),
+        )
+
     @property
     def standard_errors_(self) -> dict[str, np.ndarray]:
         """Standard errors from the observed information (computed on first access; the
         arrays are read-only)."""
         self._check_fitted()
         if self._standard_errors is None:
-            from bayes_mlr.frequentist.information import standard_errors
+            if self.result_.structured:
+                from bayes_mlr.frequentist.structured_information import standard_errors
 
-            args, kwargs = self._inference_args()
-            ses = standard_errors(*args, **kwargs)
+                ses = standard_errors(self.result_, *self._structured_inference_args())
+            else:
+                from bayes_mlr.frequentist.information import standard_errors
+
+                args, kwargs = self._inference_args()
+                ses = standard_errors(*args, **kwargs)
             for value in ses.values():
                 value.setflags(write=False)
             self._standard_errors = ses
@@ -675,10 +699,15 @@ class MixtureOfRegressions(_ParamsMixin):
     def _covariance_and_labels(self) -> tuple[np.ndarray, list[str]]:
         self._check_fitted()
         if self._covariance is None:
-            from bayes_mlr.frequentist.information import covariance
+            if self.result_.structured:
+                from bayes_mlr.frequentist.structured_information import covariance
 
-            args, kwargs = self._inference_args()
-            cov, labels = covariance(*args, **kwargs)
+                cov, labels = covariance(self.result_, *self._structured_inference_args())
+            else:
+                from bayes_mlr.frequentist.information import covariance
+
+                args, kwargs = self._inference_args()
+                cov, labels = covariance(*args, **kwargs)
             cov = np.array(cov)
             cov.setflags(write=False)
             self._covariance = (cov, labels)

@@ -66,20 +66,14 @@ def _check_ks(n_components: Any) -> list[int]:
 
 def criteria_row(model: MixtureOfRegressions, X, y, sample_weight=None) -> dict[str, Any]:
     """One row of :func:`select_n_components` for a fitted model (in :data:`COLUMNS` order)."""
-    from bayes_mlr.frequentist.information import n_parameters
-
+    structure = model._training_structure()
     return {
         "n_components": int(model.n_components),
         "log_likelihood": float(model.log_likelihood_),
-        "n_parameters": n_parameters(
-            model.n_components_,
-            model.n_features_in_,
-            variance=model.variance,
-            fit_intercept=bool(model.fit_intercept),
-        ),
-        "bic": model.bic(X, y, sample_weight=sample_weight),
-        "aic": model.aic(X, y, sample_weight=sample_weight),
-        "icl": model.icl(X, y, sample_weight=sample_weight),
+        "n_parameters": int(model.result_.n_parameters),
+        "bic": model.bic(X, y, sample_weight=sample_weight, **structure),
+        "aic": model.aic(X, y, sample_weight=sample_weight, **structure),
+        "icl": model.icl(X, y, sample_weight=sample_weight, **structure),
         "converged": bool(model.converged_),
         "spurious": bool(model.result_.spurious),
         "degenerate": bool(model.result_.degenerate),

@@ -92,16 +92,50 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
     rows: list[tuple[str, Any, str, float, float]] = []
     for j in range(K):
         rows.append(("weights", j, "", model.weights_[j], se["weights"][j]))
-    if model.fit_intercept:
+    res = model.result_
+    shared = np.asarray(res.shared, dtype=bool)
+    # A shared coefficient is one parameter: one row, without a component.
+    if model.fit_intercept and res.shared_intercept:
+        rows.append(("intercept", None, "", model.intercept_[0], se["intercept"][0]))
+    elif model.fit_intercept:
         rows += [("intercept", j, "", model.intercept_[j], se["intercept"][j]) for j in range(K)]
+    rows += [
+        ("coef", None, name, model.coef_[0, k], se["coef"][0, k])
+        for k, name in enumerate(names)
+        if shared[k]
+    ]
     for j in range(K):
         rows += [
-            ("coef", j, name, model.coef_[j, k], se["coef"][j, k]) for k, name in enumerate(names)
+            ("coef", j, name, model.coef_[j, k], se["coef"][j, k])
+            for k, name in enumerate(names)
+            if not shared[k]
         ]
     if model.variance == "component":
         rows += [("sigma", j, "", model.sigma_[j], se["sigma"][j]) for j in range(K)]
     elif model.variance == "shared":
         rows.append(("sigma", None, "", model.sigma_[0], se["sigma"][0]))
+    if res.concomitant_coef is not None:  # component 0 is the reference: no rows
+        w_names = [str(n) for n in model.concomitant_names_in_]
+        for j in range(1, K):
+            rows.append(
+                (
+                    "concomitant_intercept",
+                    j,
+                    "",
+                    model.concomitant_intercept_[j],
+                    se["concomitant_intercept"][j],
+                )
+            )
+            rows += [
+                (
+                    "concomitant_coef",
+                    j,
+                    name,
+                    model.concomitant_coef_[j, k],
+                    se["concomitant_coef"][j, k],
+                )
+                for k, name in enumerate(w_names)
+            ]
     frame = pd.DataFrame(
         rows, columns=["parameter", "component", "feature", "estimate", "std_error"]
     )
@@ -115,8 +149,8 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
     frame["ci_lower"] = est - q * err
     frame["ci_upper"] = est + q * err
     table = SummaryTable(frame[list(SUMMARY_COLUMNS)])
-    res = model.result_
     X, y, sw = model._fit_X, model._fit_y, model._fit_sample_weight
+    structure = model._training_structure()
     flags = [name.upper() for name in ("spurious", "degenerate") if getattr(res, name, False)]
     unidentified = table.loc[table["std_error"].isna(), ["parameter", "component", "feature"]]
     if len(unidentified):
@@ -129,13 +163,25 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
         + (f" ({res.n_removed} removed by min_weight)" if res.n_removed else ""),
         "variance": model.variance,
         "log-likelihood": f"{model.log_likelihood_:.6f}",
-        "BIC": f"{model.bic(X, y, sample_weight=sw):.4f}",
-        "AIC": f"{model.aic(X, y, sample_weight=sw):.4f}",
+        "BIC": f"{model.bic(X, y, sample_weight=sw, **structure):.4f}",
+        "AIC": f"{model.aic(X, y, sample_weight=sw, **structure):.4f}",
         "converged": f"{res.converged} after {res.n_iter} iterations ({res.n_runs} runs)",
         "optima reached": _optima_line(res),
         "flags": "; ".join(flags) if flags else "none",
         "sigma": "maximum likelihood (as mixtools; flexmix corrects it for degrees of freedom)",
     }
+    if res.n_groups is not None:
+        table.header["groups"] = f"{res.n_groups} (all rows of a group share one component)"
+    if res.concomitant_coef is not None:
+        table.header["mixing"] = (
+            f"multinomial logit in {', '.join(map(str, model.concomitant_names_in_))}; "
+            "component 0 is the reference; weights are the mean prior over the rows"
+        )
+    if shared.any() or res.shared_intercept:
+        table.header["shared"] = ", ".join(
+            (["intercept"] if res.shared_intercept else [])
+            + [n for n, s_ in zip(names, shared, strict=True) if s_]
+        )
     return table
 
 

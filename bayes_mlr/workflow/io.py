@@ -392,6 +392,18 @@ def _settings(model: Any) -> dict[str, Any]:
     return out
 
 
+def _concomitant_summary(model: Any) -> dict[str, Any] | None:
+    """The multinomial-logit mixing model of ``em.json`` (None without one)."""
+    if getattr(model, "concomitant_coef_", None) is None:
+        return None
+    return {
+        "names": [str(n) for n in model.concomitant_names_in_],
+        "reference_component": 0,
+        "intercept": np.asarray(model.concomitant_intercept_),
+        "coef": np.asarray(model.concomitant_coef_),
+    }
+
+
 def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
     """The EM fit as a plain, documented dictionary (the content of ``em.json``).
 
@@ -409,7 +421,11 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         Keys: ``schema_version``, ``format`` (``"bayes_mlr.core.em"``), ``bayes_mlr_version``,
         ``n_components``, ``n_features``, ``n_obs``, ``feature_names``, ``dims``,
         ``parameters`` and ``standard_errors`` (each ``weights`` (K,), ``intercept`` (K,),
-        ``coef`` (K, p) as nested lists, ``sigma`` (K,)), ``log_likelihood``, ``bic``,
+        ``coef`` (K, p) as nested lists, ``sigma`` (K,); the standard errors also
+        ``concomitant_intercept`` (K,) and ``concomitant_coef`` (K, r) with concomitant
+        variables), ``shared`` (``intercept``: bool, ``features``: names), ``n_groups``
+        (null without groups), ``concomitant`` (null, or ``names``, ``reference_component``,
+        ``intercept`` (K,) and ``coef`` (K, r)), ``log_likelihood``, ``bic``,
         ``aic``, ``icl``, ``n_parameters``, ``converged``, ``n_iter``, ``degenerate``, ``spurious``,
         ``spurious_components``, ``standard_errors_finite``,
         ``log_likelihood_trace``, ``optima`` (the distinct optima EM's restarts reached, best
@@ -419,10 +435,10 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         Non-finite numbers (a singular standard error) are ``null``.
     """
     from bayes_mlr._version import __version__
-    from bayes_mlr.frequentist.information import n_parameters
 
     model._check_fitted()
     X, y, sw = model._fit_X, model._fit_y, model._fit_sample_weight
+    structure = model._training_structure()
     params = {name: np.asarray(getattr(model, f"{name}_")) for name in _PARAMS}
     se = model.standard_errors_
     return {
@@ -435,17 +451,20 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         "feature_names": list(model.feature_names),
         "dims": _DIMS,
         "parameters": params,
-        "standard_errors": {name: np.asarray(se[name]) for name in _PARAMS},
+        "standard_errors": {name: np.asarray(value) for name, value in se.items()},
+        "shared": {
+            "intercept": bool(model.result_.shared_intercept),
+            "features": [
+                str(n) for n, s in zip(model.feature_names, model.shared_, strict=True) if s
+            ],
+        },
+        "n_groups": model.result_.n_groups,
+        "concomitant": _concomitant_summary(model),
         "log_likelihood": float(model.log_likelihood_),
-        "bic": model.bic(X, y, sample_weight=sw),
-        "aic": model.aic(X, y, sample_weight=sw),
-        "icl": model.icl(X, y, sample_weight=sw),
-        "n_parameters": n_parameters(
-            int(model.n_components_),
-            int(model.n_features_in_),
-            variance=model.variance,
-            fit_intercept=bool(model.fit_intercept),
-        ),
+        "bic": model.bic(X, y, sample_weight=sw, **structure),
+        "aic": model.aic(X, y, sample_weight=sw, **structure),
+        "icl": model.icl(X, y, sample_weight=sw, **structure),
+        "n_parameters": int(model.result_.n_parameters),
         "converged": bool(model.converged_),
         "n_iter": int(model.n_iter_),
         "degenerate": bool(getattr(model.result_, "degenerate", False)),
@@ -767,12 +786,19 @@ def _decode(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+def _data_dims(key: str, ndim: int) -> tuple[str, ...]:
+    """Dimensions of a training-data variable: rows are ``obs``; the columns of X are
+    ``feature``, those of the concomitant variables ``concomitant_variable`` (a dimension may not
+    share the variable's name)."""
+    return ("obs", "concomitant_variable" if key == "concomitant" else "feature")[:ndim]
+
+
 def _data_dataset(arrays: dict[str, np.ndarray], feature_names: list[str] | None) -> Any:
     import xarray as xr
 
     data_vars = {}
     for key, arr in arrays.items():
-        dims = (("obs", "concomitant") if key == "concomitant" else ("obs", "feature"))[: arr.ndim]
+        dims = _data_dims(key, arr.ndim)
         data_vars[key] = xr.Variable(dims, arr, attrs={"writeable": int(arr.flags.writeable)})
     coords = {}
     if feature_names is not None and "X" in arrays:
@@ -816,7 +842,7 @@ def _write_streamed_data(
                 names = np.asarray([str(name) for name in feature_names], dtype=object)
                 f.create_variable("feature", ("feature",), dtype=h5py.string_dtype(), data=names)
             for key, arr in arrays.items():
-                dims = ("obs", "feature") if arr.ndim == 2 else ("obs",)
+                dims = _data_dims(key, arr.ndim)
                 variable = f.create_variable(key, dims, dtype="<f8")
                 variable.attrs["writeable"] = 1
                 h = hashlib.sha256()

@@ -1,0 +1,434 @@
+"""Observed information and standard errors of concomitant, grouped and shared models.
+
+The free parameters ``θ`` (original units) are, in order:
+
+* the shared design coefficients (the intercept first when it is shared);
+* for each component ``j``, its own design coefficients;
+* ``log σ``: one per component (``variance="component"``), one (``"shared"``) or none
+  (``"fixed"``);
+* the mixing coefficients of components ``1 .. K-1``, each ``[α_j, γ_j]`` (component 0 is the
+  reference; with constant mixing ``α_j = log(π_j / π_0)`` alone).
+
+With ``a_gj = log π_gj + Σ_{i∈g} log N(y_i | x1_iᵀβ_j, σ_j²)``, group responsibilities
+``γ_gj`` and replication weights ``c_g``, the observed-data log-likelihood is
+``ℓ = Σ_g c_g logsumexp_j a_gj`` and its Hessian (Louis 1982, per group)
+
+    ∇²ℓ = Σ_g c_g [ Σ_j γ_gj (∇²a_gj + ∇a_gj ∇a_gjᵀ) − s_g s_gᵀ ],   s_g = Σ_j γ_gj ∇a_gj.
+
+``∇a_gj`` is the group's score under component ``j``: ``Σ_{i∈g} x1_i e_ij / σ_j²`` for the
+coefficients (shared ones included), ``Σ_{i∈g} (e_ij² / σ_j² − 1)`` for ``log σ_j`` and
+``(δ_jk − π_gk) w_g`` for the mixing coefficients of component ``k``. The ``γ``-weighted Hessian
+terms are row sums (weighted Gram matrices) plus the multinomial-logit Fisher information, which
+:class:`~bayes_mlr.core.mixing.MultinomialLogit` supplies. The covariance is the inverse
+information, mapped by the delta method to ``(intercept, coef, sigma, weights,
+concomitant_intercept, concomitant_coef)``; ``weights`` are the mean prior weights over the rows.
+Without groups, concomitant variables or shared columns this equals
+:mod:`bayes_mlr.frequentist.information` (a test checks it to 1e-8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bayes_mlr.core.grouping import Grouping, group_constant
+from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit
+from bayes_mlr.frequentist.information import _invert_information
+from bayes_mlr.results import EMResult
+
+__all__ = ["Layout", "covariance", "log_likelihood_at", "observed_information", "standard_errors"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter sits in ``θ``.
+
+    Attributes
+    ----------
+    beta_index : ndarray of int, shape (K, q)
+        Index in θ of each design coefficient of each component (shared ones repeat).
+    sigma_index : ndarray of int, shape (K,)
+        Index of each component's ``log σ`` (-1 for ``variance="fixed"``).
+    gate_index : ndarray of int, shape (K, r1)
+        Index of each mixing coefficient (-1 on row 0, the reference).
+    labels : list of str
+    """
+
+    beta_index: np.ndarray
+    sigma_index: np.ndarray
+    gate_index: np.ndarray
+    labels: list[str]
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+
+def _layout(result: EMResult, feature_names: list[str], concomitant_names: list[str]) -> Layout:
+    K, p = result.n_components, result.n_features
+    fit_intercept = result.fit_intercept
+    names = (["intercept"] if fit_intercept else []) + list(feature_names)
+    shared = (
+        np.concatenate([[result.shared_intercept], result.shared])
+        if fit_intercept
+        else (np.asarray(result.shared))
+    )
+    q = p + int(fit_intercept)
+    beta_index = np.empty((K, q), dtype=int)
+    labels: list[str] = []
+    for col in np.flatnonzero(shared):
+        beta_index[:, col] = len(labels)
+        labels.append(f"{names[col]}[shared]")
+    for j in range(K):
+        for col in np.flatnonzero(~shared):
+            beta_index[j, col] = len(labels)
+            is_intercept = fit_intercept and col == 0
+            labels.append(f"intercept[{j}]" if is_intercept else f"coef[{j},{names[col]}]")
+    sigma_index = np.full(K, -1)
+    if result.variance == "component":
+        sigma_index[:] = np.arange(len(labels), len(labels) + K)
+        labels.extend(f"log_sigma[{j}]" for j in range(K))
+    elif result.variance == "shared":
+        sigma_index[:] = len(labels)
+        labels.append("log_sigma")
+    gate_names = ["intercept", *concomitant_names] if result.concomitant_coef is not None else []
+    r1 = max(len(gate_names), 1)
+    gate_index = np.full((K, r1), -1)
+    for j in range(1, K):
+        gate_index[j] = np.arange(len(labels), len(labels) + r1)
+        if result.concomitant_coef is None:
+            labels.append(f"logit[{j}]")
+        else:
+            labels.extend(f"concomitant[{j},{n}]" for n in gate_names)
+    return Layout(beta_index, sigma_index, gate_index, labels)
+
+
+@dataclass
+class _Data:
+    X1: np.ndarray  # (n, q)
+    y: np.ndarray  # (n,)
+    row_weight: np.ndarray  # (n,)
+    grouping: Grouping
+    group_weight: np.ndarray  # (G,)
+    mixing: MultinomialLogit  # in original units (W = [1, w] per group)
+
+
+def _data(result: EMResult, X, y, sample_weight, groups, concomitant) -> _Data:
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = X.shape[0]
+    X1 = np.column_stack([np.ones(n), X]) if result.fit_intercept else X
+    row_weight = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    grouping = Grouping(groups, n)
+    group_weight = group_constant(grouping, row_weight, "sample_weight")
+    if result.concomitant_coef is None:
+        mixing: MultinomialLogit = ConstantMixing(group_weight)
+    else:
+        if concomitant is None:
+            raise ValueError("this model has concomitant variables: pass concomitant.")
+        W = group_constant(grouping, np.asarray(concomitant, float), "concomitant")
+        mixing = MultinomialLogit(np.column_stack([np.ones(W.shape[0]), W]), group_weight)
+    return _Data(X1, y, row_weight, grouping, group_weight, mixing)
+
+
+def _gate(result: EMResult) -> np.ndarray:
+    """Mixing coefficients (K, r1) in original units, row 0 zeros."""
+    if result.concomitant_coef is None:
+        with np.errstate(divide="ignore"):
+            log_w = np.log(result.weights)
+        return (log_w - log_w[0])[:, None]
+    return np.column_stack([result.concomitant_intercept, result.concomitant_coef])
+
+
+def _theta(result: EMResult, lay: Layout) -> np.ndarray:
+    """θ at the estimates of ``result``."""
+    theta = np.zeros(lay.size)
+    beta = _beta(result)
+    theta[lay.beta_index.ravel()] = beta.ravel()
+    has_sigma = lay.sigma_index >= 0
+    theta[lay.sigma_index[has_sigma]] = np.log(np.asarray(result.sigma)[has_sigma])
+    gate = _gate(result)
+    free = lay.gate_index >= 0
+    theta[lay.gate_index[free]] = gate[free]
+    return theta
+
+
+def _beta(result: EMResult) -> np.ndarray:
+    if result.fit_intercept:
+        return np.column_stack([result.intercept, result.coef])
+    return np.asarray(result.coef, dtype=float)
+
+
+def _unpack(theta: np.ndarray, lay: Layout, result: EMResult):
+    beta = theta[lay.beta_index]
+    sigma = np.where(lay.sigma_index >= 0, np.exp(theta[np.maximum(lay.sigma_index, 0)]), 1.0)
+    if result.variance == "fixed":
+        sigma = np.asarray(result.sigma, dtype=float)
+    gate = np.where(lay.gate_index >= 0, theta[np.maximum(lay.gate_index, 0)], 0.0)
+    return beta, sigma, gate
+
+
+def _joint(data: _Data, beta, sigma, gate):
+    """Residuals (n, K), row log densities (n, K) and a_gj (G, K)."""
+    resid = data.y[:, None] - data.X1 @ beta.T
+    log_f = -0.5 * (resid / sigma) ** 2 - np.log(sigma) - 0.5 * _LOG_2PI
+    a = data.grouping.sum(log_f) + data.mixing.log_prior(gate)
+    return resid, a
+
+
+def log_likelihood_at(
+    theta: np.ndarray,
+    result: EMResult,
+    X: Any,
+    y: Any,
+    sample_weight: Any = None,
+    groups: Any = None,
+    concomitant: Any = None,
+) -> float:
+    """The observed-data log-likelihood at ``θ`` (laid out as :func:`observed_information`
+    says): for checks by finite differences."""
+    r = 0 if result.concomitant_coef is None else result.n_concomitant
+    lay = _layout(result, [f"x{k}" for k in range(result.n_features)], [f"w{k}" for k in range(r)])
+    data = _data(result, X, y, sample_weight, groups, concomitant)
+    _, a = _joint(data, *_unpack(np.asarray(theta, float), lay, result))
+    top = a.max(axis=1, keepdims=True)
+    ell = top[:, 0] + np.log(np.exp(a - top).sum(axis=1))
+    return float(data.group_weight @ ell)
+
+
+def _information(result: EMResult, data: _Data, lay: Layout):
+    """Observed information (P, P), its gross diagonal (P,), and the prior weights (G, K)."""
+    theta = _theta(result, lay)
+    beta, sigma, gate = _unpack(theta, lay, result)
+    resid, a = _joint(data, beta, sigma, gate)
+    top = a.max(axis=1, keepdims=True)
+    gamma = np.exp(a - top)
+    gamma /= gamma.sum(axis=1, keepdims=True)  # (G, K)
+    pi = np.exp(data.mixing.log_prior(gate))  # (G or 1, K)
+    K, P = beta.shape[0], lay.size
+    G = gamma.shape[0]
+    has_sigma = result.variance != "fixed"
+    inv_var = sigma**-2
+    sc = resid * inv_var  # d log f / d beta_j = sc_ij x1_i
+    z2 = resid**2 * inv_var
+    c = data.group_weight
+    r_rows = data.grouping.expand(gamma) * data.row_weight[:, None]  # (n, K)
+    W = data.mixing.W
+    scores = np.zeros((K, G, P))  # ∇a_gj
+    hess = np.zeros((P, P))
+    gross = np.zeros(P)
+    for j in range(K):
+        idx_b = lay.beta_index[j]
+        np.add.at(scores[j].T, idx_b, data.grouping.sum(sc[:, j : j + 1] * data.X1).T)
+        if has_sigma:
+            scores[j][:, lay.sigma_index[j]] += data.grouping.sum(z2[:, j] - 1.0)
+        for k in range(1, K):
+            coef = (j == k) - (pi[:, k] if pi.shape[0] == G else np.full(G, pi[0, k]))
+            scores[j][:, lay.gate_index[k]] += coef[:, None] * W
+        # Σ_i r_ij ∇² log f_ij on (beta_j, log sigma_j)
+        rw = r_rows[:, j]
+        xw = data.X1 * (rw * inv_var[j])[:, None]
+        h_bb = -(xw.T @ data.X1)
+        np.add.at(hess, np.ix_(idx_b, idx_b), h_bb)
+        np.add.at(gross, idx_b, np.abs(np.diag(h_bb)))
+        if has_sigma:
+            s = lay.sigma_index[j]
+            h_bs = -2.0 * (rw * sc[:, j]) @ data.X1
+            np.add.at(hess, (idx_b, s), h_bs)
+            np.add.at(hess, (s, idx_b), h_bs)
+            h_ss = -2.0 * rw @ z2[:, j]
+            hess[s, s] += h_ss
+            gross[s] += abs(h_ss)
+        weighted = scores[j] * np.sqrt(c * gamma[:, j])[:, None]
+        outer = weighted.T @ weighted
+        hess += outer
+        gross += np.diag(outer)
+    if K > 1:
+        pi_full = pi if pi.shape[0] == G else np.broadcast_to(pi, (G, K))
+        fisher = data.mixing.gradient_hessian(gamma, pi_full)[1]
+        gidx = lay.gate_index[1:].ravel()
+        hess[np.ix_(gidx, gidx)] -= fisher
+        gross[gidx] += np.abs(np.diag(fisher))
+    mean_score = np.einsum("gj,jgp->gp", gamma, scores) * np.sqrt(c)[:, None]
+    hess -= mean_score.T @ mean_score
+    return -hess, gross, pi
+
+
+def observed_information(
+    result: EMResult,
+    X: Any,
+    y: Any,
+    sample_weight: Any = None,
+    groups: Any = None,
+    concomitant: Any = None,
+    feature_names: list[str] | None = None,
+    concomitant_names: list[str] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Observed information of a concomitant, grouped and/or shared model at its estimates.
+
+    Parameters
+    ----------
+    result : EMResult
+    X : ndarray of shape (n, p)
+    y : ndarray of shape (n,)
+    sample_weight : ndarray of shape (n,), optional
+    groups : array-like of shape (n,), optional
+    concomitant : ndarray of shape (n, r), optional
+    feature_names, concomitant_names : list of str, optional
+        For the labels.
+
+    Returns
+    -------
+    information : ndarray of shape (P, P)
+        ``P = result.n_parameters``, in the order of this module's docstring.
+    labels : list of str
+    """
+    lay, data = _prepare(
+        result, X, y, sample_weight, groups, concomitant, feature_names, concomitant_names
+    )
+    return _information(result, data, lay)[0], lay.labels
+
+
+def _prepare(result, X, y, sample_weight, groups, concomitant, feature_names, concomitant_names):
+    p, r = result.n_features, result.n_concomitant
+    feature_names = feature_names or [f"x{k}" for k in range(p)]
+    concomitant_names = concomitant_names or [f"w{k}" for k in range(r)]
+    lay = _layout(result, list(map(str, feature_names)), list(map(str, concomitant_names)))
+    return lay, _data(result, X, y, sample_weight, groups, concomitant)
+
+
+def covariance(
+    result: EMResult,
+    X: Any,
+    y: Any,
+    sample_weight: Any = None,
+    groups: Any = None,
+    concomitant: Any = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Covariance of the natural parameters by the delta method.
+
+    Returns
+    -------
+    cov : ndarray of shape (Q, Q)
+        In order: for each component ``intercept[j]`` (when fitted) and ``coef[j,k]``; the
+        sigmas (``sigma[j]``, one ``sigma`` when shared, none when fixed); ``weights[j]``;
+        with concomitant variables ``concomitant_intercept[j]`` and
+        ``concomitant_coef[j,k]`` for ``j >= 1``. Shared coefficients appear under every
+        component (the same entries). Parameters in a singular direction are NaN.
+    labels : list of str
+
+    Warns
+    -----
+    SingularInformationWarning
+        If the observed information is singular or not positive definite.
+    """
+    lay, data = _prepare(result, X, y, sample_weight, groups, concomitant, None, None)
+    info, gross, pi = _information(result, data, lay)
+    cov_theta = _invert_information(info, gross, lay.labels)
+    jac, labels = _natural_jacobian(result, data, lay, pi)
+    bad_theta = np.isnan(np.diag(cov_theta))
+    cov = jac @ np.where(bad_theta[:, None] | bad_theta[None, :], 0.0, cov_theta) @ jac.T
+    bad = (jac[:, bad_theta] != 0.0).any(axis=1)
+    cov[bad, :] = np.nan
+    cov[:, bad] = np.nan
+    return 0.5 * (cov + cov.T), labels
+
+
+def _natural_jacobian(result: EMResult, data: _Data, lay: Layout, pi: np.ndarray):
+    K = result.n_components
+    rows: list[np.ndarray] = []
+    labels: list[str] = []
+
+    def row() -> np.ndarray:
+        out = np.zeros(lay.size)
+        rows.append(out)
+        return out
+
+    for j in range(K):
+        cols = range(lay.beta_index.shape[1])
+        for col in cols:
+            row()[lay.beta_index[j, col]] = 1.0
+            if result.fit_intercept and col == 0:
+                labels.append(f"intercept[{j}]")
+            else:
+                labels.append(f"coef[{j},{col - int(result.fit_intercept)}]")
+    sigma = np.asarray(result.sigma, float)
+    if result.variance == "component":
+        for j in range(K):
+            row()[lay.sigma_index[j]] = sigma[j]
+            labels.append(f"sigma[{j}]")
+    elif result.variance == "shared":
+        row()[lay.sigma_index[0]] = sigma[0]
+        labels.append("sigma")
+    # weights_j = Σ_g c_g n_g π_gj / N: d/d gate_k = Σ_g c_g n_g π_gj (δ_jk − π_gk) W_g / N
+    G = data.group_weight.shape[0]
+    pi_full = pi if pi.shape[0] == G else np.broadcast_to(pi, (G, K))
+    mass = data.group_weight * data.grouping.sizes()
+    total = float(mass.sum())
+    for j in range(K):
+        out = row()
+        for k in range(1, K):
+            factor = mass * pi_full[:, j] * ((j == k) - pi_full[:, k])
+            out[lay.gate_index[k]] = factor @ data.mixing.W / total
+        labels.append(f"weights[{j}]")
+    if result.concomitant_coef is not None:
+        r = result.n_concomitant
+        for j in range(K):
+            out = row()
+            if j:
+                out[lay.gate_index[j, 0]] = 1.0
+            labels.append(f"concomitant_intercept[{j}]")
+        for j in range(K):
+            for k in range(r):
+                out = row()
+                if j:
+                    out[lay.gate_index[j, 1 + k]] = 1.0
+                labels.append(f"concomitant_coef[{j},{k}]")
+    return np.array(rows), labels
+
+
+def standard_errors(
+    result: EMResult,
+    X: Any,
+    y: Any,
+    sample_weight: Any = None,
+    groups: Any = None,
+    concomitant: Any = None,
+) -> dict[str, np.ndarray]:
+    """Standard errors of a concomitant, grouped and/or shared model.
+
+    Returns
+    -------
+    dict
+        ``"weights"`` (K,), ``"intercept"`` (K,) (zeros when not fitted), ``"coef"`` (K, p),
+        ``"sigma"`` (K,) (zeros when fixed), and with concomitant variables
+        ``"concomitant_intercept"`` (K,) and ``"concomitant_coef"`` (K, r), row 0 zeros (the
+        reference is fixed). Shared coefficients have the same standard error in every
+        component. Entries in a singular direction of the information are NaN.
+    """
+    cov, labels = covariance(
+        result, X, y, sample_weight=sample_weight, groups=groups, concomitant=concomitant
+    )
+    se = dict(zip(labels, np.sqrt(np.maximum(np.diag(cov), 0.0)), strict=True))
+    K, p = result.n_components, result.n_features
+    out = {
+        "weights": np.array([se[f"weights[{j}]"] for j in range(K)]),
+        "intercept": np.array([se.get(f"intercept[{j}]", 0.0) for j in range(K)]),
+        "coef": np.array([[se[f"coef[{j},{k}]"] for k in range(p)] for j in range(K)]),
+        "sigma": np.array(
+            [se.get(f"sigma[{j}]", se.get("sigma", 0.0)) for j in range(K)], dtype=float
+        ),
+    }
+    if result.concomitant_coef is not None:
+        r = result.n_concomitant
+        out["concomitant_intercept"] = np.array(
+            [se[f"concomitant_intercept[{j}]"] for j in range(K)]
+        )
+        out["concomitant_coef"] = np.array(
+            [[se[f"concomitant_coef[{j},{k}]"] for k in range(r)] for j in range(K)]
+        )
+    return out
