@@ -168,3 +168,100 @@ def test_silent_by_default(capsys):
 def test_bad_verbose_is_refused_before_fitting(verbose):
     with pytest.raises(ValueError, match="verbose must be an integer"):
         MixtureOfRegressions(2, verbose=verbose).fit(np.zeros((5, 1)), np.zeros(5))
+
+
+# --- concomitant variables, groups and shared coefficients ---------------------------------
+
+
+def _structured_data(seed=0):
+    from bayes_mlr import simulate
+
+    sim = simulate(
+        400,
+        intercept=[-1.5, 1.5],
+        coef=[[1.0, 0.5], [-1.0, 0.5]],
+        sigma=[0.4, 0.6],
+        n_groups=100,
+        concomitant_intercept=[0.0, 0.3],
+        concomitant_coef=[[0.0], [1.5]],
+        random_state=seed,
+    )
+    frame = pd.DataFrame(
+        {"x": sim.X[:, 0], "w": sim.X[:, 1], "z": sim.concomitant[:, 0], "id": sim.groups}
+    )
+    frame["y"] = sim.y
+    return sim, frame
+
+
+def test_structured_fit_attributes_and_formula_agree():
+    sim, frame = _structured_data()
+    arrays = MixtureOfRegressions(2, shared=["w"], random_state=0).fit(
+        frame[["x", "w"]], frame["y"], groups=frame["id"], concomitant=frame[["z"]]
+    )
+    formula = MixtureOfRegressions.from_formula(
+        "y ~ x | id", frame, 2, concomitant="~ z", shared="~ w", random_state=0
+    )
+    assert formula.log_likelihood_ == pytest.approx(arrays.log_likelihood_, rel=1e-12)
+    np.testing.assert_allclose(formula.concomitant_coef_, arrays.concomitant_coef_, rtol=1e-10)
+    assert list(formula.concomitant_names_in_) == ["z"] and formula.n_groups_ == 100
+    assert formula.shared_.tolist() == [False, True]
+    assert formula.coef_[0, 1] == formula.coef_[1, 1]
+    assert formula.concomitant_intercept_[0] == 0 and np.all(formula.concomitant_coef_[0] == 0)
+    # the data frame alone serves every method of a formula fit
+    assert formula.log_likelihood(frame) == pytest.approx(formula.log_likelihood_, rel=1e-12)
+    w = formula.mixing_weights(frame)
+    np.testing.assert_allclose(w, arrays.mixing_weights(frame[["z"]]), rtol=1e-10)
+    means = formula.predict_components(frame)
+    np.testing.assert_allclose(formula.predict(frame), (means * w).sum(axis=1), rtol=1e-12)
+    resp = formula.responsibilities(frame)
+    # rows of one group share their group's responsibilities
+    first = frame["id"] == frame["id"].iloc[0]
+    assert np.ptp(resp[first.to_numpy(), 0]) == 0.0
+    bic = formula.bic(frame)
+    n_params = 2 * 3 - 1 + 2 + 2  # 2x(intercept, x) + shared w, 2 sigmas, (K-1)(r+1)
+    assert formula.result_.n_parameters == n_params
+    assert bic == pytest.approx(-2 * formula.log_likelihood_ + n_params * np.log(400), rel=1e-12)
+    assert formula.icl(frame) >= bic
+
+
+def test_structured_model_round_trips_through_save(tmp_path):
+    _, frame = _structured_data(1)
+    model = MixtureOfRegressions.from_formula(
+        "y ~ x | id", frame, 2, concomitant="~ z", shared="~ w", random_state=0
+    )
+    loaded = MixtureOfRegressions.load(model.save(tmp_path / "m"))
+    assert loaded.formula_ == "y ~ x | id"
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+    assert loaded.bic(frame) == model.bic(frame)
+    for key, value in model.standard_errors_.items():
+        np.testing.assert_array_equal(loaded.standard_errors_[key], value)
+
+
+def test_structured_misuse_is_refused():
+    sim, frame = _structured_data(2)
+    model = MixtureOfRegressions(2, random_state=0).fit(sim.X, sim.y, concomitant=sim.concomitant)
+    with pytest.raises(ValueError, match="concomitant variable"):
+        model.predict(sim.X)
+    plain = MixtureOfRegressions(2, random_state=0).fit(sim.X, sim.y)
+    with pytest.raises(ValueError, match="fitted without concomitant"):
+        plain.responsibilities(sim.X, sim.y, concomitant=sim.concomitant)
+    with pytest.raises(ValueError, match="min_weight is not available"):
+        MixtureOfRegressions(2, min_weight=0.1).fit(sim.X, sim.y, groups=sim.groups)
+    with pytest.raises(ValueError, match="concomitant has 2 column"):
+        model.mixing_weights(np.ones((3, 2)))
+    with pytest.raises(TypeError, match="formula such as"):
+        MixtureOfRegressions.from_formula("y ~ x", frame, shared=["w"])
+    # without a concomitant model the weights are the same on every row
+    np.testing.assert_allclose(plain.mixing_weights(sim.X), np.tile(plain.weights_, (400, 1)))
+
+
+def test_grouped_responsibilities_multiply_the_rows_densities():
+    sim, _ = _structured_data(3)
+    model = MixtureOfRegressions(2, random_state=0).fit(sim.X, sim.y, groups=sim.groups)
+    rows = model.score_samples(sim.X, sim.y)  # each row on its own
+    resp = model.responsibilities(sim.X, sim.y, groups=sim.groups)
+    g = sim.groups == sim.groups[0]
+    log_f = np.log(model.responsibilities(sim.X[g], sim.y[g])) + rows[g][:, None]
+    joint = np.log(model.weights_) + (log_f - np.log(model.weights_)).sum(axis=0)
+    expected = np.exp(joint - np.logaddexp.reduce(joint))
+    np.testing.assert_allclose(resp[g][0], expected, rtol=1e-10)

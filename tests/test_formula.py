@@ -290,3 +290,43 @@ def test_text_columns_that_are_mostly_text_stay_categorical():
     df["g"] = df["g"].where(np.arange(300) % 3 != 0, "7")  # a third numeric-looking codes
     model = MixtureOfRegressions.from_formula("y ~ x + g", df, random_state=0)
     assert model.feature_names_in_.tolist() == ["x", "g[T.a]", "g[T.b]", "g[T.c]"]  # "7" first
+
+
+# --- grouping, concomitant and shared formulas ------------------------------------------
+
+
+def test_split_groups_only_at_top_level():
+    from bayes_mlr.formula import split_groups
+
+    assert split_groups("y ~ x + I(x**2) | id") == ("y ~ x + I(x**2)", "id")
+    assert split_groups("y ~ I(a | b)") == ("y ~ I(a | b)", None)
+    with pytest.raises(FormulaError, match="one column name"):
+        split_groups("y ~ x | a + b")
+    with pytest.raises(FormulaError, match="only one grouping"):
+        split_groups("y ~ x | a | b")
+
+
+def test_structured_design_columns():
+    import pandas as pd
+
+    from bayes_mlr.formula import structured_design
+
+    frame = pd.DataFrame(
+        {
+            "y": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "x": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+            "w": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0],
+            "z": ["a", "a", "b", "b", "c", "c"],
+            "id": [1, 1, 2, 2, 3, 3],
+        }
+    )
+    d = structured_design("y ~ x | id", frame, concomitant="~ z", shared="~ w")
+    assert d.feature_names == ["x", "w"] and d.shared == ["w"] and d.group == "id"
+    assert list(d.concomitant.columns) == ["z[T.b]", "z[T.c]"]
+    np.testing.assert_array_equal(d.groups, frame["id"])
+    shared_one = structured_design("y ~ 0 + x", frame, shared="~ 1")
+    assert shared_one.shared == ["intercept"] and shared_one.fit_intercept
+    with pytest.raises(FormulaError, match="grouping column 'g' is not in the data"):
+        structured_design("y ~ x | g", frame)
+    with pytest.raises(FormulaError, match="one-sided formula"):
+        structured_design("y ~ x", frame, concomitant="z")

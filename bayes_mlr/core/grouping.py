@@ -120,6 +120,7 @@ def group_constant(grouping: Grouping, values: np.ndarray, name: str) -> np.ndar
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         label = grouping.labels[grouping.index[row]]
+        label = label.item() if hasattr(label, "item") else label
         raise ValueError(
             f"{name} varies within group {label!r} (row {row}); with groups, {name} must be "
             "constant within each group, since all rows of a group share one component."
