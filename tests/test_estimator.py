@@ -194,7 +194,7 @@ def _structured_data(seed=0):
 
 
 def test_structured_fit_attributes_and_formula_agree():
-    sim, frame = _structured_data()
+    _, frame = _structured_data()
     arrays = MixtureOfRegressions(2, shared=["w"], random_state=0).fit(
         frame[["x", "w"]], frame["y"], groups=frame["id"], concomitant=frame[["z"]]
     )
