@@ -12,6 +12,7 @@ from typing import Any
 from bayes_mlr._version import __version__
 from bayes_mlr.core.em import fit_em
 from bayes_mlr.core.labels import LabelSwitchingWarning
+from bayes_mlr.core.structured import fit_structured
 from bayes_mlr.estimator import MixtureOfRegressions
 from bayes_mlr.exceptions import (
     ConvergenceWarning,
@@ -57,6 +58,7 @@ __all__ = [
     "__version__",
     "bootstrap_lrt",
     "fit_em",
+    "fit_structured",
     "select_n_components",
     "simulate",
     *_LAZY,
