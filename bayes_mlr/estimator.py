@@ -306,21 +306,18 @@ class MixtureOfRegressions(_ParamsMixin):
             X_arr,
             y_arr,
             self.n_components,
-            variance=self.variance,
-            sigma=self.sigma,
-            fit_intercept=self.fit_intercept,
             sample_weight=sw,
-            init=self.init,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            random_state=self.random_state,
             callback=callback,
-            spurious=self.spurious,
+            **self._em_settings(),
             min_weight=self.min_weight,
         )
         self._set_result(result, X_arr, y_arr, sw, names)
         return self
+
+    def _em_settings(self) -> dict[str, Any]:
+        """The constructor arguments that every EM entry point takes."""
+        names = ("variance", "sigma", "fit_intercept", "init", "n_init", "max_iter", "tol")
+        return {name: getattr(self, name) for name in (*names, "random_state", "spurious")}
 
     def _fit_structured(self, X, y, sample_weight, groups, concomitant, callback):
         """fit() with groups, concomitant variables or shared coefficients
@@ -351,17 +348,9 @@ class MixtureOfRegressions(_ParamsMixin):
             groups=groups,
             concomitant=W,
             shared=self.shared,
-            variance=self.variance,
-            sigma=self.sigma,
-            fit_intercept=self.fit_intercept,
             sample_weight=sw,
-            init=self.init,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            random_state=self.random_state,
             callback=callback,
-            spurious=self.spurious,
+            **self._em_settings(),
         )
         self._set_result(result, X_arr, y_arr, sw, names, groups=codes, concomitant=W)
         if W is not None:

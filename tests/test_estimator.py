@@ -33,6 +33,7 @@ def test_constructor_stores_arguments_untouched():
         "verbose": 0,
         "spurious": "avoid",
         "min_weight": None,
+        "shared": None,
     }
     assert m.init is init
     assert repr(m).startswith("MixtureOfRegressions(n_components=4, variance='fixed'")

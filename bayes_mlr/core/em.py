@@ -651,10 +651,10 @@ def fit_em(
     >>> np.round(res.coef.ravel(), 1)
     array([-2.,  3.])
     """
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
-    check_guard(spurious=spurious, min_weight=min_weight)
-    check_settings(
+    check_arguments(
+        callback,
+        spurious=spurious,
+        min_weight=min_weight,
         n_components=n_components,
         variance=variance,
         sigma=sigma,
@@ -698,6 +698,14 @@ def fit_em(
             spurious=spurious,
             min_weight=None if min_weight is None else float(min_weight),
         )
+
+
+def check_arguments(callback: Any, *, spurious: Any, min_weight: Any, **settings: Any) -> None:
+    """Validate the arguments every EM entry point shares, before any computation."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
+    check_guard(spurious=spurious, min_weight=min_weight)
+    check_settings(**settings)
 
 
 def _dask_source(X, y, sample_weight, fit_intercept: bool):
@@ -858,29 +866,37 @@ def _fit_source(
     best = _best_run(runs, problem)
     n_spurious = warn_outcome(runs, best, spurious=spurious, max_iter=max_iter, tol=tol)
     optima = _distinct_optima(runs, best, scaler, problem, sigma)
-    top, offset = optima[0][0], data.n_obs * math.log(scaler.y_scale)
-    # log-likelihood in the original units = standardised one - n_obs log(y_scale)
-    trace = np.asarray(best.trace) - offset
+    top = optima[0][0]
     return EMResult(
         weights=top.weights,
         intercept=top.intercept,
         coef=top.coef,
         sigma=top.sigma,
-        log_likelihood=float(trace[-1]),
-        log_likelihood_trace=trace,
-        n_iter=best.n_iter,
-        converged=best.converged,
-        variance=variance,
-        fit_intercept=scaler.fit_intercept,
-        n_obs=data.n_obs,
-        degenerate=best.degenerate,
-        spurious=best.is_spurious,
         spurious_components=top.spurious_components,
-        n_runs=len(runs),
-        n_spurious_runs=n_spurious,
         n_removed=K - top.weights.shape[0],
-        optima=tuple(o for o, _ in optima),
+        **run_summary(best, runs, n_spurious, optima, scaler, problem),
     )
+
+
+def run_summary(best, runs, n_spurious, optima, scaler: Scaler, problem: _Problem) -> dict:
+    """The :class:`EMResult` fields that describe the runs (not the parameters): the trace and
+    log-likelihood in the original units, convergence and flags, run counts and the optima."""
+    # log-likelihood in the original units = standardised one - n_obs log(y_scale)
+    trace = np.asarray(best.trace) - problem.n_obs * math.log(scaler.y_scale)
+    return {
+        "log_likelihood": float(trace[-1]),
+        "log_likelihood_trace": trace,
+        "n_iter": best.n_iter,
+        "converged": best.converged,
+        "variance": problem.variance,
+        "fit_intercept": scaler.fit_intercept,
+        "n_obs": problem.n_obs,
+        "degenerate": best.degenerate,
+        "spurious": best.is_spurious,
+        "n_runs": len(runs),
+        "n_spurious_runs": n_spurious,
+        "optima": tuple(o for o, _ in optima),
+    }
 
 
 def warn_outcome(runs: list, best, *, spurious: str, max_iter: int, tol: float) -> int:

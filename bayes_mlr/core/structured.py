@@ -37,8 +37,6 @@ import numpy as np
 from bayes_mlr._validation import (
     check_concomitant,
     check_data,
-    check_guard,
-    check_settings,
     check_shared,
     check_sizes,
     is_dask_collection,
@@ -261,10 +259,10 @@ def fit_structured(
         the components, or Dask input (grouping and concomitant models need the data in
         memory).
     """
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
-    check_guard(spurious=spurious, min_weight=None)
-    check_settings(
+    em.check_arguments(
+        callback,
+        spurious=spurious,
+        min_weight=None,
         n_components=n_components,
         variance=variance,
         sigma=sigma,
@@ -405,8 +403,6 @@ def _result(
         c_coef = gate[:, 1:] / scale
         c_intercept = gate[:, 0] - c_coef @ shift
         c_coef, c_intercept = c_coef - c_coef[0], c_intercept - c_intercept[0]
-    offset = base.n_obs * math.log(scaler.y_scale)
-    trace = np.asarray(best.trace) - offset
     coef = coef[order]
     coef[:, mask] = coef[:, mask].mean(axis=0)  # equal up to rounding: make them equal
     intercept = intercept[order]
@@ -417,24 +413,13 @@ def _result(
         intercept=intercept,
         coef=coef,
         sigma=sig[order],
-        log_likelihood=float(trace[-1]),
-        log_likelihood_trace=trace,
-        n_iter=best.n_iter,
-        converged=best.converged,
-        variance=variance,
-        fit_intercept=scaler.fit_intercept,
-        n_obs=base.n_obs,
-        degenerate=best.degenerate,
-        spurious=best.is_spurious,
         spurious_components=best.spurious[order],
-        n_runs=len(runs),
-        n_spurious_runs=n_spurious,
-        optima=tuple(o for o, _ in optima),
         shared=mask,
         shared_intercept=shared_intercept,
         concomitant_intercept=c_intercept,
         concomitant_coef=c_coef,
         n_groups=n_groups,
+        **em.run_summary(best, runs, n_spurious, optima, scaler, base),
     )
 
 

@@ -565,17 +565,23 @@ def _natural_jacobian(prob: _Problem) -> tuple[np.ndarray, list[str]]:
     return jac, labels
 
 
-def _natural_covariance(prob: _Problem) -> tuple[np.ndarray, list[str]]:
-    info, gross = _information(prob)
-    cov_theta = _invert_information(info, gross, prob.layout.labels())
-    jac, labels = _natural_jacobian(prob)
+def delta_method(cov_theta: np.ndarray, jac: np.ndarray) -> np.ndarray:
+    """``J Σ Jᵀ``, with NaN rows and columns for the natural parameters that depend on a
+    parameter of ``Σ`` in a singular direction (NaN on its diagonal)."""
     bad_theta = np.isnan(np.diag(cov_theta))
     cov = jac @ np.where(bad_theta[:, None] | bad_theta[None, :], 0.0, cov_theta) @ jac.T
     # A natural parameter is undetermined when it depends on an undetermined theta entry.
     bad = (jac[:, bad_theta] != 0.0).any(axis=1)
     cov[bad, :] = np.nan
     cov[:, bad] = np.nan
-    return 0.5 * (cov + cov.T), labels
+    return 0.5 * (cov + cov.T)
+
+
+def _natural_covariance(prob: _Problem) -> tuple[np.ndarray, list[str]]:
+    info, gross = _information(prob)
+    cov_theta = _invert_information(info, gross, prob.layout.labels())
+    jac, labels = _natural_jacobian(prob)
+    return delta_method(cov_theta, jac), labels
 
 
 def covariance(

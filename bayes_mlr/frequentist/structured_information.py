@@ -35,7 +35,7 @@ import numpy as np
 
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit
-from bayes_mlr.frequentist.information import _invert_information
+from bayes_mlr.frequentist.information import _invert_information, delta_method
 from bayes_mlr.results import EMResult
 
 __all__ = ["Layout", "covariance", "log_likelihood_at", "observed_information", "standard_errors"]
@@ -330,12 +330,7 @@ def covariance(
     info, gross, pi = _information(result, data, lay)
     cov_theta = _invert_information(info, gross, lay.labels)
     jac, labels = _natural_jacobian(result, data, lay, pi)
-    bad_theta = np.isnan(np.diag(cov_theta))
-    cov = jac @ np.where(bad_theta[:, None] | bad_theta[None, :], 0.0, cov_theta) @ jac.T
-    bad = (jac[:, bad_theta] != 0.0).any(axis=1)
-    cov[bad, :] = np.nan
-    cov[:, bad] = np.nan
-    return 0.5 * (cov + cov.T), labels
+    return delta_method(cov_theta, jac), labels
 
 
 def _natural_jacobian(result: EMResult, data: _Data, lay: Layout, pi: np.ndarray):
