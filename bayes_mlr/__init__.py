@@ -19,6 +19,7 @@ from bayes_mlr.exceptions import (
     DegenerateFitWarning,
     MultimodalPosteriorWarning,
     NotFittedError,
+    SeparationWarning,
     SpuriousFitWarning,
 )
 from bayes_mlr.frequentist.information import SingularInformationWarning
@@ -53,6 +54,7 @@ __all__ = [
     "MixtureOfRegressions",
     "MultimodalPosteriorWarning",
     "NotFittedError",
+    "SeparationWarning",
     "SingularInformationWarning",
     "SpuriousFitWarning",
     "__version__",

@@ -11,6 +11,7 @@ __all__ = [
     "DegenerateFitWarning",
     "MultimodalPosteriorWarning",
     "NotFittedError",
+    "SeparationWarning",
     "SpuriousFitWarning",
 ]
 
@@ -28,6 +29,14 @@ class SpuriousFitWarning(DegenerateFitWarning):
     sigma far below the other components' (McLachlan & Peel 2000, §3.10). The best such run is
     returned and flagged (``EMResult.spurious``); see :mod:`bayes_mlr.core.spurious` for the
     rule."""
+
+
+class SeparationWarning(UserWarning):
+    """A logistic part of the model separates the data: the concomitant variables predict the
+    components (almost) perfectly, so the maximum likelihood coefficients are infinite. EM
+    stops at large finite values; their size and standard errors mean nothing, though the
+    regression coefficients of each component may still be fine. The fit is flagged
+    (``EMResult.separated``)."""
 
 
 class MultimodalPosteriorWarning(UserWarning):

@@ -157,6 +157,9 @@ class EMResult:
     n_groups : int or None
         Number of groups when the rows were grouped (all rows of a group share one
         component), else ``None``.
+    separated : bool
+        True when the concomitant variables separate the components (their maximum likelihood
+        coefficients are infinite; :class:`~bayes_mlr.SeparationWarning`).
     optima : tuple of Optimum
         The distinct optima that the non-degenerate runs reached, the returned one first, then
         in the order the fit ranks them (regular before spurious, then by log-likelihood), each
@@ -188,6 +191,7 @@ class EMResult:
     concomitant_intercept: np.ndarray | None = None
     concomitant_coef: np.ndarray | None = None
     n_groups: int | None = None
+    separated: bool = False
 
     def __post_init__(self) -> None:
         for name in ("weights", "intercept", "coef", "sigma", "log_likelihood_trace"):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +49,15 @@ from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit, log_softmax
 from bayes_mlr.core.spurious import spurious_components
 from bayes_mlr.core.stats import augment
+from bayes_mlr.exceptions import SeparationWarning
 from bayes_mlr.results import EMProgress, EMResult
 
 __all__ = ["e_step_structured", "fit_structured", "mixing_weights"]
+
+#: A concomitant slope (log odds per standard deviation of its variable) above this means the
+#: gating model separates the components: exp(15) ~ 3e6, far beyond any slope real data
+#: estimate, reached only when the Newton steps chase an infinite maximum.
+SEPARATION_LOGIT = 15.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,6 +338,7 @@ def fit_structured(
         runs = _restarts(model, K, init, int(n_init), int(max_iter), float(tol), rng)
         best = em._best_run(runs, base)
         n_spurious = em.warn_outcome(runs, best, spurious=spurious, max_iter=max_iter, tol=tol)
+        separated = W is not None and _separated(best.gate)
         optima = em._distinct_optima(runs, best, scaler, base, sigma)
     return _result(
         best,
@@ -345,7 +353,28 @@ def fit_structured(
         concomitant=None if W is None else (w_shift, w_scale),
         n_groups=None if grouping.trivial else grouping.n_groups,
         n_spurious=n_spurious,
+        separated=separated,
     )
+
+
+def _separated(gate: np.ndarray) -> bool:
+    """Whether the concomitant slopes (per standard deviation of their variable) are so large
+    that the gating model separates the components, and warn if so (:class:`SeparationWarning`).
+    """
+    slopes = np.abs(gate[:, 1:] - gate[0, 1:])
+    if not slopes.size or slopes.max() <= SEPARATION_LOGIT:
+        return False
+    warnings.warn(
+        "The concomitant variables separate the components: a change of one standard deviation "
+        f"multiplies a component's odds by more than exp({SEPARATION_LOGIT:g}), so the maximum "
+        "likelihood concomitant coefficients are infinite. Their values and standard errors are "
+        "not meaningful (the fit is flagged: result_.separated); the regression coefficients "
+        "may still be. Use fewer concomitant variables, or the posterior, whose priors keep "
+        "the coefficients finite.",
+        SeparationWarning,
+        stacklevel=em._user_stacklevel(),
+    )
+    return True
 
 
 def _concomitant_scaler(W: np.ndarray | None, weight: np.ndarray):
@@ -391,6 +420,7 @@ def _result(
     concomitant,
     n_groups,
     n_spurious,
+    separated,
 ) -> EMResult:
     weights, intercept, coef, sig = em._to_external(scaler, best.params)
     if variance == "fixed":
@@ -419,6 +449,7 @@ def _result(
         concomitant_intercept=c_intercept,
         concomitant_coef=c_coef,
         n_groups=n_groups,
+        separated=separated,
         **em.run_summary(best, runs, n_spurious, optima, scaler, base),
     )
 

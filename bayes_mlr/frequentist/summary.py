@@ -151,7 +151,11 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
     table = SummaryTable(frame[list(SUMMARY_COLUMNS)])
     X, y, sw = model._fit_X, model._fit_y, model._fit_sample_weight
     structure = model._training_structure()
-    flags = [name.upper() for name in ("spurious", "degenerate") if getattr(res, name, False)]
+    flags = [
+        name.upper()
+        for name in ("spurious", "degenerate", "separated")
+        if getattr(res, name, False)
+    ]
     unidentified = table.loc[table["std_error"].isna(), ["parameter", "component", "feature"]]
     if len(unidentified):
         flags.append(

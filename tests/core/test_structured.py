@@ -270,3 +270,20 @@ def test_weights_are_the_mean_prior_and_sample_weights_replicate_groups():
     copied = MixtureOfRegressions(2, random_state=0).fit(X2, y2, groups=g2, concomitant=W2)
     assert weighted.log_likelihood_ == pytest.approx(copied.log_likelihood_, rel=1e-8)
     np.testing.assert_allclose(weighted.coef_, copied.coef_, atol=1e-5)
+
+
+def test_separating_concomitant_is_flagged():
+    """z decides the component exactly: the ML gating slopes are infinite; say so."""
+    from bayes_mlr import SeparationWarning
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=400)
+    x = rng.normal(size=400)
+    y = np.where(z > 0, 2.0 + x, -2.0 - x) + 0.3 * rng.normal(size=400)
+    with pytest.warns(SeparationWarning, match="separate the components"):
+        res = fit_structured(x, y, 2, concomitant=z, random_state=0)
+    assert res.separated
+    # the regression lines are still found
+    np.testing.assert_allclose(np.sort(res.intercept), [-2.0, 2.0], atol=0.1)
+    ok = fit_structured(x, y, 2, concomitant=rng.normal(size=400), random_state=0)
+    assert not ok.separated
