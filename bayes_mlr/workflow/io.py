@@ -469,6 +469,7 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         "n_iter": int(model.n_iter_),
         "degenerate": bool(getattr(model.result_, "degenerate", False)),
         "spurious": bool(getattr(model.result_, "spurious", False)),
+        "separated": bool(getattr(model.result_, "separated", False)),
         # False when the observed information is singular in some direction (NaN SEs)
         "standard_errors_finite": bool(all(np.all(np.isfinite(v)) for v in se.values())),
         "spurious_components": np.asarray(
