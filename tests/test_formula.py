@@ -232,10 +232,11 @@ def test_response_term_survives_save_and_load(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_grouping_bar_is_refused_until_grouping_lands():
+def test_grouping_bar_groups_the_rows():
     df = frame()
-    with pytest.raises(FormulaError, match=r"grouping with '\|'.*not supported yet"):
-        MixtureOfRegressions.from_formula("y ~ x | g", df)
+    df["g"] = np.arange(len(df)) // 3
+    model = MixtureOfRegressions.from_formula("y ~ x | g", df, random_state=0)
+    assert model.n_groups_ == df["g"].nunique() and model.formula_ == "y ~ x | g"
     # a '|' inside a call is Python's "or", not grouping
     df["a"], df["b"] = df["x"] > 0, df["z"] > 2
     model = MixtureOfRegressions.from_formula("y ~ x + I(a | b)", df, random_state=0)
