@@ -28,6 +28,7 @@ from bayes_mlr.bayes.model import (
     _em_dataset,
     _em_values,
     _hessian_covariance,
+    _is_structured,
     _logp_dlogp,
     _prior_record,
     _problem,
@@ -189,11 +190,18 @@ def approximate_posterior(
     ------
     ValueError
         Unknown ``method``, ``draws`` or ``n_iter`` below 1, or an unfitted estimator.
+    NotImplementedError
+        A model with concomitant variables, groups or shared coefficients.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
     if draws < 1 or n_iter < 1:
         raise ValueError("draws and n_iter must be >= 1")
+    if _is_structured(model):
+        raise NotImplementedError(
+            "approximate_posterior supports the plain mixture only, not concomitant variables, "
+            "groups or shared coefficients: use sample_posterior for this model"
+        )
     em = _em_values(model)
     problem = _problem(model)
     pm_model = _build(problem, priors)

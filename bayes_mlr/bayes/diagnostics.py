@@ -34,7 +34,9 @@ __all__ = [
     "summary_table",
 ]
 
-_PARAMS = ("weights", "intercept", "coef", "sigma")
+_PARAMS = ("weights", "intercept", "coef", "sigma", "concomitant_intercept", "concomitant_coef")
+#: The concomitant coefficients, whose component 0 is the reference (fixed at zero, no row).
+_CONCOMITANT = ("concomitant_intercept", "concomitant_coef")
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,11 +60,27 @@ def _require_posterior(posterior: Any) -> Any:
     return post
 
 
-def _scalars(ds: Any, var_names: Sequence[str]) -> Iterator[tuple[str, str, Any, Any, dict]]:
-    """Yield ``(label, parameter, component, feature, selection)`` for every scalar element.
+def _shared_structure(post: Any) -> tuple[set[str], bool]:
+    """The features whose coefficient all components share, and whether the intercept is
+    shared (a structured posterior: variables ``coef_shared``, ``intercept_shared``)."""
+    shared = set()
+    if "coef_shared" in post.data_vars and "feature_shared" in post.coords:
+        shared = {str(f) for f in post["feature_shared"].values}
+    return shared, "intercept_shared" in post.data_vars
 
-    Labels follow ArviZ: ``"weights[0]"``, ``"coef[1, x0]"``, ``"sigma"`` for a scalar.
+
+def _scalars(
+    ds: Any, var_names: Sequence[str], post: Any = None
+) -> Iterator[tuple[str, str, Any, Any, dict]]:
+    """Yield ``(label, parameter, component, feature, selection)`` for every scalar parameter.
+
+    Labels follow ArviZ: ``"weights[0]"``, ``"coef[1, x0]"``, ``"sigma"`` for a scalar. With
+    ``post`` a structured posterior, a coefficient all components share is one row
+    (``"coef[shared, w]"``, ``"intercept[shared]"``, component None, selected at component 0),
+    and the reference row 0 of ``concomitant_intercept`` / ``concomitant_coef`` (fixed at zero)
+    has none.
     """
+    shared, shared_intercept = _shared_structure(post if post is not None else ds)
     for name in var_names:
         da = ds[name]
         dims = [d for d in da.dims if d not in ("chain", "draw")]
@@ -78,6 +96,13 @@ def _scalars(ds: Any, var_names: Sequence[str]) -> Iterator[tuple[str, str, Any,
                 int(da["component"].values[sel["component"]]) if "component" in sel else None
             )
             feature = str(da["feature"].values[sel["feature"]]) if "feature" in sel else None
+            if name in _CONCOMITANT and sel.get("component") == 0:
+                continue  # the reference: zero by definition
+            if (name == "coef" and feature in shared) or (name == "intercept" and shared_intercept):
+                if sel["component"] != 0:
+                    continue
+                component = None
+                label = f"{name}[shared, {feature}]" if feature is not None else f"{name}[shared]"
             yield label, name, component, feature, sel
 
 
@@ -213,7 +238,9 @@ def summary_table(
     posterior : xarray.DataTree
     var_names : sequence of str, optional
         Defaults to the model parameters present (``weights``, ``intercept``, ``coef``,
-        ``sigma``).
+        ``sigma``, ``concomitant_intercept``, ``concomitant_coef``). A coefficient shared by all
+        components has one row (``"coef[shared, w]"``); the reference row 0 of the
+        concomitant coefficients, fixed at zero, has none.
     ci_prob : float
         Probability of the highest-density interval.
 
@@ -233,7 +260,7 @@ def summary_table(
     stats = [str(s) for s in summ["summary"].values]
     rename = {stats[2]: "hdi_low", stats[3]: "hdi_high"}
     rows, index = [], []
-    for label, name, component, feature, sel in _scalars(ds, names):
+    for label, name, component, feature, sel in _scalars(ds, names, post):
         values = summ[name].isel(sel)
         row = {"parameter": name, "component": component, "feature": feature}
         for s, v in zip(stats, np.atleast_1d(values.values), strict=True):
@@ -602,8 +629,11 @@ def _em_estimates(model: Any, posterior: Any) -> dict[str, np.ndarray]:
             "coef": np.asarray(model.coef_, dtype=float),
             "sigma": np.asarray(model.sigma_, dtype=float),
         }
+        for name in _CONCOMITANT:
+            if getattr(model, f"{name}_", None) is not None:
+                em[name] = np.asarray(getattr(model, f"{name}_"), dtype=float)
         se = {k: np.asarray(v, dtype=float) for k, v in model.standard_errors_.items()}
-        for name in _PARAMS:
+        for name in list(em):
             em[f"{name}_se"] = np.broadcast_to(se.get(name, np.nan), em[name].shape)
         return em
     group = _group(posterior, "em")
@@ -617,7 +647,12 @@ def compare_em_posterior(model: Any, posterior: Any, *, ci_prob: float = 0.94) -
 
     Rows: ``weights[k]`` (none when K = 1), ``intercept[k]`` (none without intercept),
     ``coef[k, feature]``, and ``sigma[k]`` for ``variance="component"``; a single row
-    ``sigma`` for ``"shared"`` (one parameter); none for ``"fixed"``.
+    ``sigma`` for ``"shared"`` (one parameter); none for ``"fixed"``. Structured models: a
+    coefficient shared by all components is one row (``coef[shared, feature]``,
+    ``intercept[shared]``, component missing); with concomitant variables the rows
+    ``concomitant_intercept[k]`` and ``concomitant_coef[k, variable]`` for ``k >= 1`` (component
+    0 is the reference, zero in both), and ``weights`` are the mean prior weights over the
+    training rows (as EM's ``weights_``).
 
     Parameters
     ----------
@@ -649,16 +684,23 @@ def compare_em_posterior(model: Any, posterior: Any, *, ci_prob: float = 0.94) -
     mean = ds.mean(dim=("chain", "draw"))
     sd = ds.std(dim=("chain", "draw"), ddof=1)
     hdi = azs.hdi(ds, prob=ci_prob)
+    missing = [n for n in names if n not in em]
+    if missing:
+        raise ValueError(
+            f"the EM estimates have no {missing[0]!r}: pass the estimator the posterior was "
+            "sampled for"
+        )
     rows, index = [], []
-    for label, name, component, feature, sel in _scalars(ds, names):
+    for label, name, component, feature, sel in _scalars(ds, names, post):
         value = em[name]
         se = em[f"{name}_se"]
         if "component" in sel:
             value, se = value[sel["component"]], se[sel["component"]]
         else:  # shared sigma: one parameter, equal entries in EM
             value, se = value.reshape(-1)[0], se.reshape(-1)[0]
-        if "feature" in sel:
-            value, se = value[sel["feature"]], se[sel["feature"]]
+        for dim in ("feature", "concomitant"):
+            if dim in sel:
+                value, se = value[sel[dim]], se[sel[dim]]
         bounds = hdi[name].isel(sel).to_numpy()
         m, s = float(mean[name].isel(sel)), float(sd[name].isel(sel))
         lo, hi = float(bounds[0]), float(bounds[1])
@@ -742,13 +784,18 @@ def posterior_membership(
     y: Any = None,
     *,
     chunk_size: int = 200,
+    groups: Any = None,
+    concomitant: Any = None,
 ) -> np.ndarray:
     """Membership probabilities averaged over the posterior.
 
     For each draw ``theta`` the responsibilities
     ``gamma_ik = w_k N(y_i | mu_ik, sigma_k) / sum_j w_j N(y_i | mu_ij, sigma_j)`` are computed
     and averaged over all draws (the posterior probability that observation ``i`` came from
-    component ``k``, in the EM labelling).
+    component ``k``, in the EM labelling). For a structured posterior
+    (:mod:`bayes_mlr.bayes.structured`) the responsibilities are per group, with each group's
+    prior weights (from the concomitant model when there is one), and every row of a group
+    carries its group's.
 
     Parameters
     ----------
@@ -761,12 +808,20 @@ def posterior_membership(
     y : array-like of shape (n,), optional
     chunk_size : int
         Draws processed at once (memory ``chunk_size * n * K`` floats).
+    groups : array-like of shape (n,), optional
+        Group labels of new ``X`` (structured models; the training data's otherwise).
+    concomitant : array-like of shape (n, r), optional
+        Concomitant variables of new ``X`` (structured models with a concomitant model).
 
     Returns
     -------
     ndarray of shape (n, K)
         Rows sum to 1.
     """
+    if _is_structured_posterior(posterior):
+        return _structured_membership(model, posterior, X, y, groups, concomitant, chunk_size)
+    if groups is not None or concomitant is not None:
+        raise ValueError("groups and concomitant apply to a structured posterior only")
     X, y = _data(model, posterior, X, y)
     draws = _draw_arrays(posterior)
     S, K = draws["weights"].shape
@@ -782,6 +837,71 @@ def posterior_membership(
     return total / S
 
 
+def _is_structured_posterior(posterior: Any) -> bool:
+    post = _require_posterior(posterior)
+    const = _group(posterior, "constant_data")
+    return bool(
+        post.attrs.get("structured")
+        or any(v in post.data_vars for v in ("coef_shared", "intercept_shared", *_CONCOMITANT))
+        or (const is not None and "group_index" in const)
+    )
+
+
+def _structured_membership(
+    model: Any,
+    posterior: Any,
+    X: Any,
+    y: Any,
+    groups: Any,
+    concomitant: Any,
+    chunk_size: int,
+) -> np.ndarray:
+    """:func:`posterior_membership` of a structured posterior."""
+    from bayes_mlr.bayes.stephens import group_classification_probabilities
+    from bayes_mlr.core.grouping import Grouping, group_constant
+
+    post = _require_posterior(posterior)
+    const = _group(posterior, "constant_data")
+    has_concomitant = "concomitant_coef" in post.data_vars
+    if X is None and y is None:
+        X, y = _data(model, posterior, None, None)
+        if model is not None and hasattr(model, "_fit_X"):
+            groups, W = model._fit_groups, model._fit_concomitant
+        else:
+            groups = None if "group_index" not in const else const["group_index"].to_numpy()
+            W = None if "W" not in const else const["W"].to_numpy()
+            if W is not None and groups is not None:  # one row per group: back to rows
+                W = W[groups]
+    else:
+        X, y = _data(model, posterior, X, y)
+        W = None if concomitant is None else np.asarray(concomitant, dtype=float)
+        if W is not None and W.ndim == 1:
+            W = W[:, None]
+    if has_concomitant and W is None:
+        raise ValueError("this posterior has a concomitant model: pass concomitant")
+    n = y.shape[0]
+    grouping = Grouping(groups, n)
+    codes = None if grouping.trivial else grouping.index
+    W_groups = None
+    if has_concomitant:
+        if W.shape[0] != n:
+            raise ValueError(f"concomitant has {W.shape[0]} rows, X has {n}")
+        W_groups = group_constant(grouping, W, "concomitant")
+    draws = _draw_arrays(posterior)
+    if has_concomitant:
+        for name in _CONCOMITANT:
+            da = post[name].transpose("chain", "draw", "component", ...)
+            draws[name] = da.to_numpy().reshape(-1, *da.shape[2:])
+    S, K = draws["weights"].shape
+    total = np.zeros((grouping.n_groups, K))
+    for start in range(0, S, chunk_size):
+        chunk = {k: v[start : start + chunk_size] for k, v in draws.items()}
+        total += group_classification_probabilities(
+            X, y, chunk, groups=codes, concomitant=W_groups
+        ).sum(axis=0)
+    return grouping.expand(total / S)
+
+
 # --------------------------------------------------------------------------------------------
 # Choosing the number of components
 # --------------------------------------------------------------------------------------------
@@ -789,10 +909,15 @@ def posterior_membership(
 
 def _criterion(model: Any, name: str) -> float:
     method = getattr(model, name)
+    kwargs = {}
     sw = getattr(model, "_fit_sample_weight", None)
-    if sw is None:
-        return float(method(model._fit_X, model._fit_y))
-    return float(method(model._fit_X, model._fit_y, sample_weight=sw))
+    if sw is not None:
+        kwargs["sample_weight"] = sw
+    for key in ("groups", "concomitant"):  # a structured model's training groups and variables
+        value = getattr(model, f"_fit_{key}", None)
+        if value is not None:
+            kwargs[key] = value
+    return float(method(model._fit_X, model._fit_y, **kwargs))
 
 
 def compare_n_components(

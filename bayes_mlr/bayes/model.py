@@ -17,6 +17,10 @@ lazily (``import bayes_mlr`` stays light).
   :mod:`bayes_mlr.bayes.modes`);
 * :func:`align_posterior` relabels draws (see :mod:`bayes_mlr.core.labels`).
 
+Models with concomitant variables, grouped rows or shared coefficients are built and sampled by
+:mod:`bayes_mlr.bayes.structured`, to which :func:`build_model` and :func:`sample_posterior` hand
+them.
+
 The speed over a hand-written ``pm.NormalMixture`` model comes from three places: the
 likelihood is one fused PyTensor Op (:mod:`bayes_mlr.bayes.mixture_op`: numpy over component-major
 arrays, an analytic gradient reusing the responsibilities), about 1.8x cheaper per gradient; a
@@ -238,6 +242,8 @@ def build_model(
     *,
     sample_weight: Any = None,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
+    groups: Any = None,
+    concomitant: Any = None,
 ) -> pm.Model:
     """Build the PyMC model of the mixture of regressions that ``model`` describes.
 
@@ -261,6 +267,16 @@ def build_model(
     The default priors are those of :func:`default_priors`; ``priors`` overrides any of their
     arguments.
 
+    A model with concomitant variables, groups or shared coefficients (fitted with them, or
+    given ``groups``/``concomitant`` here) is built by
+    :func:`bayes_mlr.bayes.structured.build_structured`: the likelihood is then the
+    ``pm.Potential`` ``"y"`` (one term per group, dim ``group``, or per row), and ``coef``,
+    ``intercept`` and ``weights`` may be Deterministics of the free variables ``coef_shared``
+    ``(feature_shared,)``, ``coef_varying`` ``(component, feature_varying)``,
+    ``intercept_shared`` and the concomitant coefficients; ``concomitant_intercept``
+    ``(component,)`` and ``concomitant_coef`` ``(component, concomitant)`` (row 0 zero, the
+    reference) are added. See :mod:`bayes_mlr.bayes.structured`.
+
     Parameters
     ----------
     model : MixtureOfRegressions
@@ -274,14 +290,42 @@ def build_model(
     priors : dict, optional
         E.g. ``{"coef": {"sigma": 1.0}, "weights": {"alpha": [1, 1, 1]}}``; keys and
         arguments as returned by :func:`default_priors`.
+    groups : array-like of shape (n,), optional
+        Group labels of the rows of ``X`` (with ``X`` and ``y``; by default the training
+        data's).
+    concomitant : array-like of shape (n, r), optional
+        Concomitant variables of the rows of ``X`` (needed with ``X`` and ``y`` when the
+        estimator has a concomitant model).
 
     Returns
     -------
     pymc.Model
         Extend it with ``with model: ...`` before sampling if you wish.
+
+    Raises
+    ------
+    ValueError
+        Data of the wrong shape, non-finite values, an unfitted estimator without data, unknown
+        priors, or (structured models) concomitant variables or sample weights that vary within
+        a group.
     """
+    if groups is not None or concomitant is not None or _is_structured(model):
+        from bayes_mlr.bayes import structured
+
+        problem = structured.structured_problem(
+            model, X, y, sample_weight=sample_weight, groups=groups, concomitant=concomitant
+        )
+        return structured.build_structured(problem, priors)
     problem = _problem(model, X, y, sample_weight)
     return _build(problem, priors)
+
+
+def _is_structured(model: Any) -> bool:
+    """True for an estimator with concomitant variables, groups or shared coefficients."""
+    result = getattr(model, "result_", None)
+    if result is not None:
+        return bool(getattr(result, "structured", False))
+    return getattr(model, "shared", None) is not None
 
 
 def _priors_of(
@@ -743,7 +787,7 @@ def _invariants(
         values = [pm_model.rvs_to_values[rv] for rv in free]
         logp = pytensor.function(
             values,
-            [pm_model.logp(jacobian=True), pm_model.logp(vars=pm_model.observed_RVs)],
+            [pm_model.logp(jacobian=True), pm_model.logp(vars=_likelihood_terms(pm_model))],
             on_unused_input="ignore",
             **_compile_kwargs(),
         )
@@ -773,6 +817,14 @@ def _invariants(
     return lp, ll, phi
 
 
+def _likelihood_terms(pm_model: pm.Model) -> list:
+    """The model's likelihood terms: its observed variables, or (a structured model, see
+    :mod:`bayes_mlr.bayes.structured`) the ``pm.Potential`` named ``"y"``."""
+    if pm_model.observed_RVs:
+        return list(pm_model.observed_RVs)
+    return [v for v in pm_model.potentials if v.name == "y"]
+
+
 def _add_modes(
     idata: xr.DataTree,
     pm_model: pm.Model,
@@ -780,10 +832,12 @@ def _add_modes(
     optima: list[dict],
     problem: _Problem,
     starts: str,
+    extra_invariants: Mapping[str, np.ndarray] | None = None,
 ) -> xr.DataTree:
     """Add ``log_density`` and ``log_likelihood`` to ``sample_stats`` and the group ``modes``:
     which chains sit in which posterior mode and each mode's estimated share
-    (:mod:`bayes_mlr.bayes.modes`)."""
+    (:mod:`bayes_mlr.bayes.modes`). ``extra_invariants`` are more label-invariant quantities,
+    each ``(chain, draw)``, to compare the chains on."""
     lp, ll, phi = _invariants(idata, pm_model)
     post = idata["posterior"]
     stats = idata["sample_stats"].to_dataset()
@@ -792,6 +846,7 @@ def _add_modes(
         stats["log_density"] = (("chain", "draw"), lp)
         stats["log_likelihood"] = (("chain", "draw"), ll)
         extra = {"lp": lp, "log_likelihood": ll}
+    extra.update(extra_invariants or {})
     idata["sample_stats"] = xr.DataTree(stats)
     values = {
         name: post[name].transpose("chain", "draw", ...).to_numpy()
@@ -977,6 +1032,11 @@ def align_posterior(
         if "component" in da.dims and da.dims[:2] == ("chain", "draw"):
             axis = da.dims.index("component")
             new_vars[name] = da.copy(data=apply_permutations(da.to_numpy(), perms, axis))
+    for name in ("concomitant_intercept", "concomitant_coef"):  # component 0: the reference
+        if name in new_vars:
+            da = new_vars[name].transpose("chain", "draw", "component", ...)
+            data = da.to_numpy()
+            new_vars[name] = da.copy(data=data - data[:, :, :1]).transpose(*post[name].dims)
     post = post.assign(new_vars)
     threshold = AMBIGUOUS_GAP_PER_FEATURE * features.shape[-1]
     post.attrs.update(
@@ -1173,6 +1233,27 @@ def sample_posterior(
     ImportError
         The chosen sampler is not installed.
     """
+    if _is_structured(model):
+        from bayes_mlr.bayes.structured import sample_structured
+
+        return sample_structured(
+            model,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            sampler=sampler,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            priors=priors,
+            pm_model=pm_model,
+            target_accept=target_accept,
+            cores=cores,
+            log_likelihood=log_likelihood,
+            posterior_predictive=posterior_predictive,
+            starts=starts,
+            relabel=relabel,
+            kwargs=kwargs,
+        )
     backend = _resolve_sampler(sampler)
     if starts not in _starts.STARTS:
         raise ValueError(f"starts must be one of {list(_starts.STARTS)}; got {starts!r}")

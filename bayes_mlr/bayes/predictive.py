@@ -64,12 +64,24 @@ def mixture_means(draws: dict[str, np.ndarray], X: np.ndarray) -> tuple[np.ndarr
     return means, np.einsum("cdk,cdkn->cdn", weights, means)
 
 
-def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed: Any = None) -> Any:
+def posterior_predictive(
+    model: Any,
+    posterior: Any,
+    X_new: Any,
+    *,
+    random_seed: Any = None,
+    groups: Any = None,
+    concomitant: Any = None,
+) -> Any:
     """Posterior predictive draws of ``y`` at new rows, with each component's mean.
 
     For each posterior draw ``s`` and new row ``x_i``: the component means
     ``mu_sij = intercept_sj + coef_sj . x_i``, a component ``z_si ~ Categorical(weights_s)``
     and ``y_si ~ Normal(mu_s,z,i, sigma_s,z)``.
+
+    For a model with concomitant variables the component of row ``i`` is drawn from its own
+    prior weights ``softmax_j(concomitant_intercept_sj + w_i . concomitant_coef_sj)`` (and the
+    mixture mean uses them); with ``groups`` the rows of a new group share one component.
 
     Parameters
     ----------
@@ -80,6 +92,12 @@ def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed:
         From :func:`bayes_mlr.sample_posterior` (or ``xarray.open_datatree("posterior.nc")``).
     X_new : array-like of shape (n_new, n_features) or pandas.DataFrame
     random_seed : int, numpy.random.Generator or None
+    groups : array-like of shape (n_new,), optional
+        Group labels of the new rows (a model fitted with groups; for a formula fit, read from
+        a raw data frame ``X_new``). Without them every new row is its own group.
+    concomitant : array-like of shape (n_new, r), optional
+        The concomitant variables of the new rows: required for a model with a concomitant
+        model (for a formula fit, read from a raw data frame ``X_new``).
 
     Returns
     -------
@@ -105,8 +123,14 @@ def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed:
         ``X_new`` does not have the model's features, or the posterior lacks ``coef`` or has
         another number of components or features than the model.
     """
-    import xarray as xr
 
+    structured = bool(getattr(getattr(model, "result_", None), "structured", False))
+    if structured:
+        groups, concomitant = model._structure_of(X_new, groups, concomitant)
+    elif groups is not None or concomitant is not None:
+        raise ValueError(
+            "groups and concomitant apply to a model fitted with groups or concomitant variables"
+        )
     X = np.asarray(model._check_X(X_new), dtype=float)
     draws = parameter_draws(model, posterior)
     C, D, K, p = draws["coef"].shape
@@ -116,6 +140,9 @@ def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed:
             f"{int(model.n_components_)} x {X.shape[1]}: not the posterior of this model"
         )
     rng = np.random.default_rng(random_seed)
+    if structured:
+        y, mean, means = _structured_draws(posterior, draws, X, groups, concomitant, rng)
+        return _predictive_dataset(posterior, y, mean, means)
     means, mean = mixture_means(draws, X)
     weights = draws["weights"] / draws["weights"].sum(axis=-1, keepdims=True)
     # one component per draw and row, by inverse CDF on the cumulative weights
@@ -126,7 +153,56 @@ def posterior_predictive(model: Any, posterior: Any, X_new: Any, *, random_seed:
     mu = np.take_along_axis(means, z[:, :, None, :], axis=2)[:, :, 0, :]
     sd = np.take_along_axis(draws["sigma"], z, axis=2)
     y = mu + sd * rng.standard_normal(mu.shape)
-    obs = np.arange(X.shape[0])
+    return _predictive_dataset(posterior, y, mean, means)
+
+
+def _structured_draws(
+    posterior: Any,
+    draws: dict[str, np.ndarray],
+    X: np.ndarray,
+    groups: Any,
+    concomitant: Any,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``y``, mixture mean ``(chain, draw, obs)`` and component means of a structured model:
+    per-row prior weights from the concomitant model, one component per group."""
+    from bayes_mlr._validation import check_concomitant
+    from bayes_mlr.core.grouping import Grouping, group_constant
+
+    n = X.shape[0]
+    C, D, K, _ = draws["coef"].shape
+    grouping = Grouping(groups, n)
+    means = draws["intercept"][..., None] + np.einsum("cdkp,np->cdkn", draws["coef"], X)
+    post = posterior["posterior"]
+    if concomitant is not None:
+        W = group_constant(grouping, check_concomitant(concomitant, n)[0], "concomitant")
+        a = post["concomitant_intercept"].transpose("chain", "draw", "component").to_numpy()
+        g = post["concomitant_coef"].transpose("chain", "draw", "component", ...).to_numpy()
+        if g.shape[-1] != W.shape[1]:
+            raise ValueError(
+                f"concomitant has {W.shape[1]} column(s); the posterior has {g.shape[-1]}"
+            )
+        eta = a[:, :, None, :] + np.einsum("gr,cdkr->cdgk", W, g)  # (C, D, G, K)
+        eta -= eta.max(axis=-1, keepdims=True)
+        pi = np.exp(eta)
+    else:
+        pi = np.broadcast_to(draws["weights"][:, :, None, :], (C, D, grouping.n_groups, K))
+    pi = pi / pi.sum(axis=-1, keepdims=True)
+    rows = grouping.index
+    mean = np.einsum("cdnk,cdkn->cdn", pi[:, :, rows, :], means)
+    cum = np.cumsum(pi, axis=-1)
+    u = rng.random((C, D, grouping.n_groups))
+    z = np.minimum((u[..., None] > cum).sum(axis=-1), K - 1)[:, :, rows]  # (C, D, n)
+    mu = np.take_along_axis(means, z[:, :, None, :], axis=2)[:, :, 0, :]
+    sd = np.take_along_axis(draws["sigma"], z, axis=2)
+    return mu + sd * rng.standard_normal(mu.shape), mean, means
+
+
+def _predictive_dataset(posterior: Any, y: np.ndarray, mean: np.ndarray, means: np.ndarray):
+    import xarray as xr
+
+    C, D, n = y.shape
+    obs = np.arange(n)
     component = posterior["posterior"]["coef"]["component"].values
     return xr.Dataset(
         {

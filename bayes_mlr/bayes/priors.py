@@ -6,6 +6,10 @@
 * :func:`describe_priors`: the priors a posterior was sampled under, as plain data, for
   ``diagnostics.json`` and the report.
 
+Models with concomitant variables (a mixture of experts) have no ``weights`` prior: their prior
+weights are a softmax of a linear predictor, whose coefficients have the priors
+``concomitant_intercept`` and ``concomitant_coef`` (see :func:`default_priors`).
+
 numpy only: reading a spec and writing a report do not import PyMC. The PyMC model that uses
 these arguments is :func:`bayes_mlr.bayes.model.build_model`.
 """
@@ -25,14 +29,22 @@ PRIOR_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "intercept": ("mu", "sigma"),
     "coef": ("mu", "sigma"),
     "sigma": ("sigma",),
+    "concomitant_intercept": ("sigma",),
+    "concomitant_coef": ("sigma",),
 }
-#: The distribution of each parameter's prior (the names PyMC gives them).
+#: The distribution of each parameter's prior (the names PyMC gives them). For the concomitant
+#: coefficients it is that of every component's logit coefficient; the model's parameters are
+#: their contrasts to component 0 (see :func:`default_priors`).
 DISTRIBUTIONS = {
     "weights": "Dirichlet",
     "intercept": "Normal",
     "coef": "Normal",
     "sigma": "HalfNormal",
+    "concomitant_intercept": "Normal",
+    "concomitant_coef": "Normal",
 }
+#: The priors that only a model with concomitant variables has.
+CONCOMITANT_PRIORS = ("concomitant_intercept", "concomitant_coef")
 
 
 def _weighted_mean_sd(values: np.ndarray, weight: np.ndarray | None) -> tuple[Any, Any]:
@@ -48,6 +60,8 @@ def default_priors(
     y: Any,
     n_components: int,
     sample_weight: Any = None,
+    *,
+    concomitant: Any = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Weakly informative priors scaled to the data.
 
@@ -63,7 +77,23 @@ def default_priors(
     * ``sigma[k] ~ HalfNormal(s_y)`` (one ``sigma`` for ``variance="shared"``, none for
       ``"fixed"``).
 
-    A constant feature or constant ``y`` uses scale 1 in place of a zero sd.
+    With ``concomitant`` variables ``w`` (means ``m_w``, sds ``s_w``) the prior weights are
+    ``softmax_k(concomitant_intercept[k] + w . concomitant_coef[k])`` with component 0 the
+    reference (row 0 is zero). Every component ``k`` has logit coefficients ``b_k``, ``g_k``
+    with
+
+    * ``g[k, j] ~ Normal(0, 2.5 / s_wj)`` and
+    * ``b[k] ~ Normal(0, 2.5 * sqrt(1 + sum_j (m_wj / s_wj) ** 2))`` (``Normal(0, 2.5)`` for
+      the logit at the mean of ``w``, as for the regression intercept),
+
+    independent across components, and the parameters are their contrasts
+    ``concomitant_intercept[k] = b[k] - b[0]``, ``concomitant_coef[k] = g[k] - g[0]``. This
+    prior is exchangeable in the labels (relabelling the components and re-referencing to the
+    new component 0 leaves it unchanged), unlike independent priors on the contrasts; two
+    components' log-odds at the mean of ``w`` differ by about ``Normal(0, 3.5)``. The
+    ``weights`` entry then only fixes ``K`` (the weights are no free parameter).
+
+    A constant feature, concomitant variable or ``y`` uses scale 1 in place of a zero sd.
 
     Parameters
     ----------
@@ -72,13 +102,16 @@ def default_priors(
     n_components : int
     sample_weight : array-like of shape (n,), optional
         Replication weights.
+    concomitant : array-like of shape (n, r), optional
+        Concomitant variables (one row per observation).
 
     Returns
     -------
     dict
         ``{"weights": {"alpha": (K,)}, "intercept": {"mu": (), "sigma": ()},
         "coef": {"mu": (), "sigma": (p,)}, "sigma": {"sigma": ()}}``, the format of the
-        ``priors`` argument of :func:`build_model`.
+        ``priors`` argument of :func:`build_model`; with ``concomitant`` also
+        ``"concomitant_intercept": {"sigma": ()}`` and ``"concomitant_coef": {"sigma": (r,)}``.
     """
     X = np.asarray(X, dtype=float)
     if X.ndim == 1:
@@ -87,7 +120,7 @@ def default_priors(
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     m_y, s_y = _weighted_mean_sd(y, sw)
     m_x, s_x = _weighted_mean_sd(X, sw)
-    return {
+    out = {
         "weights": {"alpha": np.full(n_components, 2.0)},
         "intercept": {
             "mu": np.asarray(m_y),
@@ -96,6 +129,19 @@ def default_priors(
         "coef": {"mu": np.asarray(0.0), "sigma": 2.5 * s_y / s_x},
         "sigma": {"sigma": np.asarray(s_y)},
     }
+    if concomitant is not None:
+        W = np.asarray(concomitant, dtype=float)
+        W = W[:, None] if W.ndim == 1 else W
+        if W.ndim != 2 or W.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"concomitant must have shape (n, r) with n = len(y) = {y.shape[0]}; got {W.shape}"
+            )
+        m_w, s_w = _weighted_mean_sd(W, sw)
+        out["concomitant_intercept"] = {
+            "sigma": np.asarray(2.5 * np.sqrt(1.0 + np.sum((m_w / s_w) ** 2)))
+        }
+        out["concomitant_coef"] = {"sigma": 2.5 / s_w}
+    return out
 
 
 def merge_priors(
@@ -106,12 +152,17 @@ def merge_priors(
     Raises
     ------
     ValueError
-        An unknown prior or argument (names in :data:`PRIOR_ARGUMENTS`).
+        An unknown prior or argument (names in :data:`PRIOR_ARGUMENTS`), or a concomitant prior
+        for a model without concomitant variables.
     """
     merged = {name: dict(values) for name, values in defaults.items()}
     for name, values in (priors or {}).items():
         if name not in PRIOR_ARGUMENTS:
             raise ValueError(f"unknown prior {name!r}; expected one of {sorted(PRIOR_ARGUMENTS)}")
+        if name not in merged:
+            raise ValueError(
+                f"prior {name!r} does not apply: the model has no concomitant variables"
+            )
         for key, value in values.items():
             if key not in PRIOR_ARGUMENTS[name]:
                 raise ValueError(
@@ -130,11 +181,18 @@ def describe_priors(
     fit_intercept: bool = True,
     fixed_sigma: Any = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    shared: Sequence[bool] | None = None,
+    shared_intercept: bool = False,
+    concomitant_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The priors of a model as plain data: one row per parameter (and feature, for ``coef``).
 
     Arguments equal for every component are given once (``component`` is None); otherwise
-    each component has its row.
+    each component has its row. A coefficient shared by all components (``shared``,
+    ``shared_intercept``) has one row with ``component="shared"``, as a shared sigma. With
+    concomitant variables there is no ``weights`` row; ``concomitant_intercept`` has one row
+    and ``concomitant_coef`` one per concomitant variable (its name in ``feature``), with the
+    prior of every component's logit coefficient (see :func:`default_priors`).
 
     Parameters
     ----------
@@ -147,6 +205,12 @@ def describe_priors(
         The known sigma of ``variance="fixed"``.
     overrides : dict, optional
         The user's overrides (``priors=``), recorded as ``overridden``.
+    shared : sequence of bool, length p, optional
+        Which features have one coefficient for all components.
+    shared_intercept : bool, default=False
+        Whether the intercept is one number for all components.
+    concomitant_names : sequence of str, length r, optional
+        The concomitant variables (a model with a concomitant model).
 
     Returns
     -------
@@ -177,7 +241,22 @@ def describe_priors(
                 }
             )
 
-    if K > 1:
+    def add_shared(parameter: str, arguments: dict[str, np.ndarray], feature: str | None) -> None:
+        # arguments: each of shape (K,); a shared coefficient has the prior of component 0
+        rows.append(
+            {
+                "parameter": parameter,
+                "component": "shared",
+                "feature": feature,
+                "distribution": DISTRIBUTIONS[parameter],
+                "arguments": {a: float(v[0]) for a, v in arguments.items()},
+            }
+        )
+
+    mask = np.zeros(p, bool) if shared is None else np.asarray(shared, dtype=bool)
+    if mask.shape != (p,):
+        raise ValueError(f"shared must have one entry per feature ({p}); got {mask.shape}")
+    if K > 1 and concomitant_names is None:
         alpha = np.broadcast_to(np.asarray(prior["weights"]["alpha"], dtype=float), (K,))
         rows.append(
             {
@@ -189,7 +268,7 @@ def describe_priors(
             }
         )
     if fit_intercept:
-        add(
+        (add_shared if shared_intercept else add)(
             "intercept",
             {
                 a: np.broadcast_to(prior["intercept"][a], (K,)).astype(float)
@@ -199,7 +278,7 @@ def describe_priors(
         )
     coef = {a: np.broadcast_to(prior["coef"][a], (K, p)).astype(float) for a in ("mu", "sigma")}
     for f, name in enumerate(names):
-        add("coef", {a: v[:, f] for a, v in coef.items()}, name)
+        (add_shared if mask[f] else add)("coef", {a: v[:, f] for a, v in coef.items()}, name)
     if variance == "component":
         add("sigma", {"sigma": np.broadcast_to(prior["sigma"]["sigma"], (K,)).astype(float)}, None)
     elif variance == "shared":
@@ -222,6 +301,30 @@ def describe_priors(
                     "feature": None,
                     "distribution": "fixed",
                     "arguments": {"value": float(fixed[k])},
+                }
+            )
+    if concomitant_names is not None and K > 1:
+        conc = [str(c) for c in concomitant_names]
+        rows.append(
+            {
+                "parameter": "concomitant_intercept",
+                "component": None,
+                "feature": None,
+                "distribution": DISTRIBUTIONS["concomitant_intercept"],
+                "arguments": {"sigma": float(np.ravel(prior["concomitant_intercept"]["sigma"])[0])},
+            }
+        )
+        scale = np.broadcast_to(
+            np.asarray(prior["concomitant_coef"]["sigma"], dtype=float), (len(conc),)
+        )
+        for j, name in enumerate(conc):
+            rows.append(
+                {
+                    "parameter": "concomitant_coef",
+                    "component": None,
+                    "feature": name,
+                    "distribution": DISTRIBUTIONS["concomitant_coef"],
+                    "arguments": {"sigma": float(scale[j])},
                 }
             )
     overridden = sorted(f"{name}.{arg}" for name, args in (overrides or {}).items() for arg in args)

@@ -26,7 +26,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 
-__all__ = ["MAX_ROWS", "classification_probabilities", "stephens_permutations"]
+__all__ = [
+    "MAX_ROWS",
+    "classification_probabilities",
+    "group_classification_probabilities",
+    "stephens_permutations",
+]
 
 #: Rows on which the classification probabilities are computed (a random subset beyond).
 MAX_ROWS = 500
@@ -57,6 +62,61 @@ def classification_probabilities(
     mean = intercept[:, None, :] + np.einsum("np,skp->snk", X, coef)  # (S, n, K)
     z = (y[None, :, None] - mean) / sigma[:, None, :]
     log_p = np.log(np.maximum(weights, _EPS))[:, None, :] - np.log(sigma)[:, None, :] - 0.5 * z**2
+    return np.exp(log_p - logsumexp(log_p, axis=-1, keepdims=True))
+
+
+def group_classification_probabilities(
+    X: np.ndarray,
+    y: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    *,
+    groups: np.ndarray | None = None,
+    concomitant: np.ndarray | None = None,
+) -> np.ndarray:
+    """``P(z_g = l | y_g, theta_s)`` for every draw ``s`` and group ``g`` of a structured model.
+
+    A group's rows share one label: its log density under component ``l`` is the sum of its
+    rows', and its prior weights come from the concomitant model
+    ``softmax_l(concomitant_intercept_l + w_g . concomitant_coef_l)`` when there is one (else
+    ``weights``). Without ``groups`` every row is its own group.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+    y : ndarray of shape (n,)
+    values : mapping
+        ``weights`` (S, K), ``intercept`` (S, K), ``coef`` (S, K, p), ``sigma`` (S, K) and, with
+        ``concomitant``, ``concomitant_intercept`` (S, K) and ``concomitant_coef`` (S, K, r).
+    groups : ndarray of int, shape (n,), optional
+        Group index ``0 .. G-1`` of each row.
+    concomitant : ndarray of shape (G, r), optional
+        The concomitant variables of each group.
+
+    Returns
+    -------
+    ndarray of shape (S, G, K)
+        Rows sum to one.
+    """
+    from bayes_mlr.core.grouping import Grouping
+
+    intercept = np.asarray(values["intercept"], dtype=float)
+    coef = np.asarray(values["coef"], dtype=float)
+    sigma = np.asarray(values["sigma"], dtype=float)
+    S, K = intercept.shape
+    mean = intercept[:, None, :] + np.einsum("np,skp->snk", X, coef)  # (S, n, K)
+    log_f = -np.log(sigma)[:, None, :] - 0.5 * ((y[None, :, None] - mean) / sigma[:, None, :]) ** 2
+    if groups is not None:
+        grouping = Grouping(np.asarray(groups), X.shape[0])
+        rows = log_f.transpose(1, 0, 2).reshape(X.shape[0], S * K)
+        log_f = grouping.sum(rows).reshape(grouping.n_groups, S, K).transpose(1, 0, 2)
+    if concomitant is not None:
+        eta = np.asarray(values["concomitant_intercept"], dtype=float)[:, None, :] + np.einsum(
+            "gr,skr->sgk", concomitant, np.asarray(values["concomitant_coef"], dtype=float)
+        )
+        log_pi = eta - logsumexp(eta, axis=-1, keepdims=True)
+    else:
+        log_pi = np.log(np.maximum(np.asarray(values["weights"], dtype=float), _EPS))[:, None]
+    log_p = log_f + log_pi
     return np.exp(log_p - logsumexp(log_p, axis=-1, keepdims=True))
 
 
