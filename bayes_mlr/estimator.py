@@ -90,6 +90,43 @@ class _ParamsMixin:
         return f"{type(self).__name__}({', '.join(changed)})"
 
 
+def _dask_concomitant(concomitant: Any) -> tuple[Any, Any]:
+    """A Dask concomitant (array or DataFrame) as a 2-D Dask array, with its column names."""
+    names = None
+    if hasattr(concomitant, "columns"):
+        names = np.asarray([str(c) for c in concomitant.columns], dtype=object)
+        concomitant = concomitant.to_dask_array(lengths=True)
+    elif hasattr(concomitant, "to_dask_array"):  # a Series
+        concomitant = concomitant.to_dask_array(lengths=True)
+    return (concomitant[:, None] if concomitant.ndim == 1 else concomitant), names
+
+
+def _dask_group_codes(groups: Any, chunks: tuple) -> Any:
+    """Group codes ``0 .. G-1`` of Dask data, lazily: within a chunk its groups in sorted
+    order, after the groups of the chunks before (every group lies in one chunk, as the fit
+    checks). One pass over the group column counts each chunk's groups."""
+    import dask
+    import dask.array as da
+
+    if hasattr(groups, "to_dask_array"):
+        groups = groups.to_dask_array(lengths=True)
+    groups = (groups if is_dask_collection(groups) else da.from_array(np.asarray(groups))).rechunk(
+        (chunks,)
+    )
+    counts = dask.compute(*[dask.delayed(_n_distinct)(b) for b in groups.to_delayed().ravel()])
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(float)
+
+    def codes(block, block_info=None):
+        offset = offsets[block_info[0]["chunk-location"][0]]
+        return np.unique(block, return_inverse=True)[1].reshape(-1).astype(float) + offset
+
+    return groups.map_blocks(codes, dtype=float)
+
+
+def _n_distinct(block: np.ndarray) -> int:
+    return int(np.unique(block).size)
+
+
 #: score_samples: every row on its own, whatever groups a formula fit would read from X.
 _NO_GROUPS = object()
 
@@ -290,6 +327,12 @@ class MixtureOfRegressions(_ParamsMixin):
         Returns
         -------
         self
+
+        Notes
+        -----
+        Dask arrays or DataFrames are fitted chunk by chunk, also with ``groups``,
+        ``concomitant`` or ``shared`` (:func:`bayes_mlr.fit_structured`); with ``groups`` every
+        group must lie inside one row chunk (checked; the error names a group that does not).
         """
         callback = _progress_printer(self.verbose)  # checks verbose before any work
         if groups is not None or concomitant is not None or self.shared is not None:
@@ -322,7 +365,7 @@ class MixtureOfRegressions(_ParamsMixin):
     def _fit_structured(self, X, y, sample_weight, groups, concomitant, callback):
         """fit() with groups, concomitant variables or shared coefficients
         (:func:`bayes_mlr.core.structured.fit_structured`)."""
-        from bayes_mlr._validation import check_concomitant
+        from bayes_mlr._validation import check_concomitant, check_shared
         from bayes_mlr.core.grouping import Grouping
         from bayes_mlr.core.structured import fit_structured
 
@@ -331,23 +374,35 @@ class MixtureOfRegressions(_ParamsMixin):
                 "min_weight is not available with shared coefficients, groups or concomitant "
                 "variables; leave it None."
             )
-        if is_dask_collection(X) or is_dask_collection(y):
-            raise ValueError(
-                "Dask input is not supported with shared coefficients, groups or concomitant "
-                "variables: pass in-memory arrays (e.g. .compute())."
-            )
-        X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
+        lazy = any(map(is_dask_collection, (X, y, sample_weight, groups, concomitant)))
+        if lazy:
+            from bayes_mlr.core.dask_data import prepare
+
+            X_arr, y_arr, sw, names = prepare(X, y, sample_weight)
+        else:
+            X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
+        mask, shared_intercept = check_shared(
+            self.shared, X_arr.shape[1], names, fit_intercept=bool(self.fit_intercept)
+        )
+        shared = [int(k) for k in np.flatnonzero(mask)] + ["intercept"] * shared_intercept
         W = conc_names = None
-        if concomitant is not None:
+        if concomitant is not None and not is_dask_collection(concomitant):
             W, conc_names = check_concomitant(concomitant, X_arr.shape[0])
-        codes = None if groups is None else Grouping(groups, X_arr.shape[0]).index
+        elif concomitant is not None:
+            W, conc_names = _dask_concomitant(concomitant)
+        if groups is None:
+            codes = None
+        elif is_dask_collection(groups) or lazy:
+            codes = _dask_group_codes(groups, X_arr.chunks[0])
+        else:
+            codes = Grouping(groups, X_arr.shape[0]).index
         result = fit_structured(
-            X,
+            X_arr,
             y_arr,
             self.n_components,
             groups=groups,
             concomitant=W,
-            shared=self.shared,
+            shared=shared,
             sample_weight=sw,
             callback=callback,
             **self._em_settings(),

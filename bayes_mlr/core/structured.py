@@ -45,6 +45,7 @@ from bayes_mlr._validation import (
 from bayes_mlr.core import em
 from bayes_mlr.core.components import GaussianComponents
 from bayes_mlr.core.data import InMemoryData, Scaler
+from bayes_mlr.core.group_data import GroupedData, bayes_rule, part_pass, standardised_design
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit, log_softmax
 from bayes_mlr.core.spurious import spurious_components
@@ -83,65 +84,100 @@ class _StructuredRun(em._Run):
 
 
 @dataclass
-class _Structured:
-    """Data, component model, mixing model and grouping of one fit."""
+class _Counts:
+    """The part of :class:`~bayes_mlr.core.stats.SufficientStats` that the degeneracy test
+    reads."""
 
-    Z: np.ndarray  # (n, q + 1) standardised [X1, y]
-    row_weight: np.ndarray  # (n,) c_i
-    grouping: Grouping
-    group_weight: np.ndarray  # (G,) c_g
+    nk: np.ndarray
+
+
+@dataclass
+class _Structured:
+    """Data, component model and mixing model of one fit; the data in parts that each hold
+    whole groups (:class:`~bayes_mlr.core.group_data.GroupedData`)."""
+
+    data: GroupedData
     components: GaussianComponents
     mixing: ConstantMixing | MultinomialLogit
+    w_shift: np.ndarray | None  # the concomitant variables' standardisation
+    w_scale: np.ndarray | None
     base: em._Problem  # the plain problem: starts, ranking, degeneracy, optima
 
     @property
     def n_obs(self) -> float:
         return self.base.n_obs
 
-    def e_step(self, state: _State) -> tuple[np.ndarray, float]:
-        """Group responsibilities (G, K) and the log-likelihood Σ_g c_g ℓ_g."""
-        a = self.grouping.sum(self.components.log_density(self.Z, state.beta, state.sigma))
-        gamma, ell = _bayes_rule(a + self.mixing.log_prior(state.gate))
-        return gamma, float(self.group_weight @ ell)
+    def sweep(self, state: _State, entropy: int | None = None) -> tuple:
+        """One pass over the data: the E-step at ``state`` (or, with ``entropy``, random
+        responsibilities drawn from that seed in each part) and the M-step statistics.
 
-    def m_step(self, state: _State, gamma: np.ndarray) -> tuple[_State, np.ndarray]:
-        """New state, and the effective rows per component ``Σ_i c_i γ_ij``."""
-        R = self.grouping.expand(gamma) * self.row_weight[:, None]
-        beta, sigma, nk = self.components.m_step(self.Z, R, state.sigma)
-        gate = self.mixing.m_step(gamma, state.gate)
-        return _State(beta, sigma, gate), nk
+        Returns the mixing model's statistics, the log-likelihood, the Gram matrices
+        (K, q + 1, q + 1) and ``nk`` (K,), summed over the parts.
+        """
+        n_parts = len(self.data.parts)
+        starts = [None if entropy is None else (entropy, i) for i in range(n_parts)]
+        out = self.data.map(
+            part_pass,
+            starts,
+            self.components,
+            self.mixing,
+            state.beta,
+            state.sigma,
+            state.gate,
+            self.w_shift,
+            self.w_scale,
+        )
+        return (
+            self.mixing.combine([o[0] for o in out]),
+            float(sum(o[1] for o in out)),
+            np.sum([o[2] for o in out], axis=0),
+            np.sum([o[3] for o in out], axis=0),
+        )
+
+    def m_step(self, state: _State, stats: tuple) -> _State:
+        """New parameters from the statistics of a pass (ECM for shared coefficients, Newton
+        steps for a concomitant model)."""
+        mixing_stats, _, gram, nk = stats
+        beta, sigma = self.components.m_step_from_stats(gram, nk, state.sigma)
+        return _State(beta, sigma, self.mixing.m_step(mixing_stats, state.gate))
 
     def mean_weights(self, gate: np.ndarray) -> np.ndarray:
         """The prior weights averaged over the rows (sample-weighted), shape (K,)."""
         pi = np.exp(self.mixing.log_prior(gate))
         if pi.shape[0] == 1:
             return pi[0]
-        return (self.group_weight * self.grouping.sizes()) @ pi / self.n_obs
+        return (self.data.group_weight * self.data.sizes) @ pi / self.n_obs
 
     def degenerate(self, state: _State, nk: np.ndarray) -> bool:
-        stats = _Counts(nk)
-        return self.base.is_degenerate(em._Params(None, state.beta, state.sigma), stats)
+        return self.base.is_degenerate(em._Params(None, state.beta, state.sigma), _Counts(nk))
 
     def run(
-        self, state: _State, max_iter: int, tol: float, label: tuple[int, int]
+        self, stats: tuple, state: _State, max_iter: int, tol: float, label: tuple[int, int]
     ) -> _StructuredRun:
-        """Plain EM steps from ``state`` until the gain per observation is at most ``tol``."""
-        gamma, ll = self.e_step(state)
-        trace, n_iter, converged, degenerate = [ll], 0, False, False
-        nk = self.grouping.expand(gamma).T @ self.row_weight
+        """EM from a start: the statistics ``stats`` of a first pass at (or, for random
+        responsibilities, towards) ``state``. Stops when the gain per observation is at most
+        ``tol`` (``tol=0``: after ``max_iter`` iterations) or the run degenerates. The trace
+        starts at the start's log-likelihood (after the M-step of random responsibilities)."""
+        nk = stats[3]
+        if not np.isfinite(stats[1]):  # random responsibilities: no log-likelihood before
+            state = self.m_step(state, stats)  # their M-step
+            stats = self.sweep(state)
+        trace, n_iter, converged, degenerate = [stats[1]], 0, False, False
         while n_iter < max_iter:
-            state, nk = self.m_step(state, gamma)
-            gamma, ll = self.e_step(state)
-            trace.append(ll)
+            state, nk = self.m_step(state, stats), stats[3]
+            stats = self.sweep(state)
+            trace.append(stats[1])
             n_iter += 1
-            self._report(label, n_iter, ll)
+            self._report(label, n_iter, trace[-1])
             if self.degenerate(state, nk):
                 degenerate = True
                 break
             if tol > 0 and abs(trace[-1] - trace[-2]) <= tol * self.n_obs:
                 converged = True
                 break
-        self._report(label, n_iter, ll, done=True, converged=converged, degenerate=degenerate)
+        self._report(
+            label, n_iter, trace[-1], done=True, converged=converged, degenerate=degenerate
+        )
         spurious = spurious_components(
             nk, state.sigma, self.components.n_coef, variance=self.components.variance
         )
@@ -163,39 +199,23 @@ class _Structured:
                 )
             )
 
-    # -- starts ------------------------------------------------------------------------------
+    # -- starts: the statistics of a first pass, and the state whose σ weights its M-step ----
 
-    def start_random(self, K: int, rng: np.random.Generator) -> _State:
-        """Random group responsibilities (Dirichlet(1) rows), then one M-step."""
-        gamma = rng.dirichlet(np.ones(K), size=self.grouping.n_groups)
-        zero = _State(None, np.ones(K), self.mixing.zeros(K))
-        return self.m_step(zero, gamma)[0]
+    def start_random(self, K: int, rng: np.random.Generator) -> tuple[tuple, _State]:
+        """Random group responsibilities: Dirichlet(1) rows, drawn inside each part from the
+        start's seed and the part's index (with Dask input they depend on the chunking)."""
+        state = _State(None, np.ones(K), self.mixing.zeros(K))
+        return self.sweep(state, entropy=int(rng.integers(2**63))), state
 
-    def start_subsets(self, K: int, rng: np.random.Generator) -> _State:
+    def start_subsets(self, K: int, rng: np.random.Generator) -> tuple[tuple, _State]:
         """Minimal-subset starts of the plain EM (:func:`bayes_mlr.core.em._init_subsets`), the
         shared coefficients set to their mean over the components, equal prior weights."""
         p = em._init_subsets(self.base, K, rng)
         beta = p.beta.copy()
         shared = self.components.shared
         beta[:, shared] = beta[:, shared].mean(axis=0)
-        return _State(beta, p.sigma, self.mixing.zeros(K))
-
-
-def _bayes_rule(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Responsibilities ``γ_gj = exp(a_gj − ℓ_g)`` and ``ℓ_g = logsumexp_j a_gj`` from the
-    joint log densities ``a`` (G, K)."""
-    top = a.max(axis=1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    ell = top[:, 0] + np.log(np.exp(a - top).sum(axis=1))
-    return np.exp(a - ell[:, None]), ell
-
-
-@dataclass
-class _Counts:
-    """The part of :class:`~bayes_mlr.core.stats.SufficientStats` that the degeneracy test
-    reads."""
-
-    nk: np.ndarray
+        state = _State(beta, p.sigma, self.mixing.zeros(K))
+        return self.sweep(state), state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,8 +283,16 @@ def fit_structured(
     ------
     ValueError
         Bad shapes, values that vary within a group where they may not, too few groups for
-        the components, or Dask input (grouping and concomitant models need the data in
-        memory).
+        the components, or (Dask input) a group whose rows lie in more than one chunk.
+
+    Notes
+    -----
+    Dask arrays (``X``, ``y``, ``sample_weight``, ``groups``, ``concomitant``, row-aligned) are
+    processed chunk by chunk, one pass per EM iteration, as the plain model's Dask path; every
+    group must lie inside one chunk (checked in the first pass). The client holds, besides one
+    chunk per worker, the groups' weights, sizes and concomitant rows and, for a concomitant
+    model, their responsibilities: memory of order ``n_groups × (K + r)`` (with a concomitant
+    model and no ``groups`` every row is a group), and constant otherwise.
     """
     em.check_arguments(
         callback,
@@ -284,61 +312,47 @@ def fit_structured(
             "init must be one of 'auto', 'random', 'subsets', 'short_runs' for a model with "
             f"concomitant variables, groups or shared coefficients; got {type(init).__name__}."
         )
-    if any(is_dask_collection(v) for v in (X, y, groups, concomitant, sample_weight)):
-        raise ValueError(
-            "Dask input is not supported with groups, concomitant variables or shared "
-            "coefficients: pass in-memory arrays (e.g. .compute()), or fit without them."
-        )
-    X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
-    n, p = X_arr.shape
     K = int(n_components)
-    mask, shared_intercept = check_shared(shared, p, names, fit_intercept=bool(fit_intercept))
-    grouping = Grouping(groups, n)
-    W = None if concomitant is None else check_concomitant(concomitant, n)[0]
-    row_weight = np.ones(n) if sw is None else sw
-    group_weight = group_constant(grouping, row_weight, "sample_weight")
-    W_groups = None if W is None else group_constant(grouping, W, "concomitant")
-    n_rows = int(np.count_nonzero(row_weight))
+    lazy = any(is_dask_collection(v) for v in (X, y, groups, concomitant, sample_weight))
+    if lazy:
+        source = _dask_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept)
+    else:
+        source = _memory_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept)
+    data, scaler, points, n_rows, mask, shared_intercept = source
+    p = mask.shape[0]
     check_sizes(n_rows, p, K, fit_intercept=bool(fit_intercept), variance=variance)
-    n_groups = int(np.count_nonzero(group_weight))
+    n_groups = int(np.count_nonzero(data.group_weight))
     if K > n_groups:
         raise ValueError(f"n_components={K} is larger than the number of groups ({n_groups}).")
-
-    if shared_intercept:  # shifting x would make a shared intercept component-specific
-        scaler = Scaler.from_arrays(X_arr, y_arr, sw, False)
-        scaler = dataclasses.replace(scaler, fit_intercept=True, x_mean=X_arr.mean(axis=0))
-    else:
-        scaler = Scaler.from_arrays(X_arr, y_arr, sw, bool(fit_intercept))
     design_shared = np.concatenate([[shared_intercept], mask]) if fit_intercept else mask
     sigma_fixed = None if sigma is None else sigma / scaler.y_scale
-    w_shift, w_scale = _concomitant_scaler(W_groups, group_weight)
-    if W_groups is None:
-        mixing = ConstantMixing(group_weight)
+    w_shift, w_scale = _concomitant_scaler(data.concomitant, data.group_weight)
+    if data.concomitant is None:
+        mixing = ConstantMixing()
     else:
-        Wd = np.column_stack([np.ones(W_groups.shape[0]), (W_groups - w_shift) / w_scale])
-        mixing = MultinomialLogit(Wd, group_weight)
+        Wd = standardised_design(data.concomitant, w_shift, w_scale)
+        mixing = MultinomialLogit(Wd, data.group_weight)
     components = GaussianComponents(
         design_shared, variance=variance, sigma_fixed=sigma_fixed, sigma_floor=em.SIGMA_FLOOR_REL
     )
     rng = np.random.default_rng(random_state)
-    Z = scaler.augmented(X_arr, y_arr)
-    with InMemoryData(Z, sw) as data:
+    with points:
         base = em._Problem(
-            data=data,
-            n_obs=data.n_obs,
+            data=points,
+            n_obs=points.n_obs,
             variance=variance,
             sigma_fixed=sigma_fixed,
             sigma_floor=em.SIGMA_FLOOR_REL,
-            min_count=data.q + (variance == "component"),
+            min_count=points.q + (variance == "component"),
             callback=callback,
             log_y_scale=math.log(scaler.y_scale),
             avoid_spurious=spurious == "avoid",
         )
-        model = _Structured(Z, row_weight, grouping, group_weight, components, mixing, base)
+        model = _Structured(data, components, mixing, w_shift, w_scale, base)
         runs = _restarts(model, K, init, int(n_init), int(max_iter), float(tol), rng)
         best = em._best_run(runs, base)
         n_spurious = em.warn_outcome(runs, best, spurious=spurious, max_iter=max_iter, tol=tol)
-        separated = W is not None and _separated(best.gate)
+        separated = data.concomitant is not None and _separated(best.gate)
         optima = em._distinct_optima(runs, best, scaler, base, sigma)
     return _result(
         best,
@@ -350,11 +364,84 @@ def fit_structured(
         variance=variance,
         mask=mask,
         shared_intercept=shared_intercept,
-        concomitant=None if W is None else (w_shift, w_scale),
-        n_groups=None if grouping.trivial else grouping.n_groups,
+        concomitant=None if data.concomitant is None else (w_shift, w_scale),
+        n_groups=data.n_groups if data.grouped else None,
         n_spurious=n_spurious,
         separated=separated,
     )
+
+
+def _scaler(moments, shared_intercept: bool, fit_intercept: bool) -> Scaler:
+    """The standardisation of x and y; without shifting x when the intercept is shared
+    (shifting x would make a shared intercept component-specific)."""
+    x_mean, x_var, y_mean, y_var = moments
+    if not shared_intercept:
+        return Scaler.from_moments(x_mean, x_var, y_mean, y_var, bool(fit_intercept))
+    scaler = Scaler.from_moments(x_mean, x_var, y_mean, y_var, False)
+    return dataclasses.replace(scaler, fit_intercept=True, x_mean=np.asarray(x_mean, float))
+
+
+def _memory_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept):
+    """In-memory data: one part; the plain problem's data source for the starts."""
+    X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
+    n = X_arr.shape[0]
+    mask, shared_intercept = check_shared(
+        shared, X_arr.shape[1], names, fit_intercept=bool(fit_intercept)
+    )
+    W = None if concomitant is None else check_concomitant(concomitant, n)[0]
+    w = np.ones(n) if sw is None else sw
+    x_mean = np.average(X_arr, axis=0, weights=w)
+    y_mean = float(np.average(y_arr, weights=w))
+    moments = (
+        x_mean,
+        np.average((X_arr - x_mean) ** 2, axis=0, weights=w),
+        y_mean,
+        float(np.average((y_arr - y_mean) ** 2, weights=w)),
+    )
+    scaler = _scaler(moments, shared_intercept, fit_intercept)
+    data = GroupedData.in_memory(X_arr, y_arr, sw, groups, W, scaler)
+    points = InMemoryData(data.parts[0].Z, sw)
+    return data, scaler, points, int(np.count_nonzero(w)), mask, shared_intercept
+
+
+def _dask_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept):
+    """Dask data: one part per row chunk (every group inside one chunk, checked)."""
+    import dask.array as da
+
+    from bayes_mlr.core import dask_data as _dask
+
+    X, y, sw, names = _dask.prepare(X, y, sample_weight)
+    chunks = X.chunks[0]
+
+    def aligned(value, name, ndim):
+        if value is None:
+            return None
+        if hasattr(value, "to_dask_array"):  # a Dask Series or DataFrame
+            value = value.to_dask_array(lengths=True)
+        arr = value if is_dask_collection(value) else da.from_array(np.asarray(value))
+        if arr.ndim == 1 and ndim == 2:
+            arr = arr[:, None]
+        if arr.shape[0] != X.shape[0] or arr.ndim != ndim:
+            raise ValueError(
+                f"{name} must have {X.shape[0]} rows, as X, and {ndim} dimension(s); got shape "
+                f"{arr.shape}."
+            )
+        return arr.rechunk((chunks,) + ((-1,) if ndim == 2 else ()))
+
+    g = aligned(groups, "groups", 1)
+    W = aligned(concomitant, "concomitant", 2)
+    if W is not None and not np.issubdtype(W.dtype, np.number):
+        raise TypeError(f"concomitant must be numeric; got a Dask array of dtype {W.dtype}.")
+    mask, shared_intercept = check_shared(shared, X.shape[1], names, fit_intercept=fit_intercept)
+    n_obs, x_mean, x_var, y_mean, y_var = _dask.moments_and_checks(X, y, sw)
+    if not n_obs > 0:
+        raise ValueError("sample_weight sums to zero; at least one observation needs weight.")
+    scaler = _scaler((x_mean, x_var, y_mean, y_var), shared_intercept, fit_intercept)
+    data = GroupedData.from_dask(X, y, sw, g, W, scaler)
+    if data.concomitant is not None and not np.all(np.isfinite(data.concomitant)):
+        raise ValueError("concomitant contains NaN or infinite values; clean the data first.")
+    points = _dask.DaskData(X, y, sw, scaler, n_obs)
+    return data, scaler, points, points.n_rows, mask, shared_intercept
 
 
 def _separated(gate: np.ndarray) -> bool:
@@ -399,8 +486,8 @@ def _restarts(model: _Structured, K, init, n_init, max_iter, tol, rng) -> list[_
     runs: list[_StructuredRun] = []
     for _ in range(1 + em.SPURIOUS_EXTRA_ROUNDS):
         for i in range(len(runs), len(runs) + n_init):
-            state = makers[i % len(makers)](K, rng)
-            runs.append(model.run(state, max_iter, tol, (i, n_init)))
+            stats, state = makers[i % len(makers)](K, rng)
+            runs.append(model.run(stats, state, max_iter, tol, (i, n_init)))
         if any(map(model.base.is_regular, runs)):
             break
     return runs
@@ -534,5 +621,5 @@ def e_step_structured(
         np.zeros(beta.shape[1], bool), variance="component", sigma_fixed=None, sigma_floor=0.0
     )
     a = grouping.sum(comp.log_density(augment(X1, y), beta, sigma)) + log_pi
-    gamma, ell = _bayes_rule(a)
+    gamma, ell = bayes_rule(a)
     return grouping.expand(gamma), ell, grouping

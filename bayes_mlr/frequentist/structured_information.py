@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from bayes_mlr._validation import is_dask_collection
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit
 from bayes_mlr.frequentist.information import _invert_information, delta_method
@@ -287,18 +288,60 @@ def observed_information(
         ``P = result.n_parameters``, in the order of this module's docstring.
     labels : list of str
     """
-    lay, data = _prepare(
-        result, X, y, sample_weight, groups, concomitant, feature_names, concomitant_names
-    )
-    return _information(result, data, lay)[0], lay.labels
+    lay = _prepare(result, feature_names, concomitant_names)
+    return _summed(result, lay, X, y, sample_weight, groups, concomitant)[0], lay.labels
 
 
-def _prepare(result, X, y, sample_weight, groups, concomitant, feature_names, concomitant_names):
+def _prepare(result, feature_names, concomitant_names) -> Layout:
     p, r = result.n_features, result.n_concomitant
     feature_names = feature_names or [f"x{k}" for k in range(p)]
     concomitant_names = concomitant_names or [f"w{k}" for k in range(r)]
-    lay = _layout(result, list(map(str, feature_names)), list(map(str, concomitant_names)))
-    return lay, _data(result, X, y, sample_weight, groups, concomitant)
+    return _layout(result, list(map(str, feature_names)), list(map(str, concomitant_names)))
+
+
+def _part_information(X, y, w, g, W, result: EMResult, lay: Layout):
+    """The information of one part of the rows (whole groups), its gross diagonal, and the
+    part's sums for the Jacobian of the mean prior weights (module level: a distributed
+    cluster can pickle it)."""
+    data = _data(result, X, y, w, g, W)
+    info, gross, pi = _information(result, data, lay)
+    K, G = result.n_components, data.group_weight.shape[0]
+    # weights_j = Σ_g m_g π_gj / Σ_g m_g with m_g = c_g n_g: the numerator's derivative
+    # d/d gate_k = Σ_g m_g π_gj (δ_jk − π_gk) W_g is a sum over groups, part by part.
+    pi = pi if pi.shape[0] == G else np.broadcast_to(pi, (G, K))
+    mass = data.group_weight * data.grouping.sizes()
+    jac = np.zeros((K, lay.size))
+    for j in range(K):
+        for k in range(1, K):
+            jac[j, lay.gate_index[k]] = (mass * pi[:, j] * ((j == k) - pi[:, k])) @ data.mixing.W
+    return info, gross, jac, float(mass.sum())
+
+
+def _summed(result: EMResult, lay: Layout, X, y, sample_weight, groups, concomitant):
+    """:func:`_part_information` summed over the parts: one part in memory, one per row chunk
+    of Dask data (every group lies inside one chunk, as the fit checked)."""
+    lazy = any(is_dask_collection(v) for v in (X, y, sample_weight, groups, concomitant))
+    if not lazy:
+        return _part_information(X, y, sample_weight, groups, concomitant, result, lay)
+    import dask
+
+    chunks = X.chunks[0]
+
+    def blocks(arr, ndim):
+        if arr is None:
+            return [None] * len(chunks)
+        return list(arr.rechunk((chunks,) + ((-1,) if ndim == 2 else ())).to_delayed().ravel())
+
+    parts = zip(
+        blocks(X, 2),
+        blocks(y, 1),
+        blocks(sample_weight, 1),
+        blocks(groups, 1),
+        blocks(concomitant, 2),
+        strict=True,
+    )
+    out = dask.compute(*[dask.delayed(_part_information)(*part, result, lay) for part in parts])
+    return tuple(np.sum([o[i] for o in out], axis=0) for i in range(4))
 
 
 def covariance(
@@ -326,14 +369,16 @@ def covariance(
     SingularInformationWarning
         If the observed information is singular or not positive definite.
     """
-    lay, data = _prepare(result, X, y, sample_weight, groups, concomitant, None, None)
-    info, gross, pi = _information(result, data, lay)
+    lay = _prepare(result, None, None)
+    info, gross, weights_jac, mass = _summed(result, lay, X, y, sample_weight, groups, concomitant)
     cov_theta = _invert_information(info, gross, lay.labels)
-    jac, labels = _natural_jacobian(result, data, lay, pi)
+    jac, labels = _natural_jacobian(result, lay, weights_jac / mass)
     return delta_method(cov_theta, jac), labels
 
 
-def _natural_jacobian(result: EMResult, data: _Data, lay: Layout, pi: np.ndarray):
+def _natural_jacobian(result: EMResult, lay: Layout, weights_jac: np.ndarray):
+    """Jacobian of the natural parameters in θ; ``weights_jac`` (K, P) is that of the mean
+    prior weights (:func:`_part_information`)."""
     K = result.n_components
     rows: list[np.ndarray] = []
     labels: list[str] = []
@@ -359,16 +404,8 @@ def _natural_jacobian(result: EMResult, data: _Data, lay: Layout, pi: np.ndarray
     elif result.variance == "shared":
         row()[lay.sigma_index[0]] = sigma[0]
         labels.append("sigma")
-    # weights_j = Σ_g c_g n_g π_gj / N: d/d gate_k = Σ_g c_g n_g π_gj (δ_jk − π_gk) W_g / N
-    G = data.group_weight.shape[0]
-    pi_full = pi if pi.shape[0] == G else np.broadcast_to(pi, (G, K))
-    mass = data.group_weight * data.grouping.sizes()
-    total = float(mass.sum())
     for j in range(K):
-        out = row()
-        for k in range(1, K):
-            factor = mass * pi_full[:, j] * ((j == k) - pi_full[:, k])
-            out[lay.gate_index[k]] = factor @ data.mixing.W / total
+        row()[:] = weights_jac[j]
         labels.append(f"weights[{j}]")
     if result.concomitant_coef is not None:
         r = result.n_concomitant

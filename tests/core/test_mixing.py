@@ -70,7 +70,8 @@ def test_constant_mixing_m_step_is_the_closed_form():
     """π_j = Σ_g c_g γ_gj / Σ_g c_g, as the seed's derivation."""
     _, gamma, c = _problem(4)
     mix = ConstantMixing(c)
-    gate = mix.m_step(gamma, mix.zeros(3))
+    halves = [mix.reduce(gamma[:100], c[:100]), mix.reduce(gamma[100:], c[100:])]
+    gate = mix.m_step(mix.combine(halves), mix.zeros(3))  # the sums, part by part
     pi = np.exp(mix.log_prior(gate))[0]
     np.testing.assert_allclose(pi, c @ gamma / c.sum(), rtol=1e-12)
     assert (

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from bayes_mlr.core.linalg import solve_weighted_least_squares
-from bayes_mlr.core.stats import component_log_density
+from bayes_mlr.core.stats import block_stats, component_log_density, iter_blocks, sum_stats
 
 __all__ = ["GaussianComponents", "sigma_from_rss"]
 
@@ -111,10 +111,8 @@ class GaussianComponents:
         """log N(y_i | x1_iᵀβ_j, σ_j²), shape (n, K), from the augmented data Z = [X1, y]."""
         return component_log_density(Z, beta, sigma).T
 
-    def m_step(
-        self, Z: np.ndarray, R: np.ndarray, sigma: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Weighted M-step (an ECM step when coefficients are shared).
+    def stats(self, Z: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Block sufficient statistics of the weighted M-step.
 
         Parameters
         ----------
@@ -122,6 +120,39 @@ class GaussianComponents:
             Augmented data [X1, y].
         R : ndarray of shape (n, K)
             Row weights ``r_ij = c_i γ_ij`` (sample weight times responsibility).
+
+        Returns
+        -------
+        gram : ndarray of shape (K, q + 1, q + 1)
+            ``Σ_i r_ij z_i z_iᵀ``, accumulated over cache-sized row blocks.
+        nk : ndarray of shape (K,)
+            ``Σ_i r_ij``.
+        """
+        total = sum_stats(
+            block_stats(Z[sl], None, None, None, None, resp=R[sl]) for sl in iter_blocks(len(Z))
+        )
+        return total.gram, total.nk
+
+    def m_step(
+        self, Z: np.ndarray, R: np.ndarray, sigma: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Weighted M-step (an ECM step when coefficients are shared), from the data.
+
+        ``Z``, ``R`` as in :meth:`stats`; ``sigma`` (K,) is the current σ. Returns
+        ``beta`` (K, q), ``sigma`` (K,) and ``nk`` (K,); see :meth:`m_step_from_stats`.
+        """
+        gram, nk = self.stats(Z, R)
+        return (*self.m_step_from_stats(gram, nk, sigma), nk)
+
+    def m_step_from_stats(
+        self, gram: np.ndarray, nk: np.ndarray, sigma: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted M-step from the statistics of :meth:`stats` (summed over any row blocks).
+
+        Parameters
+        ----------
+        gram : ndarray of shape (K, q + 1, q + 1)
+        nk : ndarray of shape (K,)
         sigma : ndarray of shape (K,)
             The current σ, which weights the shared columns' equations.
 
@@ -129,11 +160,7 @@ class GaussianComponents:
         -------
         beta : ndarray of shape (K, q)
         sigma : ndarray of shape (K,)
-        nk : ndarray of shape (K,)
-            ``Σ_i r_ij``.
         """
-        nk = R.sum(axis=0)
-        gram = np.matmul(Z.T, R.T[:, :, None] * Z)  # (K, q + 1, q + 1)
         beta = self.solve(gram, sigma)
         q = self.n_coef
         G, b, yy = gram[:, :q, :q], gram[:, :q, q], gram[:, q, q]
@@ -147,7 +174,7 @@ class GaussianComponents:
             sigma_fixed=self.sigma_fixed,
             sigma_floor=self.sigma_floor,
         )
-        return beta, new_sigma, nk
+        return beta, new_sigma
 
     def solve(self, gram: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         """The coefficients (K, q) from the Gram matrices (K, q + 1, q + 1) at the given σ."""

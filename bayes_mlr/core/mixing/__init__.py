@@ -3,11 +3,14 @@
 A mixing model holds its design ``W`` of shape (n_groups, r1), whose first column is ones, and
 its coefficients ``gate`` of shape (n_components, r1), row 0 all zeros (component 0 is the
 reference). The prior weights are ``π_gj = softmax_j(W_g · gate_j)``. The EM loop
-(:mod:`bayes_mlr.core.structured`) uses only three methods:
+(:mod:`bayes_mlr.core.structured`) uses only these methods:
 
-- ``log_prior(gate)``: log π, shape (n_groups, n_components);
-- ``m_step(gamma, gate)``: new coefficients from the responsibilities γ (n_groups, K), never
-  lowering ``Σ_g c_g Σ_j γ_gj log π_gj`` (so the log-likelihood stays monotone);
+- ``log_prior_of(W, gate)``: log π of some groups, shape (G, n_components) (or (1, K) when
+  it is the same for all), evaluated inside each part of the data;
+- ``reduce(gamma, c)`` and ``combine(parts)``: what the M-step needs of the responsibilities,
+  per part and joined (the sums ``Σ c γ`` for constant weights, all of γ for a logit);
+- ``m_step(stats, gate)``: new coefficients, never lowering ``Σ_g c_g Σ_j γ_gj log π_gj``
+  (so the log-likelihood stays monotone);
 - ``n_parameters(n_components)``: free parameters, for BIC.
 
 :class:`ConstantMixing` (one weight vector for all rows) and :class:`MultinomialLogit`

@@ -68,7 +68,22 @@ class MultinomialLogit:
 
     def log_prior(self, gate: np.ndarray) -> np.ndarray:
         """log π_gj, shape (n_groups, K)."""
-        return log_softmax(self.W @ gate.T)
+        return self.log_prior_of(self.W, gate)
+
+    @staticmethod
+    def log_prior_of(W: np.ndarray, gate: np.ndarray) -> np.ndarray:
+        """log π of the groups with mixing design ``W`` (G, r1): shape (G, K)."""
+        return log_softmax(W @ gate.T)
+
+    @staticmethod
+    def reduce(gamma: np.ndarray, group_weight: np.ndarray) -> np.ndarray:
+        """What :meth:`m_step` needs of one part's responsibilities: all of them (G_part, K)."""
+        return gamma
+
+    @staticmethod
+    def combine(parts: list) -> np.ndarray:
+        """Join the parts' :meth:`reduce` outputs, in part order."""
+        return np.concatenate(parts, axis=0)
 
     def objective(self, gamma: np.ndarray, gate: np.ndarray) -> float:
         """``Q(gate) = Σ_g c_g Σ_j γ_gj log π_gj`` (terms with γ = 0 count 0)."""

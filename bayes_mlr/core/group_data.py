@@ -1,0 +1,202 @@
+"""Data for the structured EM (:mod:`bayes_mlr.core.structured`): rows in parts that each hold
+whole groups.
+
+In memory there is one part; with Dask input, one part per row chunk, so that a pass over the
+data maps a small function over the chunks and sums what they return (as
+:mod:`bayes_mlr.core.dask_data` does for the plain model). A part's function needs all rows of
+its groups, so **every group must lie inside one chunk**: :meth:`GroupedData.from_dask` checks
+it in its first pass and names a group that spans chunks.
+
+What a pass returns per part is small: the components' block statistics (``K (q+1)²``
+numbers), the log-likelihood, and what the mixing model needs (``Σ c_g γ_g`` for constant
+weights; the group responsibilities ``γ`` (G_part, K) for a concomitant model, whose Newton
+M-step runs on the client over all groups). Memory on the client is therefore bounded by the
+number of groups times ``K + r`` for a concomitant model (one "group" per row without
+``groups``) and by a constant otherwise, besides the chunks being processed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayes_mlr.core.grouping import Grouping, group_constant
+
+__all__ = ["GroupedData", "Part", "bayes_rule", "load_part", "part_pass"]
+
+
+@dataclass
+class Part:
+    """One part of the data, standardised.
+
+    Attributes
+    ----------
+    Z : ndarray of shape (n_part, q + 1)
+        Standardised ``[X1, y]``.
+    row_weight : ndarray of shape (n_part,)
+    grouping : Grouping
+    group_weight : ndarray of shape (G_part,)
+        The (constant) sample weight of each group.
+    concomitant : ndarray of shape (G_part, r) or None
+        The concomitant variables of each group, in the data's units.
+    """
+
+    Z: np.ndarray
+    row_weight: np.ndarray
+    grouping: Grouping
+    group_weight: np.ndarray
+    concomitant: np.ndarray | None
+
+
+def load_part(X, y, w, g, W, scaler) -> Part:
+    """A :class:`Part` from raw rows (module level: a distributed cluster can pickle it).
+
+    Raises ``ValueError`` when the sample weights or concomitant variables vary within a group.
+    """
+    Z = scaler.augmented(np.asarray(X, dtype=float), np.asarray(y, dtype=float))
+    n = Z.shape[0]
+    row_weight = np.ones(n) if w is None else np.asarray(w, dtype=float)
+    grouping = Grouping(None if g is None else np.asarray(g), n)
+    group_weight = group_constant(grouping, row_weight, "sample_weight")
+    groups_w = None
+    if W is not None:
+        W = np.asarray(W, dtype=float).reshape(n, -1)
+        groups_w = group_constant(grouping, W, "concomitant")
+    return Part(Z, row_weight, grouping, group_weight, groups_w)
+
+
+def bayes_rule(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Responsibilities ``γ_gj = exp(a_gj − ℓ_g)`` and ``ℓ_g = logsumexp_j a_gj`` from the
+    joint log densities ``a`` (G, K)."""
+    top = a.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    ell = top[:, 0] + np.log(np.exp(a - top).sum(axis=1))
+    return np.exp(a - ell[:, None]), ell
+
+
+def standardised_design(W: np.ndarray | None, shift, scale) -> np.ndarray | None:
+    """The mixing design ``[1, (W − shift) / scale]`` of groups (None without concomitant)."""
+    if W is None:
+        return None
+    return np.column_stack([np.ones(W.shape[0]), (W - shift) / scale])
+
+
+def part_pass(part: Part, start, components, mixing, beta, sigma, gate, w_shift, w_scale):
+    """One part's share of an EM pass: the E-step, then the M-step statistics.
+
+    ``start`` is None for an E-step at ``(beta, sigma, gate)``, or ``(entropy, index)`` for the
+    random start: Dirichlet(1) responsibilities per group drawn from that seed (the
+    log-likelihood is then NaN).
+
+    Returns
+    -------
+    mixing_stats : object
+        ``mixing.reduce(γ, c)``.
+    log_likelihood : float
+        ``Σ_g c_g ℓ_g`` over the part's groups.
+    gram : ndarray of shape (K, q + 1, q + 1)
+    nk : ndarray of shape (K,)
+    """
+    grouping = part.grouping
+    if start is None:
+        Wd = standardised_design(part.concomitant, w_shift, w_scale)
+        a = grouping.sum(components.log_density(part.Z, beta, sigma))
+        gamma, ell = bayes_rule(a + mixing.log_prior_of(Wd, gate))
+        ll = float(part.group_weight @ ell)
+    else:
+        K = gate.shape[0]
+        gamma = np.random.default_rng(list(start)).dirichlet(np.ones(K), size=grouping.n_groups)
+        ll = float("nan")
+    gram, nk = components.stats(part.Z, grouping.expand(gamma) * part.row_weight[:, None])
+    return mixing.reduce(gamma, part.group_weight), ll, gram, nk
+
+
+def _part_groups(part: Part):
+    """What the client keeps of a part's groups: labels, weights, sizes, concomitant rows."""
+    labels = part.grouping.labels
+    return labels, part.group_weight, part.grouping.sizes(), part.concomitant
+
+
+class GroupedData:
+    """The rows of a structured fit, in parts that each hold whole groups.
+
+    Use :meth:`in_memory` or :meth:`from_dask`. Attributes are the client's view of the groups,
+    in part order (and, within a part, sorted by label):
+
+    Attributes
+    ----------
+    n_groups : int
+    group_weight : ndarray of shape (n_groups,)
+    sizes : ndarray of int, shape (n_groups,)
+        Rows per group.
+    concomitant : ndarray of shape (n_groups, r) or None
+    grouped : bool
+        Whether ``groups`` were given (else every row is its own group).
+    """
+
+    def __init__(self, parts: list, lazy: bool, summaries: list, grouped: bool) -> None:
+        self.parts, self.lazy, self.grouped = parts, lazy, grouped
+        labels, weights, sizes, conc = zip(*summaries, strict=True)
+        self.group_weight = np.concatenate(weights)
+        self.sizes = np.concatenate(sizes)
+        self.concomitant = None if conc[0] is None else np.concatenate(conc)
+        self.n_groups = int(self.group_weight.shape[0])
+        if grouped and lazy:
+            _check_groups_in_one_part(labels)
+
+    @classmethod
+    def in_memory(cls, X, y, w, groups, W, scaler) -> GroupedData:
+        part = load_part(X, y, w, groups, W, scaler)
+        return cls([part], False, [_part_groups(part)], groups is not None)
+
+    @classmethod
+    def from_dask(cls, X, y, w, groups, W, scaler) -> GroupedData:
+        """Parts from Dask arrays with aligned row chunks (``groups``, ``W`` may be None)."""
+        import dask
+
+        def blocks(arr):
+            return None if arr is None else list(arr.to_delayed().ravel())
+
+        xb, yb, wb, gb, Wb = map(blocks, (X, y, w, groups, W))
+        parts = [
+            dask.delayed(load_part)(
+                xb[i],
+                yb[i],
+                None if wb is None else wb[i],
+                None if gb is None else gb[i],
+                None if Wb is None else Wb[i],
+                scaler,
+            )
+            for i in range(len(xb))
+        ]
+        summaries = dask.compute(*[dask.delayed(_part_groups)(p) for p in parts])
+        return cls(parts, True, list(summaries), groups is not None)
+
+    def map(self, fn, per_part: list, *args) -> list:
+        """``fn(part, per_part[i], *args)`` for every part ``i``, in part order (computed by
+        Dask when lazy)."""
+        items = zip(self.parts, per_part, strict=True)
+        if not self.lazy:
+            return [fn(part, own, *args) for part, own in items]
+        import dask
+
+        return list(dask.compute(*[dask.delayed(fn)(part, own, *args) for part, own in items]))
+
+
+def _check_groups_in_one_part(labels: tuple) -> None:
+    """Refuse a group whose rows lie in more than one Dask chunk."""
+    every = np.concatenate(labels)
+    part = np.repeat(np.arange(len(labels)), [len(lab) for lab in labels])
+    order = np.argsort(every, kind="stable")
+    repeated = np.flatnonzero(every[order][1:] == every[order][:-1])
+    if repeated.size:
+        first, second = order[repeated[0]], order[repeated[0] + 1]
+        key = every[first].item() if hasattr(every[first], "item") else every[first]
+        raise ValueError(
+            f"group {key!r} has rows in Dask chunks {part[first]} and {part[second]}: with Dask "
+            "input every group must lie inside one chunk (all rows of a group share one "
+            "component, and a chunk is processed on its own). Sort the rows by group and "
+            "rechunk at group boundaries, e.g. ddf.set_index(group_column) or "
+            "X.rechunk({0: sizes}) with sizes that end where groups end."
+        )
