@@ -839,6 +839,8 @@ def _write_streamed_data(
         with h5netcdf.File(tmp, "w") as f:
             f.dimensions["obs"] = int(arrays["X"].shape[0])
             f.dimensions["feature"] = int(arrays["X"].shape[1])
+            if "concomitant" in arrays:
+                f.dimensions["concomitant_variable"] = int(arrays["concomitant"].shape[1])
             if feature_names is not None:
                 names = np.asarray([str(name) for name in feature_names], dtype=object)
                 f.create_variable("feature", ("feature",), dtype=h5py.string_dtype(), data=names)

@@ -110,3 +110,18 @@ def test_parts_sum_to_the_whole():
     np.testing.assert_allclose(one[2], two[0][2] + two[1][2], rtol=1e-12)
     np.testing.assert_allclose(one[0], np.vstack([two[0][0], two[1][0]]), rtol=1e-12)
     assert whole.n_groups == 40 and whole.sizes.sum() == 400
+
+
+def test_a_dask_structured_fit_saves_and_loads(tmp_path):
+    sim = _data(6, n=1200, n_groups=120)
+    sizes = _chunks_at_group_ends(sim.groups, 2)
+    model = MixtureOfRegressions(2, random_state=0).fit(
+        da.from_array(sim.X, chunks=(sizes, -1)),
+        da.from_array(sim.y, chunks=(sizes,)),
+        groups=da.from_array(sim.groups, chunks=(sizes,)),
+        concomitant=da.from_array(sim.concomitant, chunks=(sizes, -1)),
+    )
+    loaded = MixtureOfRegressions.load(model.save(tmp_path / "m"))
+    for key, value in model.standard_errors_.items():
+        np.testing.assert_allclose(loaded.standard_errors_[key], value, rtol=1e-12)
+    assert loaded.n_groups_ == 120
