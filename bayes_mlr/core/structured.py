@@ -18,10 +18,12 @@ One EM iteration, with ``c_g`` the replication weight of group ``g``:
   complete-data log-likelihood, so the log-likelihood never decreases.
 
 Without groups every row is its own group; with constant mixing and no shared coefficient this is
-the plain EM of :mod:`bayes_mlr.core.em`, which remains the fast path for that model (block
-statistics in threads, SQUAREM, Dask). Here every start runs plain EM steps to convergence, in
-memory. Data are standardised as in the fast path (the concomitant variables too), and results
-mapped back to the original units.
+the plain EM of :mod:`bayes_mlr.core.em`, which remains the fast path for that model (threaded
+block statistics, scouting on a subsample, SQUAREM). Here every start runs plain EM steps to
+convergence, each iteration one pass over the data, which lie in parts that hold whole groups
+(:mod:`bayes_mlr.core.group_data`: one part in memory, one per chunk of Dask data). Data are
+standardised as in the fast path (the concomitant variables too), and results mapped back to
+the original units.
 """
 
 from __future__ import annotations
