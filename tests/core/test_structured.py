@@ -33,6 +33,13 @@ CASES = {
         None,
         {"x21": "C(x2)[T.1]", "w1": "C(w)[T.1]"},
     ),
+    # real data: R's ChickWeight, growth curves grouped by chick, diet as the concomitant
+    "ChickWeight_grouped_concomitant": (
+        "weight ~ Time | Chick",
+        "~ C(Diet)",
+        None,
+        {f"factor(Diet){k}": f"C(Diet)[T.{k}]" for k in (2, 3, 4)},
+    ),
     "NregFix_shared_concomitant": (
         "y ~ x1",
         "~ C(w)",

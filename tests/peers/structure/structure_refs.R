@@ -409,4 +409,17 @@ run_case("NPreg_grouped", NP, "yn ~ x + I(x^2) | id2",
                    "design: intercept, x, x^2 (I(x^2)) -- build the square yourself on the Python side"),
          k1_fun = function() flexmix(yn ~ x + I(x^2), data = NP, k = 1, control = CTL))
 
+## 7. real data from R's datasets: growth curves of 50 chicks on 4 diets -------------------
+CW <- data.frame(weight = as.numeric(ChickWeight$weight), Time = as.numeric(ChickWeight$Time),
+                 Chick = as.integer(as.character(ChickWeight$Chick)),
+                 Diet = as.integer(as.character(ChickWeight$Diet)))
+run_case("ChickWeight_grouped_concomitant", CW, "weight ~ Time | Chick  (concomitant ~ factor(Diet))",
+         "flexmix(weight ~ Time | Chick, data = ChickWeight, k = 2, concomitant = FLXPmultinom(~ factor(Diet)), control = CTL)",
+         2, function() flexmix(weight ~ Time | Chick, data = CW, k = 2,
+                               concomitant = FLXPmultinom(~ factor(Diet)), control = CTL),
+         y = CW$weight, group_var = "Chick",
+         notes = c("R datasets::ChickWeight (real data, Crowder & Hand 1990): 578 weighings of 50 chicks; Diet is constant within a chick, so it can be a group-level concomitant",
+                   "Chick and Diet stored as integers; the concomitant is factor(Diet), treatment contrasts with Diet 1 the reference (columns factor(Diet)2..4)"),
+         k1_fun = function() flexmix(weight ~ Time, data = CW, k = 1, control = CTL))
+
 cat(sprintf("total elapsed: %.1f s\n", proc.time()[["elapsed"]] - t_start))
