@@ -141,6 +141,18 @@ def _add_em_options(p: argparse.ArgumentParser) -> None:
         help="one sigma per component, one shared sigma, or a known sigma",
     )
     g.add_argument("--sigma", type=_positive_float, help="the known sigma (--variance fixed)")
+    g.add_argument(
+        "--concomitant",
+        metavar="FORMULA",
+        help="concomitant variables of the mixing weights (a multinomial logit in them), e.g. "
+        "'~ z1 + C(z2)'",
+    )
+    g.add_argument(
+        "--shared",
+        metavar="FORMULA",
+        help="variables whose coefficient all components share, e.g. '~ w' ('~ 1 + w' shares "
+        "the intercept too)",
+    )
     g.add_argument("--n-init", type=_positive_int, metavar="N", help="EM starts")
     g.add_argument("--seed", type=_nonneg_int, metavar="N", help="EM random_state")
 
@@ -238,7 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
         "SOURCE is a model spec (.toml) or a data file (.csv, .tsv, .parquet) with --formula.",
     )
     p.add_argument("source", metavar="SOURCE", help="a model spec (.toml) or a data file")
-    p.add_argument("-f", "--formula", help="e.g. 'price ~ size + age' (with a data file)")
+    p.add_argument(
+        "-f",
+        "--formula",
+        help="e.g. 'price ~ size + age' (with a data file); '| g' groups the rows by column g",
+    )
     _add_data_options(p, weights=True)
     _add_em_options(p)
     p.add_argument(
@@ -296,7 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
         "PSIS-LOO) and print BIC, AIC, ICL and LOO side by side.",
     )
     p.add_argument("source", metavar="SOURCE", help="a model spec (.toml) or a data file")
-    p.add_argument("-f", "--formula", help="e.g. 'price ~ size + age' (with a data file)")
+    p.add_argument(
+        "-f",
+        "--formula",
+        help="e.g. 'price ~ size + age' (with a data file); '| g' groups the rows by column g",
+    )
     p.add_argument(
         "--k",
         type=_k_list,
@@ -452,11 +472,20 @@ def _spec_from_source(args: argparse.Namespace):
         raise UsageError(f"{PROG}: error: --variance fixed needs --sigma (the known noise sd)")
     if variance != "fixed" and args.sigma is not None:
         raise UsageError(f"{PROG}: error: --sigma is only used with --variance fixed")
+    structure = {
+        key: _one_sided_option(flag, value)
+        for key, flag, value in (
+            ("concomitant", "--concomitant", args.concomitant),
+            ("shared", "--shared", args.shared),
+        )
+        if value is not None
+    }
     model = dataclasses.replace(
         model,
         variance=variance,
         sigma=sigma,
         n_components=args.n_components or model.n_components,
+        **structure,
     )
     em = spec.em
     em = dataclasses.replace(
@@ -464,7 +493,23 @@ def _spec_from_source(args: argparse.Namespace):
         n_init=args.n_init or em.n_init,
         random_state=args.seed if args.seed is not None else em.random_state,
     )
-    return dataclasses.replace(spec, model=model, em=em)
+    spec = dataclasses.replace(spec, model=model, em=em)
+    if spec.structured and em.min_weight is not None:
+        raise UsageError(
+            f"{PROG}: error: the spec's [em] min_weight is not available with groups, "
+            "concomitant variables or shared coefficients"
+        )
+    return spec
+
+
+def _one_sided_option(flag: str, value: str) -> str:
+    """Check a one-sided formula option (``--concomitant '~ z'``) as the spec checks its key."""
+    from bayes_mlr.workflow.spec import check_one_sided
+
+    try:
+        return check_one_sided(value, flag.lstrip("-"))
+    except ValueError as exc:
+        raise UsageError(f"{PROG}: error: {flag} {exc}") from None
 
 
 def _posterior_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -517,7 +562,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from bayes_mlr.workflow import io
-    from bayes_mlr.workflow.run import fit_spec, summary_table
+    from bayes_mlr.workflow.run import _structure_phrases, fit_spec, summary_table
 
     _out_folder(args.save, "--save")
     spec = _spec_from_source(args)
@@ -537,6 +582,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     print(
         f"{spec.name}: {data.formula}, n = {data.X.shape[0]}, K = {model.n_components}, "
         f"variance = {model.variance}"
+        + "".join(f", {part}" for part in _structure_phrases(data, spec))
     )
     print(
         table.drop(columns=["parameter", "component", "feature"]).to_string(

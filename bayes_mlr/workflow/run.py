@@ -29,7 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from bayes_mlr.workflow.spec import DataSpec, LoadedData, SimulateSpec, Spec, load_data
+from bayes_mlr.workflow.spec import (
+    DataSpec,
+    LoadedData,
+    ModelSettings,
+    SimulateSpec,
+    Spec,
+    load_data,
+)
 
 __all__ = [
     "ARTIFACTS",
@@ -159,15 +166,24 @@ def fit_spec(
     if data is None:
         data = load_data(spec)
     sink = [] if warnings_sink is None else warnings_sink
-    model = spec.estimator(fit_intercept=data.fit_intercept, n_components=n_components)
+    model = spec.estimator(
+        fit_intercept=data.fit_intercept, n_components=n_components, shared=data.shared
+    )
     n, p = data.X.shape
     echo(
         f"EM: K = {model.n_components}, variance = {model.variance}, {model.n_init} starts "
         f"(init = {model.init}) on {n} observations x {p} feature(s)"
+        + "".join(f"; {part}" for part in _structure_phrases(data, spec))
     )
     start = time.perf_counter()
     with _spinner("EM restarts running", progress), _collect_warnings("EM", sink, echo):
-        model.fit(data.X, data.y, sample_weight=data.sample_weight)
+        model.fit(
+            data.X,
+            data.y,
+            sample_weight=data.sample_weight,
+            groups=data.groups,
+            concomitant=data.concomitant,
+        )
     if data.design is not None:  # a saved model then encodes raw data frames, as from_formula's
         model._remember_formula(data.design)
     elapsed = time.perf_counter() - start
@@ -178,38 +194,88 @@ def fit_spec(
     return model, data
 
 
+def _structure_phrases(data: LoadedData, spec: Spec | None = None) -> list[str]:
+    """Short phrases for the structure of a model: groups, mixing model, shared coefficients.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["120 groups (id)", "mixing weights ~ z", "shared: w"]``; empty for the plain
+        model.
+    """
+    out = []
+    if data.groups is not None:
+        out.append(f"{len(np.unique(data.groups))} groups ({data.group})")
+    if data.concomitant is not None:
+        formula = spec.model.concomitant if spec is not None else None
+        out.append(f"mixing weights {formula or '~ ' + ' + '.join(data.concomitant.columns)}")
+    if data.shared:
+        out.append("shared: " + ", ".join(data.shared))
+    return out
+
+
 def summary_table(model: Any, truth: dict[str, np.ndarray] | None = None) -> Any:
     """EM estimates with standard errors (and the truth, for simulated data), one row each.
+
+    A shared coefficient (or intercept) is one row, component ``"shared"``. A model with
+    concomitant variables adds ``concomitant_intercept`` and ``concomitant_coef`` rows for
+    components 1 .. K-1 (component 0 is the reference, its entries are 0).
 
     Returns
     -------
     pandas.DataFrame
-        Index like ``"coef[0, size]"``; columns ``parameter``, ``component``, ``feature``,
-        ``em``, ``em_se`` and, with ``truth``, ``truth``.
+        Index like ``"coef[0, size]"``, ``"coef[shared, w]"``, ``"concomitant_coef[1, z]"``;
+        columns ``parameter``, ``component``, ``feature``, ``em``, ``em_se`` and, with
+        ``truth``, ``truth``.
     """
     import pandas as pd
 
     se = model.standard_errors_
     names = model.feature_names
+    shared = np.asarray(getattr(model, "shared_", np.zeros(len(names), bool)), dtype=bool)
+    shared_intercept = bool(getattr(model.result_, "shared_intercept", False))
+    conc = getattr(model, "concomitant_coef_", None) is not None
+    conc_names = [str(n) for n in model.concomitant_names_in_] if conc else []
     rows, index = [], []
+
+    def add(name: str, value: Any, error: Any, idx: tuple, component: Any, feature: Any):
+        label = f"{name}[{component}" + (f", {feature}]" if feature is not None else "]")
+        row = {
+            "parameter": name,
+            "component": component,
+            "feature": feature,
+            "em": float(value[idx]),
+            "em_se": float(np.asarray(error)[idx]),
+        }
+        if truth is not None:
+            t = truth.get(name)
+            t = None if t is None else np.asarray(t, dtype=float)
+            row["truth"] = float(t[idx]) if t is not None and t.shape == value.shape else np.nan
+        rows.append(row)
+        index.append(label)
+
     for name in _PARAMS:
         value = np.asarray(getattr(model, f"{name}_"))
+        later = []  # a parameter all components share: one row, after the others
         for idx in np.ndindex(value.shape):
-            component = idx[0]
             feature = names[idx[1]] if name == "coef" else None
-            label = f"{name}[{component}" + (f", {feature}]" if feature else "]")
-            row = {
-                "parameter": name,
-                "component": component,
-                "feature": feature,
-                "em": float(value[idx]),
-                "em_se": float(np.asarray(se[name])[idx]),
-            }
-            if truth is not None:
-                t = np.asarray(truth[name], dtype=float)
-                row["truth"] = float(t[idx]) if t.shape == value.shape else np.nan
-            rows.append(row)
-            index.append(label)
+            is_shared = (name == "coef" and shared[idx[1]]) or (
+                name == "intercept" and shared_intercept
+            )
+            if not is_shared:
+                add(name, value, se[name], idx, idx[0], feature)
+            elif idx[0] == 0:
+                later.append((idx, feature))
+        for idx, feature in later:
+            add(name, value, se[name], idx, "shared", feature)
+    if conc:
+        for name in ("concomitant_intercept", "concomitant_coef"):
+            value = np.asarray(getattr(model, f"{name}_"))
+            for idx in np.ndindex(value.shape):
+                if idx[0] == 0:
+                    continue  # the reference component: fixed at 0
+                feature = conc_names[idx[1]] if name == "concomitant_coef" else None
+                add(name, value, se[name], idx, idx[0], feature)
     return pd.DataFrame(rows, index=index)
 
 
@@ -372,6 +438,8 @@ def run_spec(
         )
     settings = spec.posterior
     do_posterior = settings.enabled if posterior is None else posterior
+    skipped = _posterior_unavailable(spec) if do_posterior else None
+    do_posterior = do_posterior and skipped is None
     draws = settings.draws if draws is None else draws
     tune = settings.tune if tune is None else tune
     chains = settings.chains if chains is None else chains
@@ -401,6 +469,7 @@ def run_spec(
             "random_seed": random_seed,
             "starts": starts,
             "relabel": settings.relabel,
+            "skipped": skipped,
         },
         "timings": timings,
         "versions": _versions(),
@@ -421,6 +490,13 @@ def run_spec(
     # folder holds exactly what its last run wrote, and a failed run leaves the previous one.
     with io.fresh_directory(final) as directory:
         echo(f"bayes-mlr run {spec.name}: writing to {final}/")
+        if skipped is not None:
+            text = (
+                f"posterior: not sampled: {skipped}; this run is EM only (set [posterior] "
+                "enabled = false in the spec to say so)"
+            )
+            sink.append(text)
+            echo(f"  warning: {text}")
         record("run")
         if spec.path is not None:
             record(
@@ -436,6 +512,13 @@ def run_spec(
             "feature_names": data.feature_names,
             "fit_intercept": data.fit_intercept,
             "response": _response(data.formula),
+            "group": data.group,
+            "n_groups": None if data.groups is None else len(np.unique(data.groups)),
+            "concomitant": spec.model.concomitant,
+            "concomitant_names": (
+                None if data.concomitant is None else [str(c) for c in data.concomitant.columns]
+            ),
+            "shared": spec.model.shared,
         }
         manifest["truth"] = data.truth
         source = "simulated" if data.truth is not None else str(spec.data.path)
@@ -507,9 +590,7 @@ def run_spec(
             )
             echo(_diagnosis_line(diagnosis) + "".join(f"\n  - {p}" for p in diagnosis.problems))
 
-        shown = [
-            n for k, n in plots.PLOT_FILES.items() if tree is not None or k in ("fit", "em_trace")
-        ]
+        shown = [plots.PLOT_FILES[k] for k in plots.plot_names(model, tree)]
         if spec.plots.vector_format is not None:
             shown.append(f"a {spec.plots.vector_format.upper()} copy of each")
         echo("Plots: " + ", ".join(shown))
@@ -571,6 +652,7 @@ def run_data(run: dict[str, Any], model: Any) -> LoadedData | None:
     from bayes_mlr.workflow.spec import SpecError
 
     recorded = (run.get("spec") or {}).get("data") or {}
+    recorded_model = (run.get("spec") or {}).get("model") or {}
     simulate = recorded.get("simulate")
     try:
         data_spec = DataSpec(
@@ -580,7 +662,10 @@ def run_data(run: dict[str, Any], model: Any) -> LoadedData | None:
             sample_weight=recorded.get("sample_weight"),
             na_action=recorded.get("na_action", "raise"),
         )
-        data = load_data(Spec(name=run.get("name") or "run", data=data_spec))
+        structure = ModelSettings(
+            concomitant=recorded_model.get("concomitant"), shared=recorded_model.get("shared")
+        )
+        data = load_data(Spec(name=run.get("name") or "run", data=data_spec, model=structure))
     except (SpecError, TypeError, KeyError, ValueError, OSError) as exc:
         warnings.warn(
             f"the run's data cannot be read again ({exc}); fit.png shows one panel per "
@@ -666,6 +751,36 @@ def redraw_plots(
     return written
 
 
+def _posterior_unavailable(spec: Spec) -> str | None:
+    """Why the posterior of ``spec``'s model is not sampled (None when it is).
+
+    A grouped, concomitant or shared-coefficient model needs the Bayesian layer's structured
+    model (the module ``bayes_mlr.bayes.structured``); without it
+    :func:`bayes_mlr.bayes.model.sample_posterior` would sample the plain mixture, another model
+    than EM fitted, so such runs are EM only, with this reason in the report.
+    """
+    if not spec.structured or _has_structured_posterior():
+        return None
+    parts = [
+        what
+        for what, present in (
+            ("groups", spec.grouped),
+            ("concomitant variables", spec.model.concomitant is not None),
+            ("shared coefficients", spec.model.shared is not None),
+        )
+        if present
+    ]
+    return f"the Bayesian layer does not model {' or '.join(parts)} yet"
+
+
+def _has_structured_posterior() -> bool:
+    """Whether the Bayesian layer models groups, concomitant variables and shared coefficients
+    (found without importing PyMC)."""
+    import importlib.util
+
+    return importlib.util.find_spec("bayes_mlr.bayes.structured") is not None
+
+
 def _sampler_kwargs(settings: Any, cores: int | None) -> dict[str, Any]:
     kwargs = settings.sampler_kwargs()
     if cores is not None:
@@ -745,6 +860,12 @@ def select_k(
     loo = spec.select_k.loo if loo is None else loo
     settings = spec.posterior
     sink = [] if warnings_sink is None else warnings_sink
+    skipped = _posterior_unavailable(spec) if loo else None
+    if skipped is not None:
+        loo = False
+        text = f"LOO: not computed: {skipped}; the table has the EM criteria only"
+        sink.append(text)
+        echo(f"  warning: {text}")
     data = load_data(spec)
     models, posteriors, rows = {}, {}, []
     for i, k in enumerate(ks, start=1):

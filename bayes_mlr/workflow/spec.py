@@ -1,16 +1,19 @@
 """Model specifications in TOML: what ``bayes-mlr run SPEC`` fits, documented in models/README.md.
 
 A spec names the data (a CSV/Parquet file and a formula, or data simulated from given true
-parameters), the model (``n_components``, ``variance``), the EM settings, the posterior
+parameters), the model (``n_components``, ``variance``, and optionally concomitant variables of
+the mixing weights and coefficients shared by all components), the EM settings, the posterior
 settings and, optionally, diagnostic thresholds and the K range of ``select-k``::
 
     name = "prices"
     [data]
     path = "prices.csv"          # relative to the spec file
-    formula = "price ~ size + age"
+    formula = "price ~ size + age | seller"   # "| g": all rows of a group share a component
     [model]
     n_components = 2
     variance = "component"       # component | shared | fixed (then sigma = ...)
+    concomitant = "~ region"     # mixing weights: a multinomial logit in these variables
+    shared = "~ age"             # one coefficient of age for all components
     [em]
     n_init = 10
     random_state = 0
@@ -58,6 +61,7 @@ __all__ = [
     "SimulateSpec",
     "Spec",
     "SpecError",
+    "check_one_sided",
     "load_data",
     "load_spec",
     "parse_spec",
@@ -71,6 +75,8 @@ SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: The column of simulated data that holds each row's group (``[data.simulate] n_groups``).
+SIMULATED_GROUP = "group"
 
 
 class SpecError(ValueError):
@@ -93,6 +99,10 @@ class SimulateSpec:
     sigma: list[float] | float | None = None
     random_state: int | None = None
     feature_names: list[str] | None = None
+    n_groups: int | None = None
+    concomitant_intercept: list[float] | None = None
+    concomitant_coef: list[list[float]] | None = None
+    concomitant_names: list[str] | None = None
 
     @property
     def n_components(self) -> int:
@@ -107,6 +117,20 @@ class SimulateSpec:
         if self.feature_names is not None:
             return list(self.feature_names)
         return [f"x{k}" for k in range(self.n_features)]
+
+    def concomitant_columns(self) -> list[str]:
+        """Column names of the concomitant variables (``w0, w1, ...`` unless given; none
+        without ``concomitant_coef``)."""
+        if self.concomitant_coef is None:
+            return []
+        if self.concomitant_names is not None:
+            return list(self.concomitant_names)
+        return [f"w{k}" for k in range(len(self.concomitant_coef[0]))]
+
+    def default_formula(self) -> str:
+        """``y ~ x0 + x1 + ...``, with ``| group`` when the rows are grouped."""
+        formula = "y ~ " + " + ".join(self.names())
+        return formula + (f" | {SIMULATED_GROUP}" if self.n_groups is not None else "")
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,8 @@ class ModelSettings:
     n_components: int = 2
     variance: str = "component"
     sigma: float | None = None
+    concomitant: str | None = None
+    shared: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,8 +241,25 @@ class Spec:
     description: str = ""
     path: Path | None = None
 
-    def estimator(self, *, fit_intercept: bool = True, n_components: int | None = None):
-        """A fresh :class:`~bayes_mlr.MixtureOfRegressions` with this spec's settings."""
+    def estimator(
+        self,
+        *,
+        fit_intercept: bool = True,
+        n_components: int | None = None,
+        shared: list[str] | None = None,
+    ):
+        """A fresh :class:`~bayes_mlr.MixtureOfRegressions` with this spec's settings.
+
+        Parameters
+        ----------
+        fit_intercept : bool
+            From the formula (:attr:`LoadedData.fit_intercept`).
+        n_components : int, optional
+            Default ``[model] n_components``.
+        shared : list of str, optional
+            The shared features (and ``"intercept"``) of the evaluated ``[model] shared``
+            formula (:attr:`LoadedData.shared`).
+        """
         from bayes_mlr.estimator import MixtureOfRegressions
 
         return MixtureOfRegressions(
@@ -231,7 +274,18 @@ class Spec:
             random_state=self.em.random_state,
             spurious=self.em.spurious,
             min_weight=self.em.min_weight,
+            shared=shared,
         )
+
+    @property
+    def grouped(self) -> bool:
+        """Whether the rows are grouped (``| g`` in the formula, or simulated groups)."""
+        return _is_grouped(self.data)
+
+    @property
+    def structured(self) -> bool:
+        """Whether the model has groups, concomitant variables or shared coefficients."""
+        return self.grouped or self.model.concomitant is not None or self.model.shared is not None
 
     def k_values(self) -> list[int]:
         """The K values of ``select-k``: ``[select_k] n_components`` or 1 .. K + 1."""
@@ -371,7 +425,19 @@ def _parse_simulate(table: Any, source: str) -> SimulateSpec:
         table,
         "data.simulate",
         source,
-        ("n", "weights", "intercept", "coef", "sigma", "random_state", "feature_names"),
+        (
+            "n",
+            "weights",
+            "intercept",
+            "coef",
+            "sigma",
+            "random_state",
+            "feature_names",
+            "n_groups",
+            "concomitant_intercept",
+            "concomitant_coef",
+            "concomitant_names",
+        ),
     )
     if not r.has("n"):
         raise r.fail("n", "is required: the number of observations to simulate")
@@ -435,6 +501,24 @@ def _parse_simulate(table: Any, source: str) -> SimulateSpec:
                 f"must be {p} distinct names usable in a formula "
                 f"(letters, digits, _; not 'y'); got {names!r}",
             )
+    n_groups = r.integer("n_groups", None, low=1)
+    if n_groups is not None and n_groups > n:
+        raise r.fail(
+            "n_groups", f"must be at most n = {n} (every group gets a row); got {n_groups}"
+        )
+    gamma, alpha, conc_names = _parse_simulated_concomitant(r, K, weights)
+    features = names or [f"x{k}" for k in range(p)]
+    if n_groups is not None and SIMULATED_GROUP in features:
+        raise r.fail("feature_names", f"cannot hold {SIMULATED_GROUP!r} (the column of the groups)")
+    if gamma is not None:
+        columns = conc_names or [f"w{k}" for k in range(len(gamma[0]))]
+        clash = sorted((set(features) | {"y", SIMULATED_GROUP}) & set(columns))
+        if clash:
+            raise r.fail(
+                "concomitant_names",
+                f"must differ from the feature names, 'y' and {SIMULATED_GROUP!r}; "
+                f"{', '.join(map(repr, clash))} is taken (columns {columns})",
+            )
     return SimulateSpec(
         n=n,
         coef=coef,
@@ -443,7 +527,71 @@ def _parse_simulate(table: Any, source: str) -> SimulateSpec:
         sigma=sigma,
         random_state=random_state,
         feature_names=names,
+        n_groups=n_groups,
+        concomitant_intercept=alpha,
+        concomitant_coef=gamma,
+        concomitant_names=conc_names,
     )
+
+
+def _parse_simulated_concomitant(
+    r: _Reader, K: int, weights: list[float] | None
+) -> tuple[list[list[float]] | None, list[float] | None, list[str] | None]:
+    """``concomitant_coef`` (K x r, row 0 zeros), ``concomitant_intercept`` (K, entry 0 zero)
+    and ``concomitant_names`` of ``[data.simulate]``."""
+    gamma = r.raw("concomitant_coef")
+    for key in ("concomitant_intercept", "concomitant_names"):
+        if gamma is None and r.has(key):
+            raise r.fail(key, "is only used with concomitant_coef (the concomitant model)")
+    if gamma is None:
+        return None, None, None
+    if weights is not None:
+        raise r.fail(
+            "weights",
+            "cannot be given with concomitant_coef: the concomitant model sets the weights",
+        )
+    if (
+        not isinstance(gamma, list)
+        or len(gamma) != K
+        or not all(isinstance(row, list) and row for row in gamma)
+        or len({len(row) for row in gamma}) != 1
+        or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+            for row in gamma
+            for v in row
+        )
+    ):
+        raise r.fail(
+            "concomitant_coef",
+            f"must be {K} lists (one per component) of the same length, one finite number per "
+            f"concomitant variable, e.g. [[0.0], [1.5]]; got {gamma!r}",
+        )
+    gamma = [[float(v) for v in row] for row in gamma]
+    if any(v != 0 for v in gamma[0]):
+        raise r.fail(
+            "concomitant_coef",
+            f"row 0 must be zeros (component 0 is the reference); got {gamma[0]}",
+        )
+    alpha = r.vector("concomitant_intercept", K)
+    if alpha is not None and alpha[0] != 0:
+        raise r.fail(
+            "concomitant_intercept",
+            f"entry 0 must be 0 (component 0 is the reference); got {alpha[0]:g}",
+        )
+    n_conc = len(gamma[0])
+    names = r.raw("concomitant_names")
+    if names is not None and (
+        not isinstance(names, list)
+        or len(names) != n_conc
+        or not all(isinstance(v, str) and _IDENTIFIER.match(v) for v in names)
+        or len(set(names)) != n_conc
+    ):
+        raise r.fail(
+            "concomitant_names",
+            f"must be {n_conc} distinct names usable in a formula (letters, digits, _); "
+            f"got {names!r}",
+        )
+    return gamma, alpha, names
 
 
 def _parse_data(table: Any, source: str, base_dir: Path) -> DataSpec:
@@ -462,6 +610,8 @@ def _parse_data(table: Any, source: str, base_dir: Path) -> DataSpec:
         )
     sample_weight = r.string("sample_weight", None)
     na_action = r.string("na_action", "raise", ("raise", "drop"))
+    if formula is not None:
+        _check_grouping(r, formula)
     if path_text is not None:
         if formula is None:
             raise r.fail("formula", 'is required with path, e.g. formula = "price ~ size + age"')
@@ -483,6 +633,65 @@ def _parse_data(table: Any, source: str, base_dir: Path) -> DataSpec:
     if formula is not None and "~" not in formula:
         raise r.fail("formula", f"must look like 'y ~ x0 + x1'; got {formula!r}")
     return DataSpec(formula=formula, simulate=sim, na_action=na_action)
+
+
+def _check_grouping(r: _Reader, formula: str) -> None:
+    """Refuse a malformed grouping term (``"y ~ x | a + b"``) before any data are read."""
+    from bayes_mlr.formula import FormulaError, split_groups
+
+    try:
+        split_groups(formula)
+    except FormulaError as exc:
+        raise r.fail("formula", f"is not a valid grouped formula: {exc}") from exc
+
+
+#: Examples shown in the messages about ``[model] concomitant`` and ``shared``.
+ONE_SIDED_EXAMPLES = {"concomitant": "~ z1 + C(z2)", "shared": "~ w"}
+
+
+def check_one_sided(text: str, key: str) -> str:
+    """Check a one-sided formula of ``[model] concomitant`` or ``shared`` (``"~ z1 + C(z2)"``).
+
+    Parameters
+    ----------
+    text : str
+    key : {"concomitant", "shared"}
+        Which one (for the example in the message).
+
+    Returns
+    -------
+    str
+        ``text`` without surrounding spaces.
+
+    Raises
+    ------
+    ValueError
+        The text is not ``~`` followed by terms, or holds a grouping term ``|``; the message
+        starts with "must" (callers put the key or the option in front).
+    """
+    stripped = text.strip()
+    if not stripped.startswith("~") or not stripped[1:].strip() or "~" in stripped[1:]:
+        raise ValueError(
+            f"must be a one-sided formula such as {ONE_SIDED_EXAMPLES[key]!r} (nothing left of "
+            f"'~'); got {text!r}"
+        )
+    if "|" in stripped:
+        raise ValueError(
+            f"must not hold a grouping term '|' (group the rows in the model formula, "
+            f"'y ~ x | g'); got {text!r}"
+        )
+    return stripped
+
+
+def _one_sided(r: _Reader, key: str) -> str | None:
+    """``[model] concomitant`` or ``shared``: a one-sided formula, or None."""
+    text = r.string(key, None)
+    if text is None:
+        return None
+    try:
+        return check_one_sided(text, key)
+    except ValueError as exc:
+        raise r.fail(key, str(exc)) from None
 
 
 def _parse_priors(table: Any, source: str) -> dict[str, dict[str, Any]]:
@@ -556,7 +765,12 @@ def parse_spec(
         raise SpecError(f"{source}: the [data] table is required")
     data = _parse_data(document["data"], source, Path(base_dir))
 
-    m = _Reader(document.get("model", {}), "model", source, ("n_components", "variance", "sigma"))
+    m = _Reader(
+        document.get("model", {}),
+        "model",
+        source,
+        ("n_components", "variance", "sigma", "concomitant", "shared"),
+    )
     variance = m.string("variance", "component", VARIANCES)
     sigma = m.number("sigma", None, positive=True)
     if variance == "fixed" and sigma is None:
@@ -564,7 +778,11 @@ def parse_spec(
     if variance != "fixed" and sigma is not None:
         raise m.fail("sigma", f'is only used with variance = "fixed"; variance is {variance!r}')
     model = ModelSettings(
-        n_components=m.integer("n_components", 2, low=1), variance=variance, sigma=sigma
+        n_components=m.integer("n_components", 2, low=1),
+        variance=variance,
+        sigma=sigma,
+        concomitant=_one_sided(m, "concomitant"),
+        shared=_one_sided(m, "shared"),
     )
 
     e = _Reader(
@@ -582,6 +800,20 @@ def parse_spec(
         spurious=e.string("spurious", "avoid", SPURIOUS_MODES),
         min_weight=e.number("min_weight", None, positive=True, high=1.0, open_high=True),
     )
+    structure = [
+        what
+        for what, present in (
+            ("[model] concomitant", model.concomitant is not None),
+            ("[model] shared", model.shared is not None),
+            ("a grouping term '| g' in [data] formula", _is_grouped(data)),
+        )
+        if present
+    ]
+    if em.min_weight is not None and structure:
+        raise e.fail(
+            "min_weight",
+            f"is not available with {' and '.join(structure)}; leave it out",
+        )
 
     p = _Reader(
         document.get("posterior", {}),
@@ -665,6 +897,14 @@ def parse_spec(
     )
 
 
+def _is_grouped(data: DataSpec) -> bool:
+    from bayes_mlr.formula import split_groups
+
+    sim = data.simulate
+    formula = data.formula or (sim.default_formula() if sim is not None else "")
+    return split_groups(formula)[1] is not None
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a TOML model specification.
 
@@ -722,7 +962,10 @@ class LoadedData:
     source : dict
         Where the data came from (``path`` or ``simulate``, ``formula``), for reports.
     design : bayes_mlr.formula.Design or None
-        The evaluated formula (its encoding of new data frames travels with a fitted model).
+        The evaluated formula (its encoding of new data frames travels with a fitted model),
+        with the grouping column, the concomitant design and the shared features of
+        ``[model] concomitant`` and ``shared``
+        (:func:`bayes_mlr.formula.structured_design`).
     """
 
     X: Any
@@ -738,6 +981,28 @@ class LoadedData:
     @property
     def feature_names(self) -> list[str]:
         return [str(c) for c in self.X.columns]
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """The group of each row (``| g`` in the formula), or None."""
+        return None if self.design is None else self.design.groups
+
+    @property
+    def group(self) -> str | None:
+        """The name of the grouping column, or None."""
+        return None if self.design is None else self.design.group
+
+    @property
+    def concomitant(self) -> Any:
+        """The encoded concomitant variables (a float DataFrame of shape (n_samples, r),
+        numbered like ``X``), or None."""
+        conc = None if self.design is None else self.design.concomitant
+        return None if conc is None else conc.reset_index(drop=True)
+
+    @property
+    def shared(self) -> list[str] | None:
+        """The features with a shared coefficient (``"intercept"`` too when shared), or None."""
+        return None if self.design is None else self.design.shared
 
 
 def read_table(path: str | Path) -> Any:
@@ -780,9 +1045,12 @@ def simulated_frame(
     Returns
     -------
     frame : pandas.DataFrame
-        The feature columns and ``y`` (and ``component``).
+        The feature columns, the concomitant variables (``w0, ...`` or ``concomitant_names``),
+        the column ``group`` (with ``n_groups``) and ``y`` (and ``component``).
     truth : dict
-        ``weights``, ``intercept``, ``coef``, ``sigma`` that generated the data.
+        ``weights``, ``intercept``, ``coef``, ``sigma`` that generated the data; with a
+        concomitant model also ``concomitant_intercept`` and ``concomitant_coef`` (``weights``
+        are then the mean prior over the rows).
     """
     import pandas as pd
 
@@ -795,12 +1063,48 @@ def simulated_frame(
         coef=sim.coef,
         sigma=sim.sigma,
         random_state=sim.random_state,
+        n_groups=sim.n_groups,
+        concomitant_intercept=sim.concomitant_intercept,
+        concomitant_coef=sim.concomitant_coef,
     )
     frame = pd.DataFrame(data.X, columns=sim.names())
+    if data.concomitant is not None:
+        for k, name in enumerate(sim.concomitant_columns()):
+            frame[name] = data.concomitant[:, k]
+    if data.groups is not None:
+        frame[SIMULATED_GROUP] = data.groups
     frame["y"] = data.y
     if labels:
         frame["component"] = data.z
     return frame, {k: np.asarray(v) for k, v in data.truth.items()}
+
+
+def _check_model_variables(spec: Spec, frame: Any) -> None:
+    """Refuse, naming the key, a ``[model] concomitant`` or ``shared`` formula that uses a
+    column the data lack (evaluated inside the model formula, the error would name that)."""
+    import formulaic
+
+    columns = [str(c) for c in frame.columns]
+    for key in ("concomitant", "shared"):
+        text = getattr(spec.model, key)
+        if text is None:
+            continue
+        subject = (
+            f"{spec.path}: [model] {key}"
+            if spec.path is not None
+            else f"{spec.data.path or 'the data'}: the {key} formula"
+        )
+        try:
+            needed = set(formulaic.Formula(text).required_variables)
+        except formulaic.errors.FormulaicError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+            raise SpecError(f"{subject} {text!r} has a syntax error: {first}") from exc
+        missing = sorted(needed - set(columns))
+        if missing:
+            raise SpecError(
+                f"{subject} {text!r} uses column(s) {', '.join(map(repr, missing))} that the "
+                f"data lack (columns: {', '.join(columns)})"
+            )
 
 
 def load_data(spec: Spec) -> LoadedData:
@@ -809,10 +1113,10 @@ def load_data(spec: Spec) -> LoadedData:
     Raises
     ------
     SpecError
-        The formula does not fit the data, the sample-weight column is missing, or the data
-        cannot be read.
+        The formula (or ``[model] concomitant`` or ``shared``) does not fit the data, the
+        sample-weight column is missing, or the data cannot be read.
     """
-    from bayes_mlr.formula import NA_DROP_HINT, FormulaError, design_from_formula
+    from bayes_mlr.formula import NA_DROP_HINT, FormulaError, structured_design
 
     # Messages start with the spec file and its table; without a file (a spec built on the
     # command line or from a dict) the data file, which every message below names, suffices.
@@ -821,7 +1125,7 @@ def load_data(spec: Spec) -> LoadedData:
     truth = None
     if data.simulate is not None:
         frame, truth = simulated_frame(data.simulate)
-        formula = data.formula or "y ~ " + " + ".join(data.simulate.names())
+        formula = data.formula or data.simulate.default_formula()
         source: dict[str, Any] = {"simulate": dataclasses.asdict(data.simulate), "formula": formula}
     else:
         assert data.path is not None and data.formula is not None
@@ -831,15 +1135,27 @@ def load_data(spec: Spec) -> LoadedData:
             raise SpecError(f"{where}path: {exc}" if where else str(exc)) from exc
         formula = data.formula
         source = {"path": str(data.path), "formula": formula}
+    model = spec.model
+    _check_model_variables(spec, frame)
     try:
-        design = design_from_formula(formula, frame, na_action=data.na_action)
+        design = structured_design(
+            formula,
+            frame,
+            concomitant=model.concomitant,
+            shared=model.shared,
+            na_action=data.na_action,
+        )
     except FormulaError as exc:
+        text = str(exc)
+        key = next(
+            (k for k in ("concomitant", "shared") if text.startswith((f"{k} formula", f"{k} "))),
+            None,
+        )
         if where:
-            message = f"{where}formula: " + str(exc).replace(
-                NA_DROP_HINT, 'set na_action = "drop" in [data]'
-            )
+            prefix = f"{where}formula: " if key is None else f"{spec.path}: [model] {key}: "
+            message = prefix + text.replace(NA_DROP_HINT, 'set na_action = "drop" in [data]')
         else:
-            message = f"{data.path}: {exc}" if data.path is not None else str(exc)
+            message = f"{data.path}: {exc}" if data.path is not None else text
         raise SpecError(message) from exc
     sample_weight = None
     if data.sample_weight is not None:
