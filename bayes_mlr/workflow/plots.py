@@ -6,6 +6,8 @@
   (``y ~ x + I(x**2)`` shows the fitted curve in ``x``); other models one panel per feature.
   With several panels the points are partial residuals (the other variables' contribution moved
   to their typical value).
+* :func:`plot_mixing`: for a model with concomitant variables, each component's prior
+  probability against each concomitant variable (curves with a rug; bars per level).
 * :func:`plot_log_likelihood_trace`: EM's log-likelihood per iteration and its gap to the end.
 * :func:`plot_trace`: per parameter group, the marginal densities (left, with titles) and the
   chains (right), coloured by component like ``fit.png``, with a component legend.
@@ -43,6 +45,8 @@ __all__ = [
     "plot_fit",
     "plot_forest",
     "plot_log_likelihood_trace",
+    "plot_mixing",
+    "plot_names",
     "plot_ppc",
     "plot_rank",
     "plot_trace",
@@ -53,6 +57,7 @@ __all__ = [
 #: File names that :func:`write_plots` writes, by plot.
 PLOT_FILES = {
     "fit": "fit.png",
+    "mixing": "mixing.png",
     "em_trace": "em_trace.png",
     "trace": "trace.png",
     "rank": "rank.png",
@@ -65,6 +70,7 @@ VECTOR_FORMATS = ("pdf", "svg")
 DEFAULT_DPI = 150
 _PARAMS = ("weights", "intercept", "coef", "sigma")
 _MAX_PANELS = 9
+_RUG_Y = -0.04  # where plot_mixing draws its rug, below the probabilities
 _MAX_BAND_DRAWS = 1000
 _GRID_SIZE = 200
 
@@ -192,6 +198,8 @@ def _posterior_draws(posterior: Any, K: int, p: int) -> tuple[np.ndarray, np.nda
 def _em_line_covariance(model: Any) -> list[np.ndarray] | None:
     """Covariance of ``[intercept_j, coef_j]`` per component (NaN where singular).
 
+    A grouped, concomitant or shared-coefficient fit takes its own observed information
+    (``model.covariance_``, where a shared coefficient is one parameter of every line).
     None, with a :class:`MissingBandWarning`, when the covariance cannot be computed.
     """
     from bayes_mlr.frequentist.information import SingularInformationWarning, covariance
@@ -202,17 +210,20 @@ def _em_line_covariance(model: Any) -> list[np.ndarray] | None:
             # Known and already reported when the standard errors were computed; the bands of
             # the affected components are reported below (NaN entries).
             warnings.simplefilter("ignore", SingularInformationWarning)
-            cov, labels = covariance(
-                model._fit_X,
-                model._fit_y,
-                model.weights_,
-                model.intercept_,
-                model.coef_,
-                model.sigma_,
-                variance=model.variance,
-                fit_intercept=bool(model.fit_intercept),
-                sample_weight=model._fit_sample_weight,
-            )
+            if getattr(model.result_, "structured", False):
+                cov, labels = model._covariance_and_labels()
+            else:
+                cov, labels = covariance(
+                    model._fit_X,
+                    model._fit_y,
+                    model.weights_,
+                    model.intercept_,
+                    model.coef_,
+                    model.sigma_,
+                    variance=model.variance,
+                    fit_intercept=bool(model.fit_intercept),
+                    sample_weight=model._fit_sample_weight,
+                )
     except (ValueError, np.linalg.LinAlgError) as exc:
         _warn_band(f"fit plot: no EM bands, the covariance of the estimates failed: {exc}")
         return None
@@ -352,40 +363,61 @@ def _formula_panels(frame: Any, model_spec: Any, feature_names: Sequence[str]) -
     return panels
 
 
-def _fit_inputs(model: Any, X: Any, y: Any, data: Any, formula: str | None):
-    """The arrays, panels and default response label of :func:`plot_fit`."""
+def _design_of(model: Any, data: Any, formula: str | None):
+    """The model's formula evaluated on a raw data frame: the :class:`~bayes_mlr.formula.Design`
+    (with the groups, the concomitant design and the shared columns of the fit) and the rows
+    of ``data`` it kept."""
+    from bayes_mlr.formula import structured_design
+
+    state = model._formula_state()
+    formula = formula or (state.formula if state is not None else None)
+    if formula is None:
+        raise ValueError(
+            "data= needs the model's formula: fit with MixtureOfRegressions.from_formula "
+            "or pass formula="
+        )
+    design = structured_design(
+        formula,
+        data,
+        concomitant=None if state is None else state.concomitant_formula,
+        shared=None if state is None else state.shared_formula,
+        na_action="drop",
+    )
+    if design.feature_names != model.feature_names:
+        raise ValueError(
+            f"the formula {formula!r} encodes the columns {design.feature_names}, but the "
+            f"model was fitted on {model.feature_names}"
+        )
+    frame = data.loc[design.X.index] if hasattr(data, "loc") else design.X
+    return design, frame.reset_index(drop=True)
+
+
+def _fit_inputs(
+    model: Any, X: Any, y: Any, data: Any, formula: str | None, structure: dict[str, Any]
+):
+    """The arrays, panels, default response label and structure (``groups``,
+    ``concomitant`` keywords of ``responsibilities``) of :func:`plot_fit`."""
     state = model._formula_state()
     if data is not None:
-        from bayes_mlr.formula import design_from_formula
-
         if X is not None or y is not None:
             raise ValueError("pass data (a data frame for the formula) or X and y, not both")
-        formula = formula or (state.formula if state is not None else None)
-        if formula is None:
-            raise ValueError(
-                "data= needs the model's formula: fit with MixtureOfRegressions.from_formula "
-                "or pass formula="
-            )
-        design = design_from_formula(formula, data, na_action="drop")
-        if design.feature_names != model.feature_names:
-            raise ValueError(
-                f"the formula {formula!r} encodes the columns {design.feature_names}, but the "
-                f"model was fitted on {model.feature_names}"
-            )
-        frame = data.loc[design.X.index] if hasattr(data, "loc") else design.X
+        design, frame = _design_of(model, data, formula)
         spec = state.model_spec if state is not None else design.model_spec
         X_arr = design.X.to_numpy(dtype=float)
-        panels = _formula_panels(frame.reset_index(drop=True), spec, model.feature_names)
-        return X_arr, np.asarray(design.y, dtype=float), panels, design.response
+        panels = _formula_panels(frame, spec, model.feature_names)
+        conc = None if design.concomitant is None else design.concomitant.to_numpy(dtype=float)
+        structure = {"groups": design.groups, "concomitant": conc}
+        return X_arr, np.asarray(design.y, dtype=float), panels, design.response, structure
     if X is None and y is None:
         X_arr, y_arr = np.asarray(model._fit_X, dtype=float), np.asarray(model._fit_y)
+        structure = model._training_structure()
     elif X is None or y is None:
         raise ValueError("pass both X and y, or neither (to use the training data)")
     else:
         X_arr = np.asarray(model._check_X(X), dtype=float)
         y_arr = np.asarray(y, dtype=float).reshape(-1)
     response = state.response if state is not None else "y"
-    return X_arr, y_arr, _feature_panels(X_arr, model.feature_names), response
+    return X_arr, y_arr, _feature_panels(X_arr, model.feature_names), response, structure
 
 
 def plot_fit(
@@ -400,13 +432,16 @@ def plot_fit(
     ci_prob: float = 0.94,
     max_points: int = 5000,
     random_state: int = 0,
+    groups: Any = None,
+    concomitant: Any = None,
 ):
     """The data coloured by responsibility, with each component's fitted curve and its bands.
 
     Each point's colour mixes the component colours by its EM responsibilities (an ambiguous
-    point looks blended). Each component has its EM curve (solid), a ``ci_prob`` band from the
-    EM standard errors (delta method, shaded) and, with a posterior, the posterior mean curve
-    (dashed) with the central ``ci_prob`` interval of the curve over the draws (dotted edges).
+    point looks blended); in a grouped model every row has its group's responsibilities. Each
+    component has its EM curve (solid), a ``ci_prob`` band from the EM standard errors (delta
+    method, shaded) and, with a posterior, the posterior mean curve (dashed) with the central
+    ``ci_prob`` interval of the curve over the draws (dotted edges).
 
     Panels. With ``data`` (the data frame of a formula model) there is one panel per original
     variable of the formula's right-hand side: for ``y ~ x + I(x**2)`` the curve
@@ -438,6 +473,11 @@ def plot_fit(
         At most this many points are drawn (a seeded random subset).
     random_state : int
         Seed of that subset.
+    groups : array-like of shape (n_samples,), optional
+        The groups of the rows of ``X`` (a grouped model; the training data and ``data`` bring
+        their own).
+    concomitant : array-like of shape (n_samples, r), optional
+        The concomitant variables of the rows of ``X`` (required then for a model with them).
 
     Returns
     -------
@@ -453,10 +493,12 @@ def plot_fit(
     model._check_fitted()
     if not 0.0 < float(ci_prob) < 1.0:
         raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}")
-    X_arr, y_arr, panels, default_response = _fit_inputs(model, X, y, data, formula)
+    X_arr, y_arr, panels, default_response, structure = _fit_inputs(
+        model, X, y, data, formula, {"groups": groups, "concomitant": concomitant}
+    )
     response = response or default_response
     K, p = model.coef_.shape
-    resp = model.responsibilities(X_arr, y_arr)
+    resp = model.responsibilities(X_arr, y_arr, **structure)
     component = resp.argmax(axis=1)
     colors = _colors(K)
     point_colors = np.clip(resp @ colors, 0.0, 1.0)
@@ -476,6 +518,7 @@ def plot_fit(
     z = float(norm.ppf(0.5 + ci_prob / 2))
     tail = (1 - ci_prob) / 2
     fitted = model.intercept_[component] + np.einsum("ij,ij->i", X_arr, model.coef_[component])
+    shared = np.asarray(getattr(model, "shared_", np.zeros(p, dtype=bool)), dtype=bool)
 
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
@@ -521,7 +564,11 @@ def plot_fit(
                 _draw_levels(ax, panel.grid + offset, curve, half, post, colors[j])
         if panel.levels is not None:
             ax.set_xticks(panel.grid, panel.levels)
-        ax.set_xlabel(panel.name)
+        varying = np.ptp(panel.grid_features, axis=0) > 0
+        if varying.any() and shared[varying].all():  # parallel curves: say why
+            ax.set_xlabel(f"{panel.name} (coefficient shared by all components)")
+        else:
+            ax.set_xlabel(panel.name)
         ax.set_ylabel(f"{response} (partial residual)" if several else response)
         if panel.held:
             ax.set_title(panel.held, fontsize="small", wrap=True)
@@ -537,10 +584,31 @@ def plot_fit(
     if shown_formula is None:
         shown_formula = f"{response} ~ {' + '.join(model.feature_names)}"
     title = f"{shown_formula}: K = {K}, variance = {model.variance}"
+    title += "".join(f", {part}" for part in _structure_phrases(model))
     if len(panels) == _MAX_PANELS and p > _MAX_PANELS:
         title += f" (first {_MAX_PANELS} panels)"
     fig.suptitle(title)
     return fig
+
+
+def _structure_phrases(model: Any) -> list[str]:
+    """``["120 groups", "mixing weights ~ z", "shared: w"]`` for a structured fit."""
+    out = []
+    if getattr(model, "n_groups_", None) is not None:
+        out.append(f"{model.n_groups_} groups")
+    if getattr(model, "concomitant_coef_", None) is not None:
+        state = model._formula_state()
+        formula = None if state is None else state.concomitant_formula
+        names = [str(n) for n in model.concomitant_names_in_]
+        out.append(f"mixing weights {formula or '~ ' + ' + '.join(names)}")
+    shared = [
+        n for n, s in zip(model.feature_names, getattr(model, "shared_", ()), strict=False) if s
+    ]
+    if getattr(model.result_, "shared_intercept", False):
+        shared.insert(0, "intercept")
+    if shared:
+        out.append("shared: " + ", ".join(shared))
+    return out
 
 
 def _draw_curve(ax, grid, curve, half, post, color) -> None:
@@ -601,6 +669,250 @@ def _fit_legend(fig, colors, ci_prob, *, with_posterior, with_em_band) -> None:
     )
     # outside the axes, below the title: the legend never hides the title or the data
     fig.legend(handles=handles, loc="outside right center", fontsize="small", frameon=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Mixing weights of a concomitant model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _MixingPanel:
+    """One panel of :func:`plot_mixing`: a concomitant variable, where its curve (or its
+    levels) is evaluated, the encoded concomitant rows there (T, r) and the observed values
+    (for the rug, or the counts per level)."""
+
+    name: str
+    grid: np.ndarray
+    encoded: np.ndarray
+    observed: np.ndarray
+    held: str
+    levels: list[str] | None = None
+
+
+def _mixing_panels_of_frame(frame: Any, state: Any) -> list[_MixingPanel]:
+    """One panel per original variable of the concomitant formula, the others held at their
+    mean (numeric) or first level (categorical), encoded through the fit's formula."""
+    import pandas as pd
+    from formulaic.errors import DataMismatchWarning
+
+    spec = state.concomitant_spec
+    required = set(spec.required_variables)
+    variables = [str(c) for c in frame.columns if str(c) in required]
+
+    def first_level(column: Any) -> Any:
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            return column.cat.categories[0]
+        return sorted(column.dropna().unique(), key=str)[0]
+
+    typical = {
+        v: first_level(frame[v]) if _is_categorical(frame[v]) else float(frame[v].mean())
+        for v in variables
+    }
+
+    def encode(table: Any) -> np.ndarray:
+        with warnings.catch_warnings():
+            # a grid holds only some of the categories: formulaic says so
+            warnings.simplefilter("ignore", DataMismatchWarning)
+            matrix = pd.DataFrame(spec.get_model_matrix(table, na_action="ignore"))
+        matrix.columns = [str(c) for c in matrix.columns]
+        return matrix[list(state.concomitant_names)].to_numpy(dtype=float)
+
+    panels = []
+    for v in variables[:_MAX_PANELS]:
+        column = frame[v]
+        size = _GRID_SIZE
+        levels = None
+        if _is_categorical(column):
+            cats = (
+                list(column.cat.categories)
+                if isinstance(column.dtype, pd.CategoricalDtype)
+                else sorted(column.dropna().unique(), key=str)
+            )
+            size, levels = len(cats), [str(c) for c in cats]
+            values = pd.Series(cats, dtype=column.dtype)
+            grid = np.arange(size, dtype=float)
+            observed = column.map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
+        else:
+            observed = column.to_numpy(dtype=float)
+            grid = np.linspace(np.nanmin(observed), np.nanmax(observed), size)
+            values = grid
+        table = pd.DataFrame(
+            {o: pd.Series([typical[o]] * size, dtype=frame[o].dtype) for o in variables if o != v}
+        )
+        table[v] = values
+        others = [
+            f"{o} = {_format_value(typical[o])}"
+            + (" (first level)" if _is_categorical(frame[o]) else " (mean)")
+            for o in variables
+            if o != v
+        ]
+        held = ("at " + ", ".join(others)) if others else ""
+        panels.append(_MixingPanel(v, grid, encode(table), observed, held, levels))
+    return panels
+
+
+def _mixing_panels_of_array(W: np.ndarray, names: Sequence[str]) -> list[_MixingPanel]:
+    """One panel per column of an encoded concomitant matrix, the others at their mean; a
+    0/1 column (a dummy) gets its two levels."""
+    r = W.shape[1]
+    mean = W.mean(axis=0)
+    panels = []
+    for k in range(min(r, _MAX_PANELS)):
+        column = W[:, k]
+        dummy = bool(np.all(np.isin(column, (0.0, 1.0))))
+        grid = (
+            np.array([0.0, 1.0]) if dummy else np.linspace(column.min(), column.max(), _GRID_SIZE)
+        )
+        encoded = np.tile(mean, (grid.size, 1))
+        encoded[:, k] = grid
+        held = "other variables at their mean" if r > 1 else ""
+        levels = ["0", "1"] if dummy else None
+        panels.append(_MixingPanel(str(names[k]), grid, encoded, column, held, levels))
+    return panels
+
+
+def plot_mixing(
+    model: Any,
+    *,
+    data: Any = None,
+    formula: str | None = None,
+    concomitant: Any = None,
+    max_rug: int = 2000,
+    random_state: int = 0,
+):
+    """The mixing weights of a concomitant model: each component's prior probability
+    ``π_j(w) = softmax_j(α_j + wᵀγ_j)`` against each concomitant variable.
+
+    One panel per variable. A numeric variable gets one curve per component as it runs over
+    its observed range, the other variables held at their mean (numeric) or first level
+    (categorical), with a rug of the observed values; a categorical variable (or, without a
+    data frame, a 0/1 dummy column) gets one bar per component at each level, with the
+    number of rows at that level. Colours are those of :func:`plot_fit`.
+
+    Parameters
+    ----------
+    model : MixtureOfRegressions
+        Fitted with concomitant variables (``concomitant_coef_``).
+    data : pandas.DataFrame, optional
+        The raw data frame of a formula fit: one panel per original variable of the
+        concomitant formula (``~ z1 + C(z2)`` gives the panels ``z1`` and ``z2``).
+    formula : str, optional
+        The model formula ``data`` is encoded with (default the model's); it selects the rows
+        the fit used.
+    concomitant : array-like of shape (n_samples, r), optional
+        Without ``data``: encoded concomitant variables, one panel per column (default the
+        training data's).
+    max_rug : int
+        At most this many rug marks (a seeded random subset).
+    random_state : int
+        Seed of that subset.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        The model has no concomitant variables.
+    """
+    from matplotlib.lines import Line2D
+
+    model._check_fitted()
+    if getattr(model, "concomitant_coef_", None) is None:
+        raise ValueError(
+            "plot_mixing needs a model with concomitant variables (fit(..., concomitant=) or "
+            "from_formula(..., concomitant=)); this model's weights are constant"
+        )
+    state = model._formula_state()
+    if data is not None:
+        if state is None or state.concomitant_spec is None:
+            raise ValueError(
+                "data= needs a model fitted from a formula with a concomitant formula; pass "
+                "the encoded concomitant= instead"
+            )
+        _, frame = _design_of(model, data, formula)
+        panels = _mixing_panels_of_frame(frame, state)
+        n_rows = len(frame)
+    else:
+        W = model._fit_concomitant if concomitant is None else concomitant
+        W = np.asarray(W, dtype=float)
+        if W.ndim != 2 or W.shape[1] != model.concomitant_coef_.shape[1]:
+            raise ValueError(
+                f"concomitant must have shape (n_samples, {model.concomitant_coef_.shape[1]}); "
+                f"got {W.shape}"
+            )
+        panels = _mixing_panels_of_array(W, [str(n) for n in model.concomitant_names_in_])
+        n_rows = W.shape[0]
+    K = model.coef_.shape[0]
+    colors = _colors(K)
+    rng = np.random.default_rng(random_state)
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _new_figure(max(4.6 * ncols + 1.8, 7.5), 3.6 * nrows + 0.6)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    bottom = 2 * _RUG_Y if any(panel.levels is None for panel in panels) else 0.0
+    for ax, panel in zip(axes, panels, strict=False):
+        weights = model.mixing_weights(panel.encoded)  # (T, K)
+        if panel.levels is None:
+            for j in range(K):
+                ax.plot(panel.grid, weights[:, j], color=colors[j], lw=2)
+            rug = panel.observed[np.isfinite(panel.observed)]
+            if rug.size > max_rug:
+                rug = rng.choice(rug, size=max_rug, replace=False)
+            # the rug sits below zero, under the curves, so that it never hides them
+            ax.plot(
+                rug,
+                np.full(rug.size, _RUG_Y),
+                "|",
+                color="0.25",
+                ms=7,
+                alpha=0.5 if rug.size > 200 else 0.8,
+            )
+            ax.axhline(0.0, color="0.6", lw=0.6)
+            ax.set_xlim(panel.grid[0], panel.grid[-1])
+        else:
+            width = 0.8 / K
+            for j in range(K):
+                ax.bar(
+                    panel.grid + (j - (K - 1) / 2) * width,
+                    weights[:, j],
+                    width=width * 0.95,
+                    color=colors[j],
+                )
+            counts = [int(np.sum(panel.observed == g)) for g in panel.grid]
+            ax.set_xticks(
+                panel.grid, [f"{lv}\n(n = {c})" for lv, c in zip(panel.levels, counts, strict=True)]
+            )
+        ax.set_ylim(bottom, 1.02)  # one scale in every panel
+        ax.set_yticks(np.linspace(0.0, 1.0, 6))
+        ax.set_xlabel(panel.name)
+        ax.set_ylabel("prior probability of the component")
+        ax.grid(axis="y", alpha=0.3)
+        if panel.held:
+            ax.set_title(panel.held, fontsize="small", wrap=True)
+    handles = [Line2D([], [], color=c, lw=6, label=f"component {j}") for j, c in enumerate(colors)]
+    if any(panel.levels is None for panel in panels):
+        handles.append(
+            Line2D([], [], ls="", marker="|", ms=8, color="0.25", label="rug: observed values")
+        )
+    fig.legend(
+        handles=handles,
+        loc="outside right center",
+        fontsize="small",
+        frameon=False,
+        title="component 0 is\nthe reference",
+        title_fontsize="small",
+    )
+    formula_text = None if state is None else state.concomitant_formula
+    shown = formula_text or "~ " + " + ".join(str(n) for n in model.concomitant_names_in_)
+    n_groups = getattr(model, "n_groups_", None)
+    rows = f"n = {n_rows}" + (f" rows in {n_groups} groups" if n_groups is not None else "")
+    fig.suptitle(f"Mixing weights {shown} (multinomial logit, {rows})")
+    return fig
 
 
 # --------------------------------------------------------------------------------------------
@@ -963,7 +1275,8 @@ def _replicate_y(model: Any, posterior: Any, n_replicates: int, rng: np.random.G
     """Replicated data sets ``y_rep`` (R, n) at the training ``X``, one per posterior draw.
 
     Uses the ``posterior_predictive`` group's ``y`` when the posterior has one; otherwise, for
-    ``R`` evenly spaced draws, each observation's component is drawn from the weights and
+    ``R`` evenly spaced draws, each observation's component is drawn from the weights (with
+    concomitant variables, from its own prior; with groups, one component per group) and
     ``y_rep ~ Normal(intercept_z + x . coef_z, sigma_z)``. (One helper, to be replaced by a
     public ``posterior_predictive`` when the package has one.)
     """
@@ -991,11 +1304,49 @@ def _replicate_y(model: Any, posterior: Any, n_replicates: int, rng: np.random.G
     else:  # variance="fixed": the known sigma
         sigma = np.broadcast_to(np.asarray(model.sigma_, dtype=float), (pick.size, K))
     weights = _stacked(post, "weights", K)[pick] if "weights" in post else np.ones((pick.size, K))
+    structure = model._training_structure()
+    if structure["groups"] is not None or structure["concomitant"] is not None:
+        prior = _row_priors(model, post, pick, weights)
+        return _replicate_structured(X, prior, intercept, coef, sigma, structure["groups"], rng)
     cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
     out = np.empty((pick.size, X.shape[0]))
     for r in range(pick.size):
         u = rng.uniform(size=X.shape[0])
         z = np.minimum(np.searchsorted(cumulative[r], u, side="right"), K - 1)
+        mu = intercept[r, z] + np.einsum("ij,ij->i", X, coef[r, z])
+        out[r] = rng.normal(mu, sigma[r, z])
+    return out
+
+
+def _row_priors(model: Any, post: Any, pick: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Prior probabilities (R, n, K) of each training row's component at the picked draws:
+    the weights, or with concomitant variables their multinomial logit."""
+    W = model._training_structure()["concomitant"]
+    n, K = model._fit_X.shape[0], weights.shape[1]
+    if W is None or "concomitant_coef" not in post:
+        w = weights / weights.sum(axis=1, keepdims=True)
+        return np.broadcast_to(w[:, None, :], (pick.size, n, K))
+    alpha = _stacked(post, "concomitant_intercept", K)[pick]  # (R, K)
+    gamma = _stacked(post, "concomitant_coef", K)[pick]  # (R, K, r)
+    eta = alpha[:, None, :] + np.einsum("nr,skr->snk", np.asarray(W, dtype=float), gamma)
+    eta -= eta.max(axis=2, keepdims=True)
+    prior = np.exp(eta)
+    return prior / prior.sum(axis=2, keepdims=True)
+
+
+def _replicate_structured(X, prior, intercept, coef, sigma, groups, rng) -> np.ndarray:
+    """Replicates of a grouped or concomitant model: one component per group (each row its own
+    group without groups) drawn from the group's prior, then ``y`` given the components."""
+    R, n, K = prior.shape
+    if groups is None:
+        first, inverse = np.arange(n), np.arange(n)
+    else:
+        _, first, inverse = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    out = np.empty((R, n))
+    for r in range(R):
+        cumulative = np.cumsum(prior[r, first], axis=1)  # (G, K): constant within a group
+        u = rng.uniform(size=first.size)[:, None]
+        z = np.minimum((u > cumulative).sum(axis=1), K - 1)[inverse]
         mu = intercept[r, z] + np.einsum("ij,ij->i", X, coef[r, z])
         out[r] = rng.normal(mu, sigma[r, z])
     return out
@@ -1091,6 +1442,21 @@ def plot_ppc(
 # --------------------------------------------------------------------------------------------
 
 
+def plot_names(model: Any, posterior: Any = None) -> list[str]:
+    """The plots :func:`write_plots` draws for ``model`` (keys of :data:`PLOT_FILES`).
+
+    ``fit`` and ``em_trace`` always; ``mixing`` for a model with concomitant variables; with a
+    posterior ``trace``, ``rank``, ``forest`` and ``ppc``.
+    """
+    names = ["fit"]
+    if getattr(model, "concomitant_coef_", None) is not None:
+        names.append("mixing")
+    names.append("em_trace")
+    if posterior is not None:
+        names += ["trace", "rank", "forest", "ppc"]
+    return names
+
+
 def write_plots(
     directory: str | Path,
     model: Any,
@@ -1105,7 +1471,8 @@ def write_plots(
 ) -> dict[str, Path]:
     """Write every plot as a PNG into ``directory`` (names in :data:`PLOT_FILES`).
 
-    Without a posterior only ``fit.png`` (EM bands) and ``em_trace.png`` are written.
+    Without a posterior only ``fit.png`` (EM bands) and ``em_trace.png`` are written, and
+    ``mixing.png`` for a model with concomitant variables.
 
     Parameters
     ----------
@@ -1134,17 +1501,16 @@ def write_plots(
         "fit": lambda: plot_fit(
             model, posterior, data=data, formula=formula, response=response, ci_prob=ci_prob
         ),
+        "mixing": lambda: plot_mixing(model, data=data, formula=formula),
         "em_trace": lambda: plot_log_likelihood_trace(model),
+        "trace": lambda: plot_trace(posterior),
+        "rank": lambda: plot_rank(posterior),
+        "forest": lambda: plot_forest(posterior, ci_prob=ci_prob),
+        "ppc": lambda: plot_ppc(model, posterior, response=response),
     }
-    if posterior is not None:
-        makers.update(
-            trace=lambda: plot_trace(posterior),
-            rank=lambda: plot_rank(posterior),
-            forest=lambda: plot_forest(posterior, ci_prob=ci_prob),
-            ppc=lambda: plot_ppc(model, posterior, response=response),
-        )
     out = {}
-    for name, make in makers.items():
+    for name in plot_names(model, posterior):
+        make = makers[name]
         path = directory / PLOT_FILES[name]
         out[name] = save_figure(make(), path, dpi=dpi, vector_format=vector_format)
         if vector_format is not None:

@@ -28,6 +28,8 @@ _FILES = {
     "comparison.csv": "EM next to the posterior, one row per parameter",
     "diagnostics.json": "convergence checks, verdict and per-parameter R-hat / ESS",
     "fit.png": "the data coloured by responsibility with each component's line and bands",
+    "mixing.png": "the mixing weights (prior probability of each component) against each "
+    "concomitant variable",
     "em_trace.png": "EM log-likelihood per iteration",
     "trace.png": "ArviZ trace plot of the posterior",
     "rank.png": "ArviZ rank plot of the posterior",
@@ -77,34 +79,106 @@ def _label(name: str, index: Sequence[int], feature_names: Sequence[str]) -> str
     return f"{name}[{index[0]}]"
 
 
+def _entry(values: Any, k: int, f: int | None = None) -> Any:
+    """``values[k]`` (or ``values[k][f]``) of a nested list, None when out of range."""
+    if values is None or k >= len(values):
+        return None
+    if f is None:
+        return values[k]
+    return values[k][f] if f < len(values[k]) else None
+
+
 def _param_rows(em: dict[str, Any], truth: dict[str, Any] | None) -> list[list[str]]:
+    """One row per parameter: a shared coefficient (or intercept) once, as ``[shared]``; the
+    concomitant coefficients of components 1 .. K-1 (component 0 is the reference)."""
     rows = []
     names = em["feature_names"]
+    shared = em.get("shared") or {}
+    shared_features = set(shared.get("features") or [])
+    shared_intercept = bool(shared.get("intercept"))
+
+    def add(label: str, value: Any, se: Any, true: Any) -> None:
+        rows.append([label, _fmt(value), _fmt(se)] + ([_fmt(true)] if truth else []))
+
     for name in ("weights", "intercept", "coef", "sigma"):
         values, ses = em["parameters"][name], em["standard_errors"][name]
         true = truth.get(name) if truth else None
+        if name == "intercept" and shared_intercept:
+            add("intercept[shared]", values[0], ses[0], _entry(true, 0))
+            continue
         for k, value in enumerate(values):
-            if name == "coef":
-                for f, v in enumerate(value):
-                    t = (
-                        true[k][f]
-                        if true is not None and k < len(true) and f < len(true[k])
-                        else None
-                    )
-                    row = [_label(name, (k, f), names), _fmt(v), _fmt(ses[k][f])]
-                    rows.append(row + ([_fmt(t)] if truth else []))
-            else:
-                t = true[k] if true is not None and k < len(true) else None
-                row = [_label(name, (k,), names), _fmt(value), _fmt(ses[k])]
-                rows.append(row + ([_fmt(t)] if truth else []))
+            if name != "coef":
+                add(_label(name, (k,), names), value, ses[k], _entry(true, k))
+                continue
+            for f, v in enumerate(value):
+                if names[f] not in shared_features:
+                    add(_label(name, (k, f), names), v, ses[k][f], _entry(true, k, f))
+        if name == "coef":  # a coefficient all components share: one row, after the others
+            for f, feature in enumerate(names):
+                if feature in shared_features:
+                    add(f"coef[shared, {feature}]", values[0][f], ses[0][f], _entry(true, 0, f))
+    conc = em.get("concomitant")
+    if conc:
+        ses = em["standard_errors"]
+        true_a = truth.get("concomitant_intercept") if truth else None
+        true_g = truth.get("concomitant_coef") if truth else None
+        for k in range(1, len(conc["intercept"])):  # component 0 is the reference
+            add(
+                f"concomitant_intercept[{k}]",
+                conc["intercept"][k],
+                _entry(ses.get("concomitant_intercept"), k),
+                _entry(true_a, k),
+            )
+            for f, v in enumerate(conc["coef"][k]):
+                add(
+                    f"concomitant_coef[{k}, {conc['names'][f]}]",
+                    v,
+                    _entry(ses.get("concomitant_coef"), k, f),
+                    _entry(true_g, k, f),
+                )
     return rows
 
 
-def _verdict(diagnostics: dict[str, Any] | None, em: dict[str, Any]) -> list[str]:
+def _group_row(em: dict[str, Any], data: dict[str, Any]) -> list[list[str]]:
+    """The data table's row for grouped rows (none without groups)."""
+    if em.get("n_groups") is None:
+        return []
+    column = f"column `{data['group']}`: " if data.get("group") else ""
+    return [["groups", f"{column}{em['n_groups']} groups; all rows of a group share one component"]]
+
+
+def _structure_sentences(em: dict[str, Any], data: dict[str, Any]) -> str:
+    """The mixing model and the shared coefficients, for the EM section ("" for neither)."""
+    out = []
+    conc = em.get("concomitant")
+    if conc:
+        formula = data.get("concomitant")
+        names = ", ".join(f"`{n}`" for n in conc["names"])
+        out.append(
+            f"Mixing weights: a multinomial logit in {names}"
+            + (f" (`{formula}`)" if formula else "")
+            + "; component 0 is the reference."
+        )
+    shared = em.get("shared") or {}
+    parts = (["intercept"] if shared.get("intercept") else []) + list(shared.get("features") or [])
+    if parts:
+        out.append(
+            "Shared by all components: "
+            + ", ".join(f"`{p}`" for p in parts)
+            + (f" (`{data['shared']}`)" if data.get("shared") else "")
+            + "."
+        )
+    return (" " + " ".join(out)) if out else ""
+
+
+def _verdict(
+    diagnostics: dict[str, Any] | None, em: dict[str, Any], skipped: str | None = None
+) -> list[str]:
     lines = []
     if diagnostics is None:
+        reason = f" ({skipped})" if skipped else ""
         lines.append(
-            "**Diagnostics: NOT RUN** — this run fitted EM only (no posterior), so "
+            f"**Diagnostics: NOT RUN** — this run fitted EM only (no posterior){reason}, so "
             "there are no convergence checks to report."
         )
     elif diagnostics["ok"]:
@@ -137,6 +211,14 @@ def _verdict(diagnostics: dict[str, Any] | None, em: dict[str, Any]) -> list[str
             "sigma far below the others' (McLachlan & Peel 2000, §3.10), in every EM run. The "
             "log-likelihood, BIC and AIC overstate this fit: try fewer components, more "
             '`[em] n_init` or variance = "shared".'
+        )
+        lines.append("")
+    if em.get("separated"):
+        lines.append(
+            "**EM: SEPARATED** — the concomitant variables separate the components: the "
+            "maximum likelihood mixing coefficients are infinite, so their estimates and "
+            "standard errors below mean nothing (the regression lines may still be fine). Drop "
+            "or coarsen the separating variable, or use fewer components."
         )
         lines.append("")
     if em.get("degenerate"):
@@ -186,7 +268,7 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
             "only the files it wrote.",
             "",
         ]
-    out += _verdict(diagnostics, em)
+    out += _verdict(diagnostics, em, (run.get("posterior") or {}).get("skipped"))
     out.append("")
 
     # -- data
@@ -212,6 +294,7 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
             "sample weights",
             f"column `{data['sample_weight']}`" if data.get("sample_weight") else "none",
         ],
+        *_group_row(em, data),
         ["sha256 of X and y", f"`{em['data']['sha256']}`"],
     ]
     out += ["## Data", "", markdown_table(["", ""], rows, "ll"), ""]
@@ -225,7 +308,8 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
         "## EM estimates",
         "",
         f"K = {em['n_components']} components, variance = {variance}, {s.get('n_init')} starts "
-        f"(init = {s.get('init')}, random_state = {s.get('random_state')}).",
+        f"(init = {s.get('init')}, random_state = {s.get('random_state')})."
+        + _structure_sentences(em, data),
         "",
         markdown_table(
             ["log-likelihood", "parameters", "BIC", "AIC", "ICL"],
@@ -242,7 +326,20 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
         ),
         "",
         "Standard errors come from the observed information (delta method for weights and "
-        "sigma). BIC, AIC and ICL: lower is better.",
+        "sigma). BIC, AIC and ICL: lower is better."
+        + (
+            " With concomitant variables the weights are the mean prior over the rows, and "
+            "`concomitant_intercept[j]`, `concomitant_coef[j, variable]` are the multinomial "
+            "logit's coefficients of component j against component 0 (the reference, fixed at "
+            "0)."
+            if em.get("concomitant")
+            else ""
+        )
+        + (
+            " A `[shared]` row is one coefficient for all components."
+            if any((em.get("shared") or {}).values())
+            else ""
+        ),
         "",
     ]
     headers = ["parameter", "EM", "SE"] + (["truth"] if truth else [])
@@ -250,6 +347,7 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
     out += _optima_lines(em)
     for png, caption in (
         ("fit.png", "Data and fitted lines"),
+        ("mixing.png", "Mixing weights against the concomitant variables"),
         ("em_trace.png", "EM log-likelihood trace"),
     ):
         if present(png):
