@@ -280,7 +280,9 @@ def test_report_command_redraws_with_a_vector_copy_from_the_data(run, tmp_path, 
     # the simulated data are drawn again from their seed, so fit.png has the formula's panels
     assert seen["data"] is not None and seen["formula"] == "y ~ x"
     assert list(seen["data"].columns) == ["x", "y"]
-    for name in plots.PLOT_FILES.values():
+    model = MixtureOfRegressions.load(copy / "model")
+    for key in plots.plot_names(model, posterior=True):  # all but mixing.png (no concomitant)
+        name = plots.PLOT_FILES[key]
         assert (copy / name.replace(".png", ".svg")).read_bytes().startswith(b"<?xml"), name
     listed = io.read_json(copy / "run.json")["artifacts"]
     assert listed["fit_svg"] == "fit.svg"
@@ -620,7 +622,15 @@ def test_select_k_with_loo(spec_path):
         (["select-k", "{spec}", "--na-action", "drop"], r"--na-action is for data files"),
         (
             ["fit", "{csv}", "-f", "y ~ x0 | g"],
-            r"^bayes-mlr: error: \S*sim.csv: formula .*grouping with '\|'",
+            r"^bayes-mlr: error: \S*sim.csv: formula .*the grouping column 'g' is not in the data",
+        ),
+        (
+            ["fit", "{csv}", "-f", "y ~ x0", "--concomitant", "x0"],
+            r"^bayes-mlr: error: --concomitant must be a one-sided formula such as '~ z1",
+        ),
+        (
+            ["fit", "{csv}", "-f", "y ~ x0", "--shared", "~ z"],
+            r"sim.csv: the shared formula '~ z' uses column\(s\) 'z' that the data lack",
         ),
         (["fit", "{csv}", "-f", "y ~ I(x0^2)"], r"write the power as I\(x\*\*2\)"),
         (
@@ -733,3 +743,65 @@ def test_an_internal_error_is_not_reported_as_bad_input(csv_path, monkeypatch):
     monkeypatch.undo()
     code, _, stderr = run_cli("fit", csv_path, "-f", "y ~ nonexistent", "-q")
     assert code == 2 and "internal error" not in stderr
+
+
+# -- grouped, concomitant and shared-coefficient models (issue #11) ---------------------------
+
+STRUCTURE = Path(__file__).resolve().parents[1] / "peers" / "structure"
+
+
+def test_fit_with_concomitant_and_shared_options(tmp_path):
+    data = STRUCTURE / "combined_sim.csv"
+    argv = ["fit", data, "-f", "y ~ x | id", "--concomitant", "~ z", "--shared", "~ w"]
+    code, stdout, stderr = run_cli(*argv, "--seed", 0, "--n-init", 3, "--save", tmp_path / "m")
+    assert code == 0, stderr
+    assert "120 groups (id), mixing weights ~ z, shared: w" in stdout.splitlines()[0]
+    for row in ("coef[shared, w]", "concomitant_coef[1, z]", "concomitant_intercept[1]"):
+        assert row in stdout
+    assert "EM: K = 2" in stderr and "120 groups (id)" in stderr
+    loaded = MixtureOfRegressions.load(tmp_path / "m")
+    frame = pd.read_csv(data)
+    direct = MixtureOfRegressions.from_formula(
+        "y ~ x | id", frame, concomitant="~ z", shared="~ w", n_init=3, random_state=0
+    )
+    np.testing.assert_allclose(loaded.coef_, direct.coef_, rtol=1e-10)
+    assert loaded.n_groups_ == 120 and loaded.concomitant_names_in_.tolist() == ["z"]
+    em = io.read_json(tmp_path / "m" / "em.json")
+    assert em["bic"] == pytest.approx(direct.bic(frame), rel=1e-10)  # with groups and z
+
+
+def test_fit_options_override_a_spec(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        f'[data]\npath = "{STRUCTURE / "shared_sim.csv"}"\nformula = "y ~ x + w"\n'
+        "[em]\nn_init = 3\nrandom_state = 0\n"
+    )
+    code, stdout, stderr = run_cli("fit", spec, "--shared", "~ w", "--json", "-q")
+    assert code == 0, stderr
+    em = json.loads(stdout)
+    assert em["shared"] == {"intercept": False, "features": ["w"]}
+    coef = np.asarray(em["parameters"]["coef"])
+    assert coef[0, 1] == coef[1, 1]  # one slope in w for both components
+
+
+def test_select_k_of_a_grouped_csv(tmp_path):
+    code, stdout, stderr = run_cli(
+        "select-k",
+        STRUCTURE / "grouped_sim.csv",
+        "-f",
+        "y ~ x | id",
+        "--k",
+        "1,2",
+        "--seed",
+        0,
+        "--n-init",
+        3,
+        "--no-loo",
+        "-q",
+    )
+    assert code == 0, stderr
+    assert "Best K by BIC: 2" in stdout
+    frame = pd.read_csv(STRUCTURE / "grouped_sim.csv")
+    model = MixtureOfRegressions.from_formula("y ~ x | id", frame, n_init=3, random_state=0)
+    bic = float(re.search(r"\n\s*2\s+\S+\s+\d+\s+(\S+)", stdout).group(1))
+    assert bic == pytest.approx(model.bic(frame), rel=1e-5)  # the grouped BIC (6 digits shown)

@@ -10,6 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -164,7 +166,7 @@ def test_forest_em_rows_are_the_estimates_and_standard_errors(model1):
 
 def test_write_plots(model1, tmp_path):
     written = plots.write_plots(tmp_path, model1, fake_posterior(model1), dpi=40)
-    assert set(written) == set(plots.PLOT_FILES)
+    assert set(written) == set(plots.PLOT_FILES) - {"mixing"}  # no concomitant variables
     for name, path in written.items():
         assert path.name == plots.PLOT_FILES[name]
         assert path.read_bytes().startswith(PNG_MAGIC)
@@ -204,3 +206,178 @@ def test_ppc_p_values_are_those_of_the_replicates(model1):
         assert float(found[k]) == pytest.approx(expected[k], abs=0.006)  # printed to 2 decimals
     # a model that describes its data: neither p-value at the extremes
     assert 0.05 < expected["mean"] < 0.95 and 0.05 < expected["sd"] < 0.95
+
+
+# -- grouped, concomitant and shared-coefficient models (issue #11) ---------------------------
+
+STRUCTURE = Path(__file__).resolve().parents[1] / "peers" / "structure"
+
+
+@pytest.fixture(scope="module")
+def frame3():
+    """flexmix's concomitant_sim3: K = 3, a numeric (z1) and a categorical (z2) concomitant."""
+    return pd.read_csv(STRUCTURE / "concomitant_sim3.csv")
+
+
+@pytest.fixture(scope="module")
+def concomitant3(frame3):
+    return MixtureOfRegressions.from_formula(
+        "y ~ x", frame3, 3, concomitant="~ z1 + C(z2)", n_init=3, random_state=0
+    )
+
+
+@pytest.fixture(scope="module")
+def combined_frame():
+    return pd.read_csv(STRUCTURE / "combined_sim.csv")
+
+
+@pytest.fixture(scope="module")
+def combined(combined_frame):
+    """Grouped rows, a group-level concomitant z and a slope in w shared by both components."""
+    return MixtureOfRegressions.from_formula(
+        "y ~ x | id", combined_frame, concomitant="~ z", shared="~ w", n_init=3, random_state=0
+    )
+
+
+def test_mixing_plot_of_a_formula_fit(concomitant3, frame3, tmp_path):
+    fig = plots.plot_mixing(concomitant3, data=frame3)
+    curves, bars = [ax for ax in fig.axes if ax.get_visible()]
+    assert (curves.get_xlabel(), bars.get_xlabel()) == ("z1", "z2")  # the original variables
+    # z1: one curve per component (the prior probability) and a rug of the 900 rows
+    assert len(curves.lines) == 3 + 2  # three curves, the rug, the zero line
+    z1 = curves.lines[0].get_xdata()
+    assert (z1.min(), z1.max()) == (frame3["z1"].min(), frame3["z1"].max())
+    held = frame3.iloc[[0] * z1.size].assign(z1=z1, z2="a")  # z2 at its first level
+    expected = concomitant3.mixing_weights(held)
+    for j in range(3):
+        np.testing.assert_allclose(curves.lines[j].get_ydata(), expected[:, j], atol=1e-12)
+    assert curves.lines[3].get_xdata().size == 900
+    assert "z2 = a (first level)" in curves.get_title()
+    # z2: a bar per component at each level, z1 at its mean
+    heights = np.array([p.get_height() for p in bars.patches]).reshape(3, 3)  # (component, level)
+    levels = frame3.iloc[:3].assign(z1=frame3["z1"].mean(), z2=["a", "b", "c"])
+    np.testing.assert_allclose(heights.T, concomitant3.mixing_weights(levels), atol=1e-12)
+    counts = frame3["z2"].value_counts()
+    labels = [t.get_text() for t in bars.get_xticklabels()]
+    assert labels == [f"{lv}\n(n = {counts[lv]})" for lv in "abc"]
+    assert "~ z1 + C(z2)" in fig._suptitle.get_text()
+    assert plots.save_figure(fig, tmp_path / "mixing.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_mixing_plot_of_arrays_shows_dummies_as_levels():
+    rng = np.random.default_rng(0)
+    W = np.column_stack([rng.normal(size=300), rng.integers(0, 2, 300)])
+    X = rng.normal(size=(300, 1))
+    y = np.where(rng.random(300) < 0.5, 2 + X[:, 0], -2 - X[:, 0]) + 0.3 * rng.normal(size=300)
+    model = MixtureOfRegressions(2, n_init=2, random_state=0).fit(X, y, concomitant=W)
+    fig = plots.plot_mixing(model)  # the training concomitant variables
+    numeric, dummy = [ax for ax in fig.axes if ax.get_visible()]
+    assert (numeric.get_xlabel(), dummy.get_xlabel()) == ("w0", "w1")
+    assert len(dummy.patches) == 2 * 2  # two levels (0, 1) x two components
+    heights = np.array([p.get_height() for p in dummy.patches]).reshape(2, 2)
+    at = np.column_stack([np.full(2, W[:, 0].mean()), [0.0, 1.0]])
+    np.testing.assert_allclose(heights.T, model.mixing_weights(at), atol=1e-12)
+    plt.close(fig)
+
+
+def test_mixing_plot_needs_a_concomitant_model(model1):
+    with pytest.raises(ValueError, match="needs a model with concomitant variables"):
+        plots.plot_mixing(model1)
+    assert plots.plot_names(model1) == ["fit", "em_trace"]
+
+
+def test_write_plots_adds_mixing_for_a_concomitant_model(combined, combined_frame, tmp_path):
+    assert plots.plot_names(combined) == ["fit", "mixing", "em_trace"]
+    written = plots.write_plots(tmp_path, combined, data=combined_frame, dpi=40)
+    assert set(written) == {"fit", "mixing", "em_trace"}
+    assert written["mixing"].name == "mixing.png"
+    assert written["mixing"].read_bytes().startswith(PNG_MAGIC)
+
+
+def test_fit_plot_of_grouped_rows_colours_by_the_group(combined, combined_frame):
+    fig = plots.plot_fit(combined, data=combined_frame)
+    x_panel, w_panel = [ax for ax in fig.axes if ax.get_visible()]
+    colors = x_panel.collections[0].get_facecolors()[:, :3]
+    resp = combined.responsibilities(combined_frame)  # per group: the frame holds id and z
+    np.testing.assert_allclose(colors, resp @ plots._colors(2), atol=1e-6)
+    # every row of a group has its group's colour
+    first = pd.Series(range(len(combined_frame))).groupby(combined_frame["id"]).transform("first")
+    np.testing.assert_allclose(colors, colors[first.to_numpy()], atol=1e-12)
+    # w has one slope for all components: parallel lines, and the axis says why
+    assert w_panel.get_xlabel() == "w (coefficient shared by all components)"
+    assert x_panel.get_xlabel() == "x"
+    slopes = [np.ptp(line.get_ydata()) / np.ptp(line.get_xdata()) for line in w_panel.lines]
+    np.testing.assert_allclose(slopes, combined.coef_[0, 1], rtol=1e-10)
+    title = fig._suptitle.get_text()
+    assert "120 groups" in title and "mixing weights ~ z" in title and "shared: w" in title
+    # the training data (no frame) give the same colours
+    training = plots.plot_fit(combined).axes[0].collections[0].get_facecolors()[:, :3]
+    np.testing.assert_allclose(training, colors, atol=1e-12)
+    plt.close(fig)
+
+
+def test_fit_plot_bands_of_a_structured_fit_use_its_own_covariance(combined):
+    blocks = plots._em_line_covariance(combined)
+    cov, labels = combined.covariance_, combined.covariance_labels_
+    index = [labels.index(n) for n in ("intercept[1]", "coef[1,0]", "coef[1,1]")]
+    np.testing.assert_array_equal(blocks[1], cov[np.ix_(index, index)])
+
+
+def test_ppc_replicates_of_a_grouped_concomitant_model(combined):
+    posterior = fake_posterior(combined, chains=1, draws=40)
+    K, r = combined.concomitant_coef_.shape
+    shape = ("chain", "draw", "component")
+    posterior["posterior"] = (
+        posterior["posterior"]
+        .to_dataset()
+        .assign(
+            concomitant_intercept=(
+                shape,
+                np.broadcast_to(combined.concomitant_intercept_, (1, 40, K)),
+            ),
+            concomitant_coef=(
+                (*shape, "concomitant"),
+                np.broadcast_to(combined.concomitant_coef_, (1, 40, K, r)),
+            ),
+        )
+    )
+    y_rep = plots._replicate_y(combined, posterior, 40, np.random.default_rng(1))
+    assert y_rep.shape == (40, 600)
+    # each row's prior is the fit's mixing weight at its concomitant variables
+    prior = plots._row_priors(
+        combined, posterior["posterior"].to_dataset(), np.arange(40), np.ones((40, K))
+    )
+    np.testing.assert_allclose(prior[0], combined.mixing_weights(combined._fit_concomitant))
+    fig = plots.plot_ppc(combined, posterior, n_replicates=40)
+    plt.close(fig)
+
+
+def test_structured_replicates_draw_one_component_per_group():
+    # lines 100 apart with a tiny sigma: each replicated y tells its component
+    groups = np.repeat(np.arange(400), 3)
+    n, R = groups.size, 5
+    prior = np.broadcast_to([0.3, 0.7], (R, n, 2))
+    y_rep = plots._replicate_structured(
+        np.zeros((n, 1)),
+        prior,
+        np.tile([0.0, 100.0], (R, 1)),
+        np.zeros((R, 2, 1)),
+        np.full((R, 2), 1e-9),
+        groups,
+        np.random.default_rng(0),
+    )
+    z = (y_rep > 50).reshape(R, 400, 3)
+    assert (z == z[:, :, :1]).all()  # the rows of a group share their component
+    # the share of component 1 over 2000 group draws: 0.7 +- 0.01 (sd), 4 sd allowed
+    assert z[:, :, 0].mean() == pytest.approx(0.7, abs=0.04)
+    ungrouped = plots._replicate_structured(
+        np.zeros((n, 1)),
+        prior,
+        np.tile([0.0, 100.0], (R, 1)),
+        np.zeros((R, 2, 1)),
+        np.full((R, 2), 1e-9),
+        None,
+        np.random.default_rng(0),
+    )
+    mixed = (ungrouped > 50).reshape(R, 400, 3)
+    assert not (mixed == mixed[:, :, :1]).all()  # without groups each row draws its own

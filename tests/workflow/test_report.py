@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_mlr import MixtureOfRegressions
+from bayes_mlr import MixtureOfRegressions, simulate
 from bayes_mlr.bayes.diagnostics import compare_em_posterior, diagnose
 from bayes_mlr.workflow import io, report
 from bayes_mlr.workflow.run import diagnosis_to_dict
@@ -194,3 +194,93 @@ def test_markdown_table_escapes_pipes():
 )
 def test_number_formatting(value, text):
     assert report._fmt(value) == text
+
+
+# -- grouped, concomitant and shared-coefficient models (issue #11) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def structured():
+    """Groups of 4 rows, a group-level concomitant w0 and a slope in x1 shared by both lines."""
+    sim = simulate(
+        400,
+        intercept=[-2.0, 2.0],
+        coef=[[1.5, 0.7], [-1.0, 0.7]],
+        n_groups=100,
+        concomitant_intercept=[0.0, 0.3],
+        concomitant_coef=[[0.0], [1.2]],
+        random_state=0,
+    )
+    X = pd.DataFrame(sim.X, columns=["x", "w"])
+    W = pd.DataFrame(sim.concomitant, columns=["z"])
+    model = MixtureOfRegressions(2, shared=["w"], n_init=3, random_state=0)
+    return model.fit(X, sim.y, groups=sim.groups, concomitant=W), sim.truth
+
+
+def structured_folder(path, model, truth, **run_fields):
+    folder = make_folder(path, model, posterior=False)
+    run = io.read_json(folder / "run.json")
+    run["truth"] = {k: np.asarray(v).tolist() for k, v in truth.items()}
+    run["data"].update(group="id", concomitant="~ z", shared="~ w", formula="y ~ x + w | id")
+    run.update(run_fields)
+    io.write_json(folder / "run.json", run)
+    return folder
+
+
+def test_structured_report_shows_groups_mixing_and_shared_rows(structured, tmp_path):
+    model, truth = structured
+    folder = structured_folder(tmp_path / "run", model, truth)
+    text = report.render_report(folder)
+    assert "| groups | column `id`: 100 groups; all rows of a group share one component |" in text
+    assert "Mixing weights: a multinomial logit in `z` (`~ z`); component 0 is the reference." in (
+        text
+    )
+    assert "Shared by all components: `w` (`~ w`)." in text
+    se = model.standard_errors_
+    f = report._fmt
+    # the shared slope is one row, with the truth; the concomitant rows of component 1 follow
+    assert f"| coef[shared, w] | {f(model.coef_[0, 1])} | {f(se['coef'][0, 1])} | 0.7 |" in text
+    assert "coef[0, w]" not in text and "coef[1, w]" not in text
+    assert (
+        f"| concomitant_intercept[1] | {f(model.concomitant_intercept_[1])} | "
+        f"{f(se['concomitant_intercept'][1])} | 0.3 |" in text
+    )
+    assert (
+        f"| concomitant_coef[1, z] | {f(model.concomitant_coef_[1, 0])} | "
+        f"{f(se['concomitant_coef'][1, 0])} | 1.2 |" in text
+    )
+    assert "concomitant_coef[0, z]" not in text  # the reference is fixed at 0
+    assert "A `[shared]` row is one coefficient for all components." in text
+
+
+def test_mixing_plot_is_linked_and_listed(structured, tmp_path):
+    model, truth = structured
+    folder = structured_folder(tmp_path / "run", model, truth)
+    run = io.read_json(folder / "run.json")
+    (folder / "mixing.png").write_bytes(b"\x89PNG")
+    run["artifacts"]["mixing"] = "mixing.png"
+    io.write_json(folder / "run.json", run)
+    text = report.render_report(folder)
+    assert "![Mixing weights against the concomitant variables](mixing.png)" in text
+    assert "- `mixing.png`: the mixing weights" in text
+
+
+def test_skipped_posterior_and_separation_are_stated(structured, tmp_path):
+    model, truth = structured
+    reason = "the Bayesian layer does not model groups yet"
+    folder = structured_folder(tmp_path / "run", model, truth, posterior={"skipped": reason})
+    em = io.read_json(folder / "em.json")
+    em["separated"] = True
+    io.write_json(folder / "em.json", em)
+    text = report.render_report(folder)
+    assert f"this run fitted EM only (no posterior) ({reason})" in text
+    assert "**EM: SEPARATED**" in text
+
+
+def test_shared_intercept_is_one_row(tmp_path):
+    sim = simulate(300, intercept=[1.0, 1.0], coef=[[2.0], [-1.0]], random_state=1)
+    model = MixtureOfRegressions(2, shared=["intercept"], n_init=3, random_state=0)
+    model.fit(pd.DataFrame(sim.X, columns=["x"]), sim.y)
+    text = report.render_report(make_folder(tmp_path / "run", model, posterior=False))
+    assert "| intercept[shared] |" in text and "intercept[0]" not in text
+    assert "Shared by all components: `intercept`." in text

@@ -401,3 +401,255 @@ def test_em_guard_settings_reach_the_estimator():
         spec(spurious="drop")
     with pytest.raises(SpecError, match=r"\[em\] min_weight"):
         spec(min_weight=1.5)
+
+
+# -- concomitant variables, grouped rows, shared coefficients (issue #11) ---------------------
+
+STRUCTURE = Path(__file__).resolve().parents[1] / "peers" / "structure"
+
+
+def test_shipped_specs_cover_the_structures():
+    specs = [load_spec(p) for p in MODELS.glob("*.toml")]
+    assert any(s.model.concomitant is not None for s in specs)
+    assert any(s.model.shared is not None for s in specs)
+    assert any(s.grouped for s in specs)
+    # the Bayesian layer is not asked for what it may not model: they run EM only
+    assert all(not s.posterior.enabled for s in specs if s.structured)
+
+
+def test_structure_keys_are_read():
+    spec = spec_of(
+        {
+            "name": "x",
+            "data": {"path": str(STRUCTURE / "combined_sim.csv"), "formula": "y ~ x | id"},
+            "model": {"concomitant": " ~ z ", "shared": "~ w"},
+        }
+    )
+    assert (spec.model.concomitant, spec.model.shared) == ("~ z", "~ w")  # spaces stripped
+    assert spec.grouped and spec.structured
+    plain = spec_of({"name": "x", "data": SIMULATED})
+    assert not plain.grouped and not plain.structured
+    assert (plain.model.concomitant, plain.model.shared) == (None, None)
+
+
+def test_structured_csv_data():
+    spec = spec_of(
+        {
+            "name": "x",
+            "data": {"path": str(STRUCTURE / "combined_sim.csv"), "formula": "y ~ x | id"},
+            "model": {"concomitant": "~ z", "shared": "~ w"},
+        }
+    )
+    data = load_data(spec)
+    frame = pd.read_csv(STRUCTURE / "combined_sim.csv")
+    assert data.feature_names == ["x", "w"]  # the shared variable joins the features
+    assert data.shared == ["w"] and data.group == "id"
+    np.testing.assert_array_equal(data.groups, frame["id"].to_numpy())
+    assert list(data.concomitant.columns) == ["z"]
+    np.testing.assert_array_equal(data.concomitant["z"], frame["z"])
+    model = spec.estimator(fit_intercept=data.fit_intercept, shared=data.shared)
+    assert model.shared == ["w"]
+
+
+def test_categorical_concomitant_and_shared_intercept():
+    spec = spec_of(
+        {
+            "name": "x",
+            "data": {"path": str(STRUCTURE / "concomitant_sim3.csv"), "formula": "y ~ 0 + x"},
+            "model": {"concomitant": "~ z1 + C(z2)", "shared": "~ 1"},
+        }
+    )
+    data = load_data(spec)
+    assert list(data.concomitant.columns) == ["z1", "C(z2)[T.b]", "C(z2)[T.c]"]
+    assert data.shared == ["intercept"] and data.fit_intercept  # one intercept for all
+    assert data.groups is None
+
+
+def test_simulated_structure_and_truth():
+    spec = spec_of(
+        {
+            "name": "x",
+            "data": {
+                "simulate": {
+                    "n": 90,
+                    "coef": [[1.0, 0.5], [-1.0, 0.5]],
+                    "n_groups": 30,
+                    "concomitant_intercept": [0.0, 0.4],
+                    "concomitant_coef": [[0.0], [1.5]],
+                    "concomitant_names": ["age"],
+                    "random_state": 2,
+                }
+            },
+            "model": {"concomitant": "~ age", "shared": "~ x1"},
+        }
+    )
+    data = load_data(spec)
+    assert data.formula == "y ~ x0 + x1 | group"  # the default formula groups the rows
+    assert list(data.frame.columns) == ["x0", "x1", "age", "group", "y"]
+    assert len(np.unique(data.groups)) == 30
+    # the concomitant variable belongs to the group: one value per group
+    assert (data.frame.groupby("group")["age"].nunique() == 1).all()
+    np.testing.assert_array_equal(data.truth["concomitant_coef"], [[0.0], [1.5]])
+    np.testing.assert_array_equal(data.truth["concomitant_intercept"], [0.0, 0.4])
+    assert data.truth["weights"].shape == (2,)  # the mean prior over the rows
+    np.testing.assert_array_equal(load_data(spec).y, data.y)  # seeded
+
+
+def test_simulated_concomitant_names_default_to_w():
+    spec = spec_of(
+        {
+            "name": "x",
+            "data": {"simulate": {"n": 40, "coef": [1.0, -1.0], "concomitant_coef": [[0], [1]]}},
+        }
+    )
+    data = load_data(spec)
+    assert list(data.frame.columns) == ["x0", "w0", "y"]
+    assert data.formula == "y ~ x0" and data.concomitant is None  # used only when modelled
+
+
+SIM = {"n": 20, "coef": [[1.0], [-1.0]]}
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        (
+            {"name": "x", "data": SIMULATED, "model": {"concomitant": "z"}},
+            r"\[model\] concomitant must be a one-sided formula such as '~ z1 \+ C\(z2\)' "
+            r"\(nothing left of '~'\); got 'z'",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"shared": "y ~ w"}},
+            r"\[model\] shared must be a one-sided formula such as '~ w'",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"shared": "~ "}},
+            r"\[model\] shared must be a one-sided formula",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"concomitant": "~ z | id"}},
+            r"\[model\] concomitant must not hold a grouping term '\|'",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"concomitant": ["~ z"]}},
+            r"\[model\] concomitant must be a string; got \['~ z'\]",
+        ),
+        (
+            {"name": "x", "data": SIMULATED, "model": {"concommitant": "~ z"}},
+            r"unknown key \[model\] concommitant \(did you mean 'concomitant'\?\)",
+        ),
+        (
+            {"name": "x", "data": {"simulate": SIM, "formula": "y ~ x0 | a + b"}},
+            r"\[data\] formula is not a valid grouped formula: .*must be one column name",
+        ),
+        (
+            {"name": "x", "data": {"simulate": SIM, "formula": "y ~ x0 | g | h"}},
+            r"\[data\] formula is not a valid grouped formula: .*only one grouping term",
+        ),
+        (
+            {
+                "name": "x",
+                "data": SIMULATED,
+                "model": {"shared": "~ x0"},
+                "em": {"min_weight": 0.05},
+            },
+            r"\[em\] min_weight is not available with \[model\] shared; leave it out",
+        ),
+        (
+            {"name": "x", "data": {"simulate": {**SIM, "n_groups": 5}}, "em": {"min_weight": 0.1}},
+            r"\[em\] min_weight is not available with a grouping term",
+        ),
+        (
+            {"name": "x", "data": {"simulate": {**SIM, "n_groups": 21}}},
+            r"\[data.simulate\] n_groups must be at most n = 20",
+        ),
+        (
+            {"name": "x", "data": {"simulate": {**SIM, "concomitant_coef": [[1.0], [1.0]]}}},
+            r"\[data.simulate\] concomitant_coef row 0 must be zeros \(component 0 is the",
+        ),
+        (
+            {"name": "x", "data": {"simulate": {**SIM, "concomitant_coef": [[0.0]]}}},
+            r"\[data.simulate\] concomitant_coef must be 2 lists \(one per component\)",
+        ),
+        (
+            {
+                "name": "x",
+                "data": {
+                    "simulate": {**SIM, "weights": [0.5, 0.5], "concomitant_coef": [[0], [1]]}
+                },
+            },
+            r"\[data.simulate\] weights cannot be given with concomitant_coef",
+        ),
+        (
+            {"name": "x", "data": {"simulate": {**SIM, "concomitant_intercept": [0.0, 1.0]}}},
+            r"\[data.simulate\] concomitant_intercept is only used with concomitant_coef",
+        ),
+        (
+            {
+                "name": "x",
+                "data": {
+                    "simulate": {
+                        **SIM,
+                        "concomitant_coef": [[0], [1]],
+                        "concomitant_intercept": [1.0, 0.0],
+                    }
+                },
+            },
+            r"\[data.simulate\] concomitant_intercept entry 0 must be 0",
+        ),
+        (
+            {
+                "name": "x",
+                "data": {
+                    "simulate": {
+                        **SIM,
+                        "concomitant_coef": [[0], [1]],
+                        "concomitant_names": ["x0"],
+                    }
+                },
+            },
+            r"\[data.simulate\] concomitant_names must differ from the feature names",
+        ),
+        (
+            {
+                "name": "x",
+                "data": {"simulate": {**SIM, "n_groups": 4, "feature_names": ["group"]}},
+            },
+            r"\[data.simulate\] feature_names cannot hold 'group'",
+        ),
+    ],
+)
+def test_invalid_structure_keys_name_the_key(tmp_path, document, message):
+    with pytest.raises(SpecError, match=message) as info:
+        spec_of(document, tmp_path)
+    assert str(info.value).startswith("test.toml: ") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        # a column the data lack: the key is named, not the combined model formula
+        ({"concomitant": "~ q"}, r"\[model\] concomitant '~ q' uses column\(s\) 'q' that the"),
+        ({"shared": "~ x + q"}, r"\[model\] shared '~ x \+ q' uses column\(s\) 'q'"),
+        ({"shared": "~ w +"}, r"\[model\] shared '~ w \+' has a syntax error: Operator"),
+        ({"concomitant": "~ (z"}, r"\[model\] concomitant '~ \(z' has a syntax error"),
+    ],
+)
+def test_structure_data_errors_name_the_key(tmp_path, model, message):
+    spec_file = tmp_path / "s.toml"
+    data = STRUCTURE / "combined_sim.csv"
+    lines = [f'[data]\npath = "{data}"\nformula = "y ~ x"\n[model]']
+    lines += [f'{k} = "{v}"' for k, v in model.items()]
+    spec_file.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SpecError, match=message) as info:
+        load_data(load_spec(spec_file))
+    assert str(info.value).startswith(f"{spec_file}: ")
+
+
+def test_grouping_column_missing_is_a_formula_error(tmp_path):
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text(
+        f'[data]\npath = "{STRUCTURE / "combined_sim.csv"}"\nformula = "y ~ x | subject"\n'
+    )
+    with pytest.raises(SpecError, match=r"\[data\] formula: .*grouping column 'subject' is not"):
+        load_data(load_spec(spec_file))

@@ -1,0 +1,206 @@
+"""workflow/run.py for grouped, concomitant and shared-coefficient specs (issue #11): a run
+fits the model the spec describes, writes its artifacts (mixing.png included) and redraws them;
+``summary_table`` and ``select_k`` keep the structure.
+
+Every run here is EM only (small data, a few starts): no posterior is sampled.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_mlr import MixtureOfRegressions
+from bayes_mlr.workflow import io, run
+from bayes_mlr.workflow.spec import load_data, load_spec, parse_spec
+
+STRUCTURE = Path(__file__).resolve().parents[1] / "peers" / "structure"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# Grouped rows, a concomitant variable of the group and a shared slope (flexmix's combined_sim)
+COMBINED = f"""
+name = "combined"
+[data]
+path = "{STRUCTURE / "combined_sim.csv"}"
+formula = "y ~ x | id"
+[model]
+concomitant = "~ z"
+shared = "~ w"
+[em]
+n_init = 3
+random_state = 0
+[posterior]
+enabled = false
+"""
+
+
+def quiet(message):
+    """An ``echo`` that drops the step lines."""
+
+
+@pytest.fixture(scope="module")
+def combined(tmp_path_factory):
+    """One EM-only run of the combined spec, inspected by several tests."""
+    folder = tmp_path_factory.mktemp("specs")
+    path = folder / "combined.toml"
+    path.write_text(COMBINED)
+    result = run.run_spec(load_spec(path), folder / "run", progress=False, echo=quiet)
+    return path, result
+
+
+def test_a_run_fits_the_structured_model(combined):
+    _, result = combined
+    frame = pd.read_csv(STRUCTURE / "combined_sim.csv")
+    direct = MixtureOfRegressions.from_formula(
+        "y ~ x | id", frame, concomitant="~ z", shared="~ w", n_init=3, random_state=0
+    )
+    model = result.model
+    assert model.n_groups_ == 120 and model.shared_.tolist() == [False, True]
+    assert model.feature_names == ["x", "w"]
+    # the same fit as from_formula: same data, same settings, same starts
+    np.testing.assert_allclose(model.coef_, direct.coef_, rtol=1e-10)
+    np.testing.assert_allclose(model.concomitant_coef_, direct.concomitant_coef_, rtol=1e-10)
+    assert model.log_likelihood_ == pytest.approx(direct.log_likelihood_, rel=1e-12)
+
+
+def test_a_run_writes_the_structure(combined):
+    _, result = combined
+    out = result.directory
+    assert {p.name for p in out.iterdir()} == {
+        "spec.toml",
+        "run.json",
+        "em.json",
+        "model",
+        "report.md",
+        "fit.png",
+        "mixing.png",
+        "em_trace.png",
+    }
+    assert (out / "mixing.png").read_bytes().startswith(PNG_MAGIC)
+    manifest = io.read_json(out / "run.json")
+    assert manifest["artifacts"]["mixing"] == "mixing.png"
+    data = manifest["data"]
+    assert (data["group"], data["n_groups"]) == ("id", 120)
+    assert (data["concomitant"], data["concomitant_names"], data["shared"]) == ("~ z", ["z"], "~ w")
+    em = io.read_json(out / "em.json")
+    assert em["n_groups"] == 120 and em["shared"]["features"] == ["w"]
+    assert em["concomitant"]["names"] == ["z"]
+    # BIC of the grouped, concomitant model: the estimator's own, with the training structure
+    model = result.model
+    assert em["bic"] == pytest.approx(
+        model.bic(model._fit_X, model._fit_y, **model._training_structure()), rel=1e-12
+    )
+    loaded = MixtureOfRegressions.load(out / "model")
+    frame = pd.read_csv(STRUCTURE / "combined_sim.csv")
+    np.testing.assert_allclose(loaded.predict(frame), model.predict(frame), rtol=1e-12)
+
+
+def test_report_command_redraws_a_structured_run(combined, tmp_path):
+    _, result = combined
+    copy = tmp_path / "copy"
+    shutil.copytree(result.directory, copy)
+    (copy / "mixing.png").unlink()
+    written = run.redraw_plots(copy, dpi=60)
+    assert set(written) == {"fit", "mixing", "em_trace"}
+    assert (copy / "mixing.png").read_bytes().startswith(PNG_MAGIC)
+    data = run.run_data(io.read_json(copy / "run.json"), result.model)
+    assert data is not None and data.concomitant is not None and data.groups is not None
+
+
+def test_summary_table_rows_of_a_structured_model(combined):
+    _, result = combined
+    table = run.summary_table(result.model)
+    assert "coef[shared, w]" in table.index
+    assert not {"coef[0, w]", "coef[1, w]"} & set(table.index)  # the shared slope is one row
+    assert "concomitant_coef[1, z]" in table.index and "concomitant_intercept[1]" in table.index
+    assert "concomitant_coef[0, z]" not in table.index  # the reference, fixed at 0
+    model = result.model
+    se = model.standard_errors_
+    row = table.loc["concomitant_coef[1, z]"]
+    assert (row["em"], row["em_se"]) == (
+        model.concomitant_coef_[1, 0],
+        se["concomitant_coef"][1, 0],
+    )
+    shared = table.loc["coef[shared, w]"]
+    assert shared["component"] == "shared" and shared["em"] == model.coef_[0, 1]
+    # the shared row comes after the per-component rows of coef
+    labels = list(table.index)
+    assert labels.index("coef[shared, w]") == labels.index("coef[1, x]") + 1
+
+
+def test_summary_table_truth_of_simulated_structure():
+    spec = parse_spec(
+        {
+            "name": "s",
+            "data": {
+                "simulate": {
+                    "n": 300,
+                    "coef": [[1.5, 0.7], [-1.0, 0.7]],
+                    "intercept": [2.0, -2.0],
+                    "concomitant_coef": [[0.0], [1.0]],
+                    "random_state": 0,
+                }
+            },
+            "model": {"concomitant": "~ w0", "shared": "~ x1"},
+            "em": {"n_init": 3, "random_state": 0},
+        }
+    )
+    model, data = run.fit_spec(spec, echo=quiet, progress=False)
+    table = run.summary_table(model, data.truth)
+    assert table.loc["coef[shared, x1]", "truth"] == 0.7
+    assert table.loc["concomitant_coef[1, w0]", "truth"] == 1.0
+    assert table.loc["concomitant_intercept[1]", "truth"] == 0.0
+
+
+def test_posterior_is_skipped_while_the_bayesian_layer_lacks_the_structure(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "_has_structured_posterior", lambda: False)
+    path = tmp_path / "grouped.toml"
+    path.write_text(
+        "[data.simulate]\nn = 120\nn_groups = 40\ncoef = [[1.5], [-1.0]]\nrandom_state = 0\n"
+        "[em]\nn_init = 2\nrandom_state = 0\n"  # [posterior] enabled: the default
+    )
+    lines = []
+    result = run.run_spec(load_spec(path), tmp_path / "run", progress=False, echo=lines.append)
+    assert result.posterior is None and result.diagnosis is None
+    reason = "the Bayesian layer does not model groups yet"
+    assert any(reason in line for line in lines)
+    manifest = io.read_json(result.directory / "run.json")
+    assert manifest["posterior"]["enabled"] is False
+    assert reason in manifest["posterior"]["skipped"]
+    assert any(reason in w for w in manifest["warnings"])
+    assert reason in (result.directory / "report.md").read_text()
+    assert not (result.directory / "posterior.nc").exists()
+
+
+def test_posterior_runs_when_the_bayesian_layer_has_the_structure(monkeypatch):
+    monkeypatch.setattr(run, "_has_structured_posterior", lambda: True)
+    spec = parse_spec(
+        {"name": "x", "data": {"simulate": {"n": 10, "coef": [1.0, -1.0], "n_groups": 5}}}
+    )
+    assert run._posterior_unavailable(spec) is None
+    monkeypatch.setattr(run, "_has_structured_posterior", lambda: False)
+    assert "groups" in run._posterior_unavailable(spec)
+    plain = parse_spec({"name": "x", "data": {"simulate": {"n": 10, "coef": [1.0, -1.0]}}})
+    assert run._posterior_unavailable(plain) is None  # never for the plain model
+
+
+def test_select_k_of_a_structured_spec(combined, monkeypatch):
+    monkeypatch.setattr(run, "_has_structured_posterior", lambda: False)
+    path, _ = combined
+    sink = []
+    table = run.select_k(
+        load_spec(path), [1, 2], loo=True, progress=False, echo=quiet, warnings_sink=sink
+    )
+    assert "elpd_loo" not in table  # LOO needs the structured posterior: EM criteria only
+    assert any("LOO: not computed" in w for w in sink)
+    assert table["best_bic"].tolist() == [False, True]
+    # each row is the criterion of the structured fit (groups and concomitant variables)
+    spec = load_spec(path)
+    model, _ = run.fit_spec(spec, load_data(spec), n_components=2, echo=quiet, progress=False)
+    assert table.loc[2, "bic"] == pytest.approx(
+        model.bic(model._fit_X, model._fit_y, **model._training_structure()), rel=1e-10
+    )
