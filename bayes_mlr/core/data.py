@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -59,6 +61,17 @@ class _SharedBlasLimit:
 
 
 _BLAS_LIMIT = _SharedBlasLimit()
+
+
+@contextmanager
+def blas_single_thread() -> Iterator[None]:
+    """One BLAS thread inside the block (shared and counted with the threaded fits: see
+    :class:`_SharedBlasLimit`)."""
+    _BLAS_LIMIT.acquire()
+    try:
+        yield
+    finally:
+        _BLAS_LIMIT.release()
 
 
 @dataclass

@@ -46,7 +46,7 @@ from bayes_mlr._validation import (
 )
 from bayes_mlr.core import em
 from bayes_mlr.core.components import GaussianComponents
-from bayes_mlr.core.data import InMemoryData, Scaler
+from bayes_mlr.core.data import InMemoryData, Scaler, blas_single_thread
 from bayes_mlr.core.group_data import GroupedData, bayes_rule, part_pass, standardised_design
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit, log_softmax
@@ -338,7 +338,11 @@ def fit_structured(
         design_shared, variance=variance, sigma_fixed=sigma_fixed, sigma_floor=em.SIGMA_FLOOR_REL
     )
     rng = np.random.default_rng(random_state)
-    with points:
+    # One BLAS thread: the products here are skinny (K or r1 columns), where OpenBLAS's own
+    # threads cost more than they gain (measured: 2.4 s against 1.15 s for a fit at n=100k,
+    # 20k groups, on 2 cores, `python -m tests.benchmarks.bench_structured --n 100000`); Dask
+    # runs its chunks in parallel instead.
+    with points, blas_single_thread():
         base = em._Problem(
             data=points,
             n_obs=points.n_obs,
