@@ -23,9 +23,11 @@ import numpy as np
 
 __all__ = [
     "Timing",
+    "add_peer_arguments",
     "base_parser",
     "environment_line",
     "fmt_num",
+    "peer_sizes",
     "print_table",
     "say",
     "time_call",
@@ -44,6 +46,36 @@ def base_parser(description: str, prog: str | None = None) -> argparse.ArgumentP
         "--quick", action="store_true", help="smaller sizes and fewer repeats (smoke run)"
     )
     return parser
+
+
+def add_peer_arguments(parser: argparse.ArgumentParser, *, default_n: int, quick_n: int) -> None:
+    """The options of a benchmark against an R peer: ``--n``, ``--repeats``, ``--no-r`` and
+    ``--r-timeout``."""
+    parser.add_argument(
+        "--n", type=int, default=None, help=f"rows (default {default_n}; {quick_n} with --quick)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed bayes_mlr fits after one warm-up (default 3; 1 with --quick)",
+    )
+    parser.add_argument("--no-r", action="store_true", help="skip the R reference fits")
+    parser.add_argument(
+        "--r-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds before the Rscript run is abandoned (default 3600)",
+    )
+
+
+def peer_sizes(parser: argparse.ArgumentParser, args, *, default_n: int, quick_n: int):
+    """``(n, repeats)`` from the options of :func:`add_peer_arguments`."""
+    n = args.n if args.n is not None else (quick_n if args.quick else default_n)
+    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
+    if repeats < 1 or n < 100:
+        parser.error("--repeats must be at least 1 and --n at least 100")
+    return n, repeats
 
 
 def say(*parts: Any) -> None:

@@ -35,7 +35,16 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from ._common import Timing, base_parser, environment_line, print_table, say, time_call
+from ._common import (
+    Timing,
+    add_peer_arguments,
+    base_parser,
+    environment_line,
+    peer_sizes,
+    print_table,
+    say,
+    time_call,
+)
 
 __all__ = ["main", "mixture_loglik", "simulate"]
 
@@ -307,30 +316,12 @@ def run_r(
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print a table and return the key figures as a dict."""
     parser = base_parser(__doc__.splitlines()[0], prog="python -m tests.benchmarks.bench_em")
-    parser.add_argument(
-        "--n", type=int, default=None, help="rows (default 100000; 20000 with --quick)"
-    )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=None,
-        help="timed bayes_mlr fits after one warm-up (default 3; 1 with --quick)",
-    )
+    add_peer_arguments(parser, default_n=100_000, quick_n=20_000)
     parser.add_argument(
         "--mixtools", action="store_true", help="also time mixtools::regmixEM with one start (slow)"
     )
-    parser.add_argument("--no-r", action="store_true", help="skip the R reference fits")
-    parser.add_argument(
-        "--r-timeout",
-        type=float,
-        default=3600.0,
-        help="seconds before the Rscript run is abandoned (default 3600)",
-    )
     args = parser.parse_args(argv)
-    n = args.n if args.n is not None else (20_000 if args.quick else 100_000)
-    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
-    if repeats < 1 or n < 100:
-        parser.error("--repeats must be at least 1 and --n at least 100")
+    n, repeats = peer_sizes(parser, args, default_n=100_000, quick_n=20_000)
 
     say(
         f"bench_em: n={n}, p={TRUE_COEF.shape[1]}, K={N_COMPONENTS}, n_init={N_INIT}, "

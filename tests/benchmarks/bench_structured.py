@@ -40,7 +40,16 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from ._common import Timing, base_parser, environment_line, print_table, say, time_call
+from ._common import (
+    Timing,
+    add_peer_arguments,
+    base_parser,
+    environment_line,
+    peer_sizes,
+    print_table,
+    say,
+    time_call,
+)
 from .bench_em import INSTALL_HINT, r_status
 
 __all__ = ["main", "simulate_structured", "structured_loglik"]
@@ -291,27 +300,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = base_parser(
         __doc__.splitlines()[0], prog="python -m tests.benchmarks.bench_structured"
     )
-    parser.add_argument(
-        "--n", type=int, default=None, help="rows (default 20000; 2000 with --quick)"
-    )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=None,
-        help="timed bayes_mlr fits after one warm-up (default 3; 1 with --quick)",
-    )
-    parser.add_argument("--no-r", action="store_true", help="skip the flexmix reference fit")
-    parser.add_argument(
-        "--r-timeout",
-        type=float,
-        default=3600.0,
-        help="seconds before the Rscript run is abandoned (default 3600)",
-    )
+    add_peer_arguments(parser, default_n=20_000, quick_n=2_000)
     args = parser.parse_args(argv)
-    n = args.n if args.n is not None else (2_000 if args.quick else 20_000)
-    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
-    if repeats < 1 or n < 100:
-        parser.error("--repeats must be at least 1 and --n at least 100")
+    n, repeats = peer_sizes(parser, args, default_n=20_000, quick_n=2_000)
 
     X, y, groups, Z = simulate_structured(n)
     n_groups = int(np.unique(groups).shape[0])
