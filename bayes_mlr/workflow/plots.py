@@ -1013,11 +1013,26 @@ def _var_names(posterior: Any) -> list[str]:
 
 @dataclass
 class _Group:
-    """A parameter group with one scale: weights, intercept, the slopes of one feature, sigma."""
+    """A parameter group with one scale: weights, intercept, the slopes of one feature, sigma,
+    and with concomitant variables their intercepts and the slopes of one variable."""
 
     name: str  # variable
     title: str
-    feature: Any = None  # coordinate of the feature dim (coef)
+    feature: Any = None  # coordinate of the feature dim (coef) or the concomitant dim
+    dim: str = "feature"
+    components: tuple[int, ...] | None = None  # the components shown (None: all)
+    shared: bool = False  # one value for all components: drawn once
+
+    def component_ids(self, K: int) -> list[int]:
+        return list(range(K)) if self.components is None else list(self.components)
+
+
+def _is_shared(da: Any) -> bool:
+    """Whether every component's draws are the same numbers (a shared coefficient)."""
+    if "component" not in da.dims or da.sizes["component"] < 2:
+        return False
+    values = da.transpose(..., "component").to_numpy()
+    return bool(np.all(values == values[..., :1]))
 
 
 def _groups(post: Any) -> list[_Group]:
@@ -1027,22 +1042,54 @@ def _groups(post: Any) -> list[_Group]:
             continue
         if name == "coef":
             for f in post["feature"].values:
-                groups.append(_Group(name, f"coef of {f}", f))
+                if _is_shared(post[name].sel(feature=f)):
+                    groups.append(
+                        _Group(name, f"coef of {f} (shared)", f, components=(0,), shared=True)
+                    )
+                else:
+                    groups.append(_Group(name, f"coef of {f}", f))
         elif "component" not in post[name].dims:
             groups.append(_Group(name, f"{name} (shared)"))
+        elif name == "intercept" and _is_shared(post[name]):
+            groups.append(_Group(name, "intercept (shared)", components=(0,), shared=True))
         else:
             groups.append(_Group(name, name))
+    K = int(post.sizes.get("component", 1))
+    others = tuple(range(1, K))  # component 0 is the reference of the mixing model: zeros
+    if "concomitant_intercept" in post and others:
+        groups.append(_Group("concomitant_intercept", "concomitant intercept", components=others))
+    if "concomitant_coef" in post and others:
+        for v in post["concomitant"].values:
+            groups.append(
+                _Group(
+                    "concomitant_coef",
+                    f"concomitant coef of {v}",
+                    v,
+                    dim="concomitant",
+                    components=others,
+                )
+            )
     return groups
 
 
 def _group_draws(post: Any, group: _Group) -> np.ndarray:
-    """Draws (chain, draw, m) of a group; m is the number of components (1 when shared)."""
+    """Draws (chain, draw, m) of a group; m is the number of components shown (1 when
+    shared)."""
     da = post[group.name]
     if group.feature is not None:
-        da = da.sel(feature=group.feature)
+        da = da.sel({group.dim: group.feature})
     if "component" not in da.dims:
         da = da.expand_dims(component=1)
+    elif group.components is not None:
+        da = da.isel(component=list(group.components))
     return da.transpose("chain", "draw", "component").to_numpy()
+
+
+def _group_labels(group: _Group, m: int, K: int) -> list[str]:
+    """Row labels of a group: ``component j``, or ``shared`` for one value of all."""
+    if group.shared or (m == 1 and K > 1 and group.components is None):
+        return ["shared"]
+    return [f"component {j}" for j in group.component_ids(K)[:m]]
 
 
 def _component_legend(fig, colors, labels: Sequence[str], *, extra: Sequence[Any] = ()) -> None:
@@ -1065,7 +1112,8 @@ def plot_trace(posterior: Any):
     chains against the draw (right), coloured by component as in :func:`plot_fit`.
 
     A chain in another mode (or another labelling) shows as a density that disagrees with the
-    others and a trace at another level.
+    others and a trace at another level. A coefficient all components share is drawn once, in
+    grey; concomitant coefficients are drawn for components 1 .. K-1 (0 is the reference).
 
     Parameters
     ----------
@@ -1084,14 +1132,17 @@ def plot_trace(posterior: Any):
     groups = _groups(post)
     K = int(post.sizes.get("component", 1))
     colors = _colors(K)
+    with_shared = any(g.shared or "component" not in post[g.name].dims for g in groups)
     styles = ["-", "--", ":", "-."]
     n_chains = int(post.sizes["chain"])
     fig = _new_figure(11, 1.9 * len(groups) + 0.9)
     axes = fig.subplots(len(groups), 2, squeeze=False, width_ratios=[1, 2])
     for (left, right), group in zip(axes, groups, strict=True):
         values = _group_draws(post, group)
+        ids = group.component_ids(K)
         for j in range(values.shape[2]):
-            color = "0.25" if values.shape[2] == 1 and K > 1 else colors[j]
+            shared = group.shared or (values.shape[2] == 1 and K > 1 and group.components is None)
+            color = "0.25" if shared else colors[ids[j]]
             chain_values = values[:, :, j]
             bw_j = _bandwidth(chain_values)
             grid = _grid_for(chain_values, bw_j)
@@ -1115,6 +1166,8 @@ def plot_trace(posterior: Any):
         Line2D([], [], color="0.3", lw=1, ls=styles[c % len(styles)], label=f"chain {c}")
         for c in range(min(n_chains, len(styles)))
     ]
+    if with_shared and K > 1:
+        chain_handles.insert(0, Line2D([], [], color="0.25", lw=2, label="shared"))
     _component_legend(fig, colors, [f"component {j}" for j in range(K)], extra=chain_handles)
     fig.suptitle(f"Posterior trace: {n_chains} chains x {post.sizes['draw']} draws")
     return fig
@@ -1146,14 +1199,15 @@ def plot_rank(posterior: Any):
     matplotlib.figure.Figure
     """
     import arviz_plots as azp
+    import xarray as xr
 
-    names = _var_names(posterior)
-    post = posterior["posterior"]
+    post = _rank_dataset(posterior["posterior"].to_dataset())
+    names = list(post.data_vars)
     n_panels = sum(int(np.prod([post.sizes[d] for d in post[v].dims[2:]])) for v in names)
     ncols = min(4, n_panels)
     nrows = math.ceil(n_panels / ncols)
     pc = azp.plot_rank(
-        posterior,
+        xr.DataTree.from_dict({"posterior": post}),
         var_names=names,
         labeller=_flat_labeller(),
         backend="matplotlib",
@@ -1162,6 +1216,37 @@ def plot_rank(posterior: Any):
     fig = _figure_of(pc)
     fig.suptitle("Rank plot: fractional-rank ECDF of each chain minus uniform")
     return fig
+
+
+def _rank_dataset(post: Any) -> Any:
+    """The variables of the rank plot: weights, intercept, coef, sigma, with a coefficient all
+    components share once (``coef_shared``, ``intercept_shared``) and, with concomitant
+    variables, their coefficients of components 1 .. K-1 (0 is the reference, fixed at 0)."""
+    import xarray as xr
+
+    out = {}
+    for name in _PARAMS:
+        if name not in post:
+            continue
+        da = post[name]
+        if name == "coef":
+            shared = [f for f in da["feature"].values if _is_shared(da.sel(feature=f))]
+            varying = [f for f in da["feature"].values if f not in shared]
+            if varying:
+                out["coef"] = da.sel(feature=varying)
+            if shared:  # its own dim: a Dataset aligns variables on a shared dim name
+                shared_da = da.sel(feature=shared).isel(component=0, drop=True)
+                out["coef_shared"] = shared_da.rename(feature="shared_feature")
+        elif name == "intercept" and _is_shared(da):
+            out["intercept_shared"] = da.isel(component=0, drop=True)
+        else:
+            out[name] = da
+    K = int(post.sizes.get("component", 1))
+    for name in ("concomitant_intercept", "concomitant_coef"):
+        if name in post and K > 1:  # components 1 .. K-1, on a dim of their own
+            da = post[name].isel(component=slice(1, None))
+            out[name] = da.rename(component="mixing_component")
+    return xr.Dataset(out)
 
 
 def _figure_of(pc: Any):
@@ -1173,12 +1258,15 @@ def _em_rows(posterior: Any, group: _Group, m: int) -> tuple[np.ndarray, np.ndar
     if "em" not in posterior.children:
         return None
     em = posterior["em"].to_dataset()
-    if group.name not in em:
+    if group.name not in em or f"{group.name}_se" not in em:
         return None
     value, se = em[group.name], em[f"{group.name}_se"]
     if group.feature is not None:
-        value, se = value.sel(feature=group.feature), se.sel(feature=group.feature)
-    return value.to_numpy()[:m].astype(float), se.to_numpy()[:m].astype(float)
+        value, se = value.sel({group.dim: group.feature}), se.sel({group.dim: group.feature})
+    value, se = value.to_numpy().astype(float), se.to_numpy().astype(float)
+    if group.components is not None and value.ndim == 1 and value.size > 1:
+        value, se = value[list(group.components)], se[list(group.components)]
+    return value[:m], se[:m]
 
 
 def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
@@ -1186,8 +1274,11 @@ def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
 
     The groups are ``weights``, ``intercept``, the slopes of each feature (``coef of x``) and
     ``sigma``, each on its own axis so that a small slope or sigma is not squeezed to a dot by
-    a large intercept. Per component: EM as ``estimate +- z SE`` and the posterior as median
-    and equal-tailed intervals; thick the 50% interval, thin the ``ci_prob`` one.
+    a large intercept; a coefficient all components share is one row (``shared``), and a model
+    with concomitant variables adds their intercepts and slopes for components 1 .. K-1
+    (component 0 is the reference). Per component: EM as ``estimate +- z SE`` and the
+    posterior as median and equal-tailed intervals; thick the 50% interval, thin the
+    ``ci_prob`` one.
 
     Parameters
     ----------
@@ -1245,8 +1336,7 @@ def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
                 else:
                     missing.append(group.title)
                 ax.plot([value], [y0], "s", color=em_color, ms=5, mfc="white")
-        labels = ["shared"] if m == 1 and K > 1 else [f"component {j}" for j in range(m)]
-        ax.set_yticks(rows, labels)
+        ax.set_yticks(rows, _group_labels(group, m, K))
         ax.set_ylim(-0.7, m - 0.3)
         ax.set_title(group.title, fontsize="medium")
         ax.grid(axis="x", alpha=0.3)

@@ -381,3 +381,88 @@ def test_structured_replicates_draw_one_component_per_group():
     )
     mixed = (ungrouped > 50).reshape(R, 400, 3)
     assert not (mixed == mixed[:, :, :1]).all()  # without groups each row draws its own
+
+
+def structured_posterior(model, chains=2, draws=50):
+    """fake_posterior plus the concomitant coefficients, with the shared slope one number for
+    all components (as the Bayesian layer's Deterministic coef)."""
+    tree = fake_posterior(model, chains=chains, draws=draws)
+    post = tree["posterior"].to_dataset()
+    shared = np.asarray(model.shared_)
+    coef = post["coef"].values.copy()
+    coef[:, :, :, shared] = coef[:, :, :1, shared]
+    rng = np.random.default_rng(3)
+    K, r = model.concomitant_coef_.shape
+    se = model.standard_errors_
+    alpha = model.concomitant_intercept_ + se["concomitant_intercept"] * rng.normal(
+        size=(chains, draws, K)
+    )
+    gamma = model.concomitant_coef_ + se["concomitant_coef"] * rng.normal(
+        size=(chains, draws, K, r)
+    )
+    alpha[:, :, 0], gamma[:, :, 0] = 0.0, 0.0  # the reference
+    names = [str(n) for n in model.concomitant_names_in_]
+    post = post.assign(
+        coef=(post["coef"].dims, coef),
+        concomitant_intercept=(("chain", "draw", "component"), alpha),
+        concomitant_coef=(("chain", "draw", "component", "concomitant"), gamma),
+    ).assign_coords(concomitant=names)
+    em = tree["em"].to_dataset().assign_coords(concomitant=names)
+    em = em.assign(
+        concomitant_intercept=("component", model.concomitant_intercept_),
+        concomitant_intercept_se=("component", se["concomitant_intercept"]),
+        concomitant_coef=(("component", "concomitant"), model.concomitant_coef_),
+        concomitant_coef_se=(("component", "concomitant"), se["concomitant_coef"]),
+    )
+    return xr.DataTree.from_dict({"posterior": post, "em": em})
+
+
+def test_posterior_figures_of_a_structured_model(combined):
+    posterior = structured_posterior(combined)
+    fig = plots.plot_forest(posterior)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    assert set(panels) == {
+        "weights",
+        "intercept",
+        "coef of x",
+        "coef of w (shared)",
+        "sigma",
+        "concomitant intercept",
+        "concomitant coef of z",
+    }
+    assert [t.get_text() for t in panels["coef of w (shared)"].get_yticklabels()] == ["shared"]
+    for title in ("concomitant intercept", "concomitant coef of z"):  # component 0: reference
+        assert [t.get_text() for t in panels[title].get_yticklabels()] == ["component 1"]
+    # the EM point of the concomitant slope is the estimate of component 1
+    squares = [line for line in panels["concomitant coef of z"].lines if line.get_marker() == "s"]
+    assert squares[0].get_xdata()[0] == combined.concomitant_coef_[1, 0]
+    plt.close(fig)
+    fig = plots.plot_trace(posterior)
+    titles = [ax.get_title() for ax in fig.axes[::2]]
+    assert "coef of w (shared)" in titles and "concomitant coef of z" in titles
+    shared_panel = fig.axes[2 * titles.index("coef of w (shared)")]
+    assert len(shared_panel.lines) == 2  # one density per chain, drawn once, in grey
+    assert all(line.get_color() == "0.25" for line in shared_panel.lines)
+    plt.close(fig)
+    ranked = plots._rank_dataset(posterior["posterior"].to_dataset())
+    assert list(ranked.data_vars) == [
+        "weights",
+        "intercept",
+        "coef",
+        "coef_shared",
+        "sigma",
+        "concomitant_intercept",
+        "concomitant_coef",
+    ]
+    assert ranked["coef"]["feature"].values.tolist() == ["x"]
+    assert ranked["coef_shared"]["shared_feature"].values.tolist() == ["w"]
+    assert ranked["concomitant_coef"]["mixing_component"].values.tolist() == [1]
+    assert not ranked.to_array().isnull().any()  # no variable was aligned onto another's coords
+
+
+def test_rank_plot_of_a_structured_model(combined):
+    fig = plots.plot_rank(structured_posterior(combined))
+    titles = {ax.get_title() for ax in fig.axes if ax.get_title()}
+    assert {"coef_shared[w]", "concomitant_intercept[1]", "concomitant_coef[1, z]"} <= titles
+    assert not {"coef[0, w]", "concomitant_intercept[0]"} & titles
+    plots._close(fig)
