@@ -805,3 +805,19 @@ def test_select_k_of_a_grouped_csv(tmp_path):
     model = MixtureOfRegressions.from_formula("y ~ x | id", frame, n_init=3, random_state=0)
     bic = float(re.search(r"\n\s*2\s+\S+\s+\d+\s+(\S+)", stdout).group(1))
     assert bic == pytest.approx(model.bic(frame), rel=1e-5)  # the grouped BIC (6 digits shown)
+
+
+def test_simulate_a_structured_spec(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        "[data.simulate]\nn = 60\nn_groups = 20\ncoef = [[1.0], [-1.0]]\n"
+        "concomitant_coef = [[0.0], [2.0]]\nconcomitant_names = ['age']\nrandom_state = 0\n"
+    )
+    out = tmp_path / "sim.csv"
+    code, _, stderr = run_cli("simulate", spec, "--out", out, "--labels")
+    assert code == 0, stderr
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["x0", "age", "group", "y", "component"]
+    by_group = frame.groupby("group")
+    assert by_group.ngroups == 20
+    assert (by_group["age"].nunique() == 1).all() and (by_group["component"].nunique() == 1).all()

@@ -413,8 +413,6 @@ def test_shipped_specs_cover_the_structures():
     assert any(s.model.concomitant is not None for s in specs)
     assert any(s.model.shared is not None for s in specs)
     assert any(s.grouped for s in specs)
-    # the Bayesian layer is not asked for what it may not model: they run EM only
-    assert all(not s.posterior.enabled for s in specs if s.structured)
 
 
 def test_structure_keys_are_read():
