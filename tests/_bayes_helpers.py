@@ -151,3 +151,87 @@ def posterior_run(sampler: str = "pymc", starts: str = "dispersed") -> _Run:
 def posterior(sampler: str = "pymc") -> Any:
     """Posterior of :func:`fitted` (K=2) drawn once per session with ``sampler``."""
     return posterior_run(sampler).idata
+
+
+# --------------------------------------------------------------------------------------------
+# Structured models (concomitant variables, groups, shared coefficients): tests/bayes/
+# test_structured.py and the structured cases of test_diagnostics.py, test_predictive.py
+# --------------------------------------------------------------------------------------------
+
+#: Two well separated components: intercept, slope of x, sigma; w has one coefficient for both
+#: (shared models), and logit P(component 1) = 0.3 + 1.5 z (concomitant models).
+STRUCTURED_TRUTH = {
+    "intercept": np.array([-1.5, 1.5]),
+    "slope": np.array([1.0, -1.0]),
+    "sigma": np.array([0.5, 0.4]),
+    "shared": 0.8,
+    "gate": (0.3, 1.5),
+}
+#: The four models of issue #11: (formula, concomitant formula, shared formula).
+STRUCTURED_MODELS = {
+    "concomitant": ("y ~ x", "~ z", None),
+    "grouped": ("y ~ x | id", None, None),
+    "shared": ("y ~ x", None, "~ w"),
+    "combined": ("y ~ x | id", "~ z", "~ w"),
+}
+#: Rows of the structured data sets: 60 groups of 4 rows (every row its own group when the
+#: model has no groups).
+N_GROUPS, GROUP_SIZE = 60, 4
+STRUCTURED_DRAWS = STRUCTURED_TUNE = 400
+
+
+def structured_frame(seed: int = 0, n_groups: int = N_GROUPS, size: int = GROUP_SIZE) -> Any:
+    """Simulated data with columns ``y``, ``x``, ``w``, ``z`` (constant within a group) and
+    ``id``: one component per group, drawn from the concomitant model of ``z``, and
+    ``y = intercept + slope * x + 0.8 * w + noise`` (the models that share no ``w`` leave it
+    out of y)."""
+    import pandas as pd
+
+    t = STRUCTURED_TRUTH
+    rng = np.random.default_rng(seed)
+    z_group = rng.normal(size=n_groups)
+    p1 = 1.0 / (1.0 + np.exp(-(t["gate"][0] + t["gate"][1] * z_group)))
+    comp_group = (rng.random(n_groups) < p1).astype(int)
+    ids = np.repeat(np.arange(n_groups), size)
+    comp = comp_group[ids]
+    x = rng.normal(size=ids.size)
+    w = rng.normal(size=ids.size)
+    noise = rng.normal(size=ids.size) * t["sigma"][comp]
+    base = t["intercept"][comp] + t["slope"][comp] * x + noise
+    return pd.DataFrame(
+        {"y": base + t["shared"] * w, "y_plain": base, "x": x, "w": w, "z": z_group[ids], "id": ids}
+    )
+
+
+@functools.cache
+def structured_fitted(kind: str, n_components: int = 2, seed: int = 0) -> MixtureOfRegressions:
+    """One of :data:`STRUCTURED_MODELS` fitted by EM on :func:`structured_frame`."""
+    formula, concomitant, shared = STRUCTURED_MODELS[kind]
+    frame = structured_frame(seed)
+    if shared is None:  # y without the w term
+        frame = frame.assign(y=frame["y_plain"])
+    return MixtureOfRegressions.from_formula(
+        formula,
+        frame,
+        n_components,
+        concomitant=concomitant,
+        shared=shared,
+        random_state=0,
+    )
+
+
+@functools.cache
+def structured_posterior(kind: str, starts: str = "dispersed") -> Any:
+    """The posterior of :func:`structured_fitted` (4 chains of 400 + 400), once per session."""
+    from bayes_mlr.bayes.model import sample_posterior
+
+    return sample_posterior(
+        structured_fitted(kind),
+        draws=STRUCTURED_DRAWS,
+        tune=STRUCTURED_TUNE,
+        chains=CHAINS,
+        random_seed=SEED,
+        progressbar=False,
+        starts=starts,
+        posterior_predictive=True,
+    )

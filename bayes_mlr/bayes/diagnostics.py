@@ -254,14 +254,30 @@ def summary_table(
     post = _require_posterior(posterior)
     names = list(var_names) if var_names is not None else _model_vars(post)
     ds = post[names]
-    summ = azs.summary(
-        ds, kind="all", fmt="xarray", ci_kind="hdi", ci_prob=ci_prob, round_to="none"
-    )
-    stats = [str(s) for s in summ["summary"].values]
+    # the reference row of the concomitant coefficients is constant (no R-hat, no ESS): those
+    # variables are summarised without it
+    parts = {
+        "main": [n for n in names if n not in _CONCOMITANT],
+        "concomitant": [n for n in names if n in _CONCOMITANT],
+    }
+    summ = {}
+    for part, members in parts.items():
+        if members:
+            data = ds[members]
+            if part == "concomitant":
+                data = data.isel(component=slice(1, None))
+            summ[part] = azs.summary(
+                data, kind="all", fmt="xarray", ci_kind="hdi", ci_prob=ci_prob, round_to="none"
+            )
+    first = next(iter(summ.values()))
+    stats = [str(s) for s in first["summary"].values]
     rename = {stats[2]: "hdi_low", stats[3]: "hdi_high"}
     rows, index = [], []
     for label, name, component, feature, sel in _scalars(ds, names, post):
-        values = summ[name].isel(sel)
+        if name in _CONCOMITANT:
+            values = summ["concomitant"][name].isel({**sel, "component": sel["component"] - 1})
+        else:
+            values = summ["main"][name].isel(sel)
         row = {"parameter": name, "component": component, "feature": feature}
         for s, v in zip(stats, np.atleast_1d(values.values), strict=True):
             row[rename.get(s, s)] = float(v)
