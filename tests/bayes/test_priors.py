@@ -131,3 +131,56 @@ def test_importing_priors_does_not_import_pymc():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------------------------
+# Structured models: concomitant priors, shared coefficients
+# --------------------------------------------------------------------------------------------
+
+
+def test_concomitant_priors_scale_with_the_concomitant_variables():
+    X = np.arange(8.0)[:, None]
+    W = np.column_stack([np.arange(8.0) * 2.0 + 10.0, np.ones(8)])  # a constant column: scale 1
+    prior = priors.default_priors(X, np.arange(8.0), 3, concomitant=W)
+    m_w, s_w = np.array([17.0, 1.0]), np.array([2.0 * np.sqrt(5.25), 1.0])
+    # algebra on eight numbers: exact up to rounding
+    np.testing.assert_allclose(prior["concomitant_coef"]["sigma"], 2.5 / s_w, rtol=1e-12)
+    assert prior["concomitant_intercept"]["sigma"] == pytest.approx(
+        2.5 * np.sqrt(1 + np.sum((m_w / s_w) ** 2)), rel=1e-12
+    )
+    # without concomitant variables there are no such priors, and overriding one is an error
+    plain = priors.default_priors(X, np.arange(8.0), 3)
+    assert "concomitant_coef" not in plain
+    with pytest.raises(ValueError, match="no concomitant variables"):
+        priors.merge_priors(plain, {"concomitant_coef": {"sigma": 1.0}})
+    with pytest.raises(ValueError, match="shape"):
+        priors.default_priors(X, np.arange(8.0), 3, concomitant=W[:5])
+
+
+def test_describe_shared_coefficients_and_concomitant_priors():
+    X = np.column_stack([np.arange(8.0), np.arange(8.0) ** 2])
+    W = np.arange(8.0)[:, None]
+    prior = priors.default_priors(X, np.arange(8.0), 2, concomitant=W)
+    record = priors.describe_priors(
+        prior,
+        feature_names=["x", "w"],
+        shared=[False, True],
+        shared_intercept=True,
+        concomitant_names=["z"],
+    )
+    # the weights are a softmax of the concomitant model: no prior of their own
+    assert _rows(record, "weights") == []
+    assert [r["component"] for r in _rows(record, "intercept")] == ["shared"]
+    assert [(r["feature"], r["component"]) for r in _rows(record, "coef")] == [
+        ("x", None),
+        ("w", "shared"),
+    ]
+    (intercept,) = _rows(record, "concomitant_intercept")
+    (coef,) = _rows(record, "concomitant_coef")
+    assert coef["feature"] == "z" and coef["distribution"] == "Normal"
+    assert coef["arguments"]["sigma"] == pytest.approx(float(prior["concomitant_coef"]["sigma"][0]))
+    assert intercept["arguments"]["sigma"] == pytest.approx(
+        float(prior["concomitant_intercept"]["sigma"])
+    )
+    with pytest.raises(ValueError, match="one entry per feature"):
+        priors.describe_priors(prior, feature_names=["x", "w"], shared=[True])

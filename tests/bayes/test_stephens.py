@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
+from scipy.special import logsumexp
 
 from bayes_mlr import MixtureOfRegressions, simulate
+from bayes_mlr.bayes import stephens
 from bayes_mlr.bayes.stephens import classification_probabilities, stephens_permutations
 from tests.conftest import TRUTH_3
 
@@ -58,3 +61,60 @@ def test_a_good_start_is_kept():
 def test_initial_permutations_must_fit():
     with pytest.raises(ValueError, match="initial must have shape"):
         stephens_permutations(np.full((4, 5, 2), 0.5), np.zeros((4, 3), dtype=int))
+
+
+# --------------------------------------------------------------------------------------------
+# Structured models: classification probabilities per group
+# --------------------------------------------------------------------------------------------
+
+
+def _structured_values(rng, S=3, K=2, p=2, r=1):
+    return {
+        "weights": rng.dirichlet(np.ones(K), size=S),
+        "intercept": rng.normal(size=(S, K)),
+        "coef": rng.normal(size=(S, K, p)),
+        "sigma": rng.uniform(0.5, 1.5, size=(S, K)),
+        "concomitant_intercept": np.column_stack([np.zeros(S), rng.normal(size=(S, K - 1))]),
+        "concomitant_coef": np.concatenate(
+            [np.zeros((S, 1, r)), rng.normal(size=(S, K - 1, r))], axis=1
+        ),
+    }
+
+
+def test_group_probabilities_without_structure_are_the_plain_ones():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 2)), rng.normal(size=20)
+    values = _structured_values(rng)
+    np.testing.assert_allclose(
+        stephens.group_classification_probabilities(X, y, values),
+        stephens.classification_probabilities(X, y, values),
+        rtol=1e-12,
+    )
+
+
+def test_group_probabilities_are_bayes_rule_per_group():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(12, 2)), rng.normal(size=12)
+    groups = np.repeat(np.arange(4), 3)[rng.permutation(12)]
+    W = rng.normal(size=(4, 1))
+    values = _structured_values(rng)
+    P = stephens.group_classification_probabilities(X, y, values, groups=groups, concomitant=W)
+    assert P.shape == (3, 4, 2)
+    # brute force with scipy, draw by draw and group by group
+    for s in range(3):
+        for g in range(4):
+            rows = groups == g
+            eta = values["concomitant_intercept"][s] + values["concomitant_coef"][s] @ W[g]
+            log_joint = [
+                eta[k]
+                - logsumexp(eta)
+                + stats.norm(
+                    values["intercept"][s, k] + X[rows] @ values["coef"][s, k],
+                    values["sigma"][s, k],
+                )
+                .logpdf(y[rows])
+                .sum()
+                for k in range(2)
+            ]
+            expected = np.exp(np.array(log_joint) - logsumexp(log_joint))
+            np.testing.assert_allclose(P[s, g], expected, rtol=1e-10)
