@@ -235,3 +235,32 @@ def structured_posterior(kind: str, starts: str = "dispersed") -> Any:
         starts=starts,
         posterior_predictive=True,
     )
+
+
+def structured_point_mass(model: MixtureOfRegressions, chains: int = 2, draws: int = 2000) -> Any:
+    """A posterior of a structured model whose every draw is the EM estimate (the variables and
+    dims :func:`bayes_mlr.sample_posterior` gives, concomitant coefficients included)."""
+    import xarray as xr
+
+    coords = {
+        "chain": np.arange(chains),
+        "draw": np.arange(draws),
+        "component": np.arange(model.coef_.shape[0]),
+        "feature": list(model.feature_names),
+    }
+    dims = {"weights": ("component",), "intercept": ("component",), "sigma": ("component",)}
+    dims["coef"] = ("component", "feature")
+    if getattr(model, "concomitant_coef_", None) is not None:
+        coords["concomitant"] = [str(c) for c in model.concomitant_names_in_]
+        dims["concomitant_intercept"] = ("component",)
+        dims["concomitant_coef"] = ("component", "concomitant")
+    data = {}
+    for name, d in dims.items():
+        value = np.asarray(getattr(model, f"{name}_"), dtype=float)
+        data[name] = (
+            ("chain", "draw", *d),
+            np.array(np.broadcast_to(value, (chains, draws, *value.shape))),
+        )
+    post = xr.Dataset(data, coords=coords)
+    post.attrs["structured"] = 1
+    return xr.DataTree.from_dict({"posterior": post})

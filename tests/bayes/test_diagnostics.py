@@ -344,3 +344,60 @@ def test_disagreeing_chains_fail_the_label_invariant_check():
     assert not diagnosis.ok
     assert diagnosis.problems[0].startswith("the chains disagree on label-invariant quantities")
     assert "lp" in diagnosis.problems[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Structured models (concomitant variables, groups, shared coefficients)
+# --------------------------------------------------------------------------------------------
+
+
+def test_diagnose_table_has_the_new_parameters_once():
+    table = diagnose(h.structured_posterior("combined")).table
+    assert "coef[shared, w]" in table.index and "coef[0, w]" not in table.index
+    assert {"concomitant_intercept[1]", "concomitant_coef[1, z]"} <= set(table.index)
+    # the reference row is zero by definition: no R-hat or ESS to check
+    assert "concomitant_intercept[0]" not in table.index
+    assert table["r_hat"].notna().all()
+
+
+def test_compare_em_posterior_of_a_structured_model_from_the_em_group():
+    idata = h.structured_posterior("combined")
+    from_group = compare_em_posterior(None, idata)
+    from_model = compare_em_posterior(h.structured_fitted("combined"), idata)
+    pd.testing.assert_frame_equal(from_group, from_model)
+    with pytest.raises(ValueError, match="no 'concomitant_intercept'"):
+        compare_em_posterior(h.fitted(), idata)
+
+
+@pytest.mark.parametrize("kind", ["combined", "grouped"])
+def test_membership_of_a_structured_point_posterior_is_em_responsibilities(kind):
+    model = h.structured_fitted(kind)
+    tree = h.structured_point_mass(model, draws=3)  # every draw is the EM estimate
+    gamma = posterior_membership(model, tree)
+    expected = model.responsibilities(
+        model._fit_X, model._fit_y, groups=model._fit_groups, concomitant=model._fit_concomitant
+    )
+    np.testing.assert_allclose(gamma, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_membership_of_a_structured_posterior():
+    model, idata = h.structured_fitted("combined"), h.structured_posterior("combined")
+    gamma = posterior_membership(model, idata, chunk_size=333)
+    em = model.responsibilities(
+        model._fit_X, model._fit_y, groups=model._fit_groups, concomitant=model._fit_concomitant
+    )
+    np.testing.assert_allclose(gamma.sum(axis=1), 1.0, rtol=1e-12)
+    # rows of a group share their group's membership
+    ids = model._fit_groups
+    np.testing.assert_allclose(gamma, gamma[np.unique(ids, return_index=True)[1]][ids])
+    # well separated groups of 4 rows: the posterior average is close to EM's plug-in
+    assert np.abs(gamma - em).max() < 0.2
+    # without the estimator, the data, groups and concomitant variables come from the DataTree
+    np.testing.assert_allclose(posterior_membership(None, idata), gamma, rtol=1e-12)
+
+
+def test_compare_n_components_passes_the_groups():
+    model = h.structured_fitted("grouped")
+    table = compare_n_components([model], [h.structured_posterior("grouped")])
+    assert table["bic"].iloc[0] == pytest.approx(model.result_.bic, rel=1e-12)
+    assert np.isfinite(table["elpd_loo"].iloc[0])

@@ -13,6 +13,7 @@ import xarray as xr
 from scipy import stats
 
 from bayes_mlr import MixtureOfRegressions, posterior_predictive, predictive_interval, simulate
+from tests import _bayes_helpers as h
 from tests.conftest import TRUTH_2, make_data
 from tests.workflow.test_plots import fake_posterior
 
@@ -113,3 +114,46 @@ def test_bad_input_is_refused(model):
         posterior_predictive(model, xr.DataTree(), np.zeros((3, 1)))
     with pytest.raises(ValueError, match=r"prob must be in \(0, 1\)"):
         predictive_interval(posterior_predictive(model, post, np.zeros((2, 1))), prob=1.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Structured models: per-row prior weights (concomitant), one component per group
+# --------------------------------------------------------------------------------------------
+
+
+def test_concomitant_model_predicts_with_each_rows_weights():
+    model = h.structured_fitted("concomitant")
+    frame = h.structured_frame(1).iloc[:6]
+    pred = posterior_predictive(model, h.structured_point_mass(model), frame, random_seed=1)
+    # every draw at EM: the mixture mean is EM's predict (per-row weights), to rounding
+    np.testing.assert_allclose(
+        pred["mean"].values, np.broadcast_to(model.predict(frame), (2, 2000, 6)), rtol=1e-12
+    )
+    # the component drawn follows each row's own weights: the share of draws nearer
+    # component 1's line matches mixing_weights (2 x 2000 draws, sd of a share < 0.012, and
+    # the two lines are 6 sigma apart at these x: 0.05 is a loose margin)
+    means = model.predict_components(frame)  # (n, K)
+    nearer_1 = np.abs(pred["y"].values - means[:, 1]) < np.abs(pred["y"].values - means[:, 0])
+    np.testing.assert_allclose(
+        nearer_1.mean(axis=(0, 1)), model.mixing_weights(frame)[:, 1], atol=0.05
+    )
+    with pytest.raises(ValueError, match="concomitant"):
+        posterior_predictive(model, h.structured_point_mass(model), frame[["x"]].to_numpy())
+
+
+def test_rows_of_a_new_group_share_one_component(model):
+    plain = model
+    model = h.structured_fitted("grouped")
+    X_new = pd.DataFrame({"x": [0.0, 0.0, 0.0, 0.0]})
+    groups = [7, 7, 8, 8]
+    pred = posterior_predictive(
+        model, h.structured_point_mass(model), X_new, groups=groups, random_seed=2
+    )
+    means = model.predict_components(X_new)
+    component = np.abs(pred["y"].values - means[:, 1]) < np.abs(pred["y"].values - means[:, 0])
+    # at x = 0 the lines are 3.1 apart and sigma <= 0.48: a draw is misread with probability
+    # about 0.1%; rows of one group agree in every draw, rows of two groups half the time
+    assert (component[..., 0] == component[..., 1]).mean() > 0.99
+    assert 0.4 < (component[..., 0] == component[..., 2]).mean() < 0.6
+    with pytest.raises(ValueError, match="groups and concomitant apply"):
+        posterior_predictive(plain, _point_mass(plain), X_new, groups=groups)
