@@ -171,14 +171,11 @@ def _structure_sentences(em: dict[str, Any], data: dict[str, Any]) -> str:
     return (" " + " ".join(out)) if out else ""
 
 
-def _verdict(
-    diagnostics: dict[str, Any] | None, em: dict[str, Any], skipped: str | None = None
-) -> list[str]:
+def _verdict(diagnostics: dict[str, Any] | None, em: dict[str, Any]) -> list[str]:
     lines = []
     if diagnostics is None:
-        reason = f" ({skipped})" if skipped else ""
         lines.append(
-            f"**Diagnostics: NOT RUN** — this run fitted EM only (no posterior){reason}, so "
+            "**Diagnostics: NOT RUN** — this run fitted EM only (no posterior), so "
             "there are no convergence checks to report."
         )
     elif diagnostics["ok"]:
@@ -268,7 +265,7 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
             "only the files it wrote.",
             "",
         ]
-    out += _verdict(diagnostics, em, (run.get("posterior") or {}).get("skipped"))
+    out += _verdict(diagnostics, em)
     out.append("")
 
     # -- data

@@ -438,8 +438,6 @@ def run_spec(
         )
     settings = spec.posterior
     do_posterior = settings.enabled if posterior is None else posterior
-    skipped = _posterior_unavailable(spec) if do_posterior else None
-    do_posterior = do_posterior and skipped is None
     draws = settings.draws if draws is None else draws
     tune = settings.tune if tune is None else tune
     chains = settings.chains if chains is None else chains
@@ -469,7 +467,6 @@ def run_spec(
             "random_seed": random_seed,
             "starts": starts,
             "relabel": settings.relabel,
-            "skipped": skipped,
         },
         "timings": timings,
         "versions": _versions(),
@@ -490,13 +487,6 @@ def run_spec(
     # folder holds exactly what its last run wrote, and a failed run leaves the previous one.
     with io.fresh_directory(final) as directory:
         echo(f"bayes-mlr run {spec.name}: writing to {final}/")
-        if skipped is not None:
-            text = (
-                f"posterior: not sampled: {skipped}; this run is EM only (set [posterior] "
-                "enabled = false in the spec to say so)"
-            )
-            sink.append(text)
-            echo(f"  warning: {text}")
         record("run")
         if spec.path is not None:
             record(
@@ -751,36 +741,6 @@ def redraw_plots(
     return written
 
 
-def _posterior_unavailable(spec: Spec) -> str | None:
-    """Why the posterior of ``spec``'s model is not sampled (None when it is).
-
-    A grouped, concomitant or shared-coefficient model needs the Bayesian layer's structured
-    model (the module ``bayes_mlr.bayes.structured``); without it
-    :func:`bayes_mlr.bayes.model.sample_posterior` would sample the plain mixture, another model
-    than EM fitted, so such runs are EM only, with this reason in the report.
-    """
-    if not spec.structured or _has_structured_posterior():
-        return None
-    parts = [
-        what
-        for what, present in (
-            ("groups", spec.grouped),
-            ("concomitant variables", spec.model.concomitant is not None),
-            ("shared coefficients", spec.model.shared is not None),
-        )
-        if present
-    ]
-    return f"the Bayesian layer does not model {' or '.join(parts)} yet"
-
-
-def _has_structured_posterior() -> bool:
-    """Whether the Bayesian layer models groups, concomitant variables and shared coefficients
-    (found without importing PyMC)."""
-    import importlib.util
-
-    return importlib.util.find_spec("bayes_mlr.bayes.structured") is not None
-
-
 def _sampler_kwargs(settings: Any, cores: int | None) -> dict[str, Any]:
     kwargs = settings.sampler_kwargs()
     if cores is not None:
@@ -860,12 +820,6 @@ def select_k(
     loo = spec.select_k.loo if loo is None else loo
     settings = spec.posterior
     sink = [] if warnings_sink is None else warnings_sink
-    skipped = _posterior_unavailable(spec) if loo else None
-    if skipped is not None:
-        loo = False
-        text = f"LOO: not computed: {skipped}; the table has the EM criteria only"
-        sink.append(text)
-        echo(f"  warning: {text}")
     data = load_data(spec)
     models, posteriors, rows = {}, {}, []
     for i, k in enumerate(ks, start=1):

@@ -675,7 +675,11 @@ def check_one_sided(text: str, key: str) -> str:
             f"must be a one-sided formula such as {ONE_SIDED_EXAMPLES[key]!r} (nothing left of "
             f"'~'); got {text!r}"
         )
-    if "|" in stripped:
+    depth, bar = 0, False  # a '|' inside parentheses is Python's "or" (I(a | b))
+    for char in stripped:
+        depth += (char == "(") - (char == ")")
+        bar = bar or (char == "|" and depth == 0)
+    if bar:
         raise ValueError(
             f"must not hold a grouping term '|' (group the rows in the model formula, "
             f"'y ~ x | g'); got {text!r}"

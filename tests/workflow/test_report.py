@@ -265,16 +265,14 @@ def test_mixing_plot_is_linked_and_listed(structured, tmp_path):
     assert "- `mixing.png`: the mixing weights" in text
 
 
-def test_skipped_posterior_and_separation_are_stated(structured, tmp_path):
+def test_separation_is_stated(structured, tmp_path):
     model, truth = structured
-    reason = "the Bayesian layer does not model groups yet"
-    folder = structured_folder(tmp_path / "run", model, truth, posterior={"skipped": reason})
+    folder = structured_folder(tmp_path / "run", model, truth)
+    assert "SEPARATED" not in report.render_report(folder)
     em = io.read_json(folder / "em.json")
     em["separated"] = True
     io.write_json(folder / "em.json", em)
-    text = report.render_report(folder)
-    assert f"this run fitted EM only (no posterior) ({reason})" in text
-    assert "**EM: SEPARATED**" in text
+    assert "**EM: SEPARATED**" in report.render_report(folder)
 
 
 def test_shared_intercept_is_one_row(tmp_path):

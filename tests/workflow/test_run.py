@@ -2,7 +2,7 @@
 fits the model the spec describes, writes its artifacts (mixing.png included) and redraws them;
 ``summary_table`` and ``select_k`` keep the structure.
 
-Every run here is EM only (small data, a few starts): no posterior is sampled.
+The runs are EM only (small data, a few starts) but one, with a tiny posterior.
 """
 
 from __future__ import annotations
@@ -156,47 +156,29 @@ def test_summary_table_truth_of_simulated_structure():
     assert table.loc["concomitant_intercept[1]", "truth"] == 0.0
 
 
-def test_posterior_is_skipped_while_the_bayesian_layer_lacks_the_structure(tmp_path, monkeypatch):
-    monkeypatch.setattr(run, "_has_structured_posterior", lambda: False)
+def test_a_structured_run_with_a_tiny_posterior(tmp_path):
+    # grouped rows and a concomitant variable; 2 x 60 draws: the pipeline, not the inference
     path = tmp_path / "grouped.toml"
     path.write_text(
-        "[data.simulate]\nn = 120\nn_groups = 40\ncoef = [[1.5], [-1.0]]\nrandom_state = 0\n"
-        "[em]\nn_init = 2\nrandom_state = 0\n"  # [posterior] enabled: the default
+        "[data.simulate]\nn = 160\nn_groups = 40\ncoef = [[1.5], [-1.0]]\n"
+        "intercept = [-2.0, 2.0]\nconcomitant_coef = [[0.0], [1.0]]\nrandom_state = 0\n"
+        '[model]\nconcomitant = "~ w0"\n[em]\nn_init = 2\nrandom_state = 0\n'
+        '[posterior]\ndraws = 60\ntune = 60\nchains = 2\ncores = 1\nsampler = "pymc"\n'
+        "random_seed = 1\n"
     )
-    lines = []
-    result = run.run_spec(load_spec(path), tmp_path / "run", progress=False, echo=lines.append)
-    assert result.posterior is None and result.diagnosis is None
-    reason = "the Bayesian layer does not model groups yet"
-    assert any(reason in line for line in lines)
-    manifest = io.read_json(result.directory / "run.json")
-    assert manifest["posterior"]["enabled"] is False
-    assert reason in manifest["posterior"]["skipped"]
-    assert any(reason in w for w in manifest["warnings"])
-    assert reason in (result.directory / "report.md").read_text()
-    assert not (result.directory / "posterior.nc").exists()
+    result = run.run_spec(load_spec(path), tmp_path / "run", progress=False, echo=quiet)
+    names = {p.name for p in result.directory.iterdir()}
+    assert {"posterior.nc", "comparison.csv", "diagnostics.json", "mixing.png"} <= names
+    assert {"trace.png", "rank.png", "forest.png", "ppc.png"} <= names
+    comparison = pd.read_csv(result.directory / "comparison.csv", index_col="label")
+    assert any(label.startswith("concomitant_coef") for label in comparison.index)
+    text = (result.directory / "report.md").read_text()
+    assert "## Posterior" in text and "concomitant_coef[1, w0]" in text
 
 
-def test_posterior_runs_when_the_bayesian_layer_has_the_structure(monkeypatch):
-    monkeypatch.setattr(run, "_has_structured_posterior", lambda: True)
-    spec = parse_spec(
-        {"name": "x", "data": {"simulate": {"n": 10, "coef": [1.0, -1.0], "n_groups": 5}}}
-    )
-    assert run._posterior_unavailable(spec) is None
-    monkeypatch.setattr(run, "_has_structured_posterior", lambda: False)
-    assert "groups" in run._posterior_unavailable(spec)
-    plain = parse_spec({"name": "x", "data": {"simulate": {"n": 10, "coef": [1.0, -1.0]}}})
-    assert run._posterior_unavailable(plain) is None  # never for the plain model
-
-
-def test_select_k_of_a_structured_spec(combined, monkeypatch):
-    monkeypatch.setattr(run, "_has_structured_posterior", lambda: False)
+def test_select_k_of_a_structured_spec(combined):
     path, _ = combined
-    sink = []
-    table = run.select_k(
-        load_spec(path), [1, 2], loo=True, progress=False, echo=quiet, warnings_sink=sink
-    )
-    assert "elpd_loo" not in table  # LOO needs the structured posterior: EM criteria only
-    assert any("LOO: not computed" in w for w in sink)
+    table = run.select_k(load_spec(path), [1, 2], loo=False, progress=False, echo=quiet)
     assert table["best_bic"].tolist() == [False, True]
     # each row is the criterion of the structured fit (groups and concomitant variables)
     spec = load_spec(path)
