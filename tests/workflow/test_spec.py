@@ -425,6 +425,9 @@ def test_structure_keys_are_read():
     )
     assert (spec.model.concomitant, spec.model.shared) == ("~ z", "~ w")  # spaces stripped
     assert spec.grouped and spec.structured
+    # a '|' inside parentheses is Python's "or", not a grouping term
+    spec = spec_of({"name": "x", "data": SIMULATED, "model": {"concomitant": "~ I(a | b)"}})
+    assert spec.model.concomitant == "~ I(a | b)" and not spec.grouped
     plain = spec_of({"name": "x", "data": SIMULATED})
     assert not plain.grouped and not plain.structured
     assert (plain.model.concomitant, plain.model.shared) == (None, None)
