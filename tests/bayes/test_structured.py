@@ -515,3 +515,44 @@ def test_other_settings_end_to_end():
         rhat = azs.rhat(idata["posterior"].to_dataset()[["coef", "sigma"]])
         # 2 x 300 draws: a plumbing check, not a convergence study
         assert float(rhat.to_array().max()) < 1.05
+
+
+@pytest.mark.parametrize("sampler", h.SAMPLERS)
+def test_every_back_end_samples_a_structured_model(sampler):
+    """nutpie and numpyro run the PyTensor likelihood too (numpyro through JAX): short runs
+    from EM, through relabelling (Stephens' method applied), into the comparison."""
+    model = h.structured_fitted("combined")
+    idata = bayes.sample_posterior(
+        model,
+        draws=200,
+        tune=200,
+        chains=2,
+        sampler=sampler,
+        starts="em",
+        relabel="stephens",
+        random_seed=4,
+        progressbar=False,
+    )
+    post = idata["posterior"]
+    assert post.attrs["sampler"] == sampler and post.attrs["relabel"] == "stephens"
+    np.testing.assert_array_equal(post["concomitant_coef"].isel(component=0), 0.0)
+    table = compare_em_posterior(model, idata, ci_prob=0.99)
+    # 2 x 200 draws: plumbing, with a loose check that the draws surround EM
+    assert table["em_in_hdi"].all(), table
+    assert list(idata["modes"]["chain_start"].values) == ["EM estimate"] * 2
+
+
+def test_an_extended_structured_model_can_be_sampled():
+    import pymc as pm
+
+    model = h.structured_fitted("concomitant")
+    pm_model = bayes.build_model(model)
+    with pm_model:
+        pm.Deterministic("odds_ratio", pm.math.exp(pm_model["concomitant_coef"][1, 0]))
+    idata = bayes.sample_posterior(
+        model, draws=150, tune=150, chains=2, pm_model=pm_model, random_seed=5, progressbar=False
+    )
+    assert "odds_ratio" in idata["posterior"]
+    assert json.loads(idata["posterior"].attrs["priors"])["source"] == "custom"
+    with pytest.raises(ValueError, match="pass priors to build_model"):
+        bayes.sample_posterior(model, pm_model=pm_model, priors={"coef": {"sigma": 1.0}})
