@@ -1,6 +1,8 @@
 """The Bayesian layer.
 
 Only :mod:`~bayes_mlr.bayes.model` (the PyMC model and ``sample_posterior``),
+:mod:`~bayes_mlr.bayes.structured` (the same for concomitant, grouped and shared models),
+:mod:`~bayes_mlr.bayes.sampling` (the back-ends and the machinery both share),
 :mod:`~bayes_mlr.bayes.mixture_op`, :mod:`~bayes_mlr.bayes.approx` and
 :mod:`~bayes_mlr.bayes.diagnostics` import PyMC, PyTensor or ArviZ; this package's ``__init__``
 imports none of them, so the numpy modules here (:mod:`~bayes_mlr.bayes.priors`,

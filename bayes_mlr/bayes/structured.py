@@ -64,7 +64,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from pytensor.graph.replace import clone_replace
 
-from bayes_mlr.bayes import model as _model
+from bayes_mlr.bayes import sampling as _sampling
 from bayes_mlr.bayes import starts as _starts
 from bayes_mlr.bayes import stephens as stephens_mod
 from bayes_mlr.bayes.priors import default_priors, describe_priors, merge_priors
@@ -82,7 +82,7 @@ from bayes_mlr.core.labels import (
 __all__ = ["build_structured", "is_structured", "sample_structured", "structured_problem"]
 
 #: True when an estimator has concomitant variables, groups or shared coefficients.
-is_structured = _model._is_structured
+is_structured = _sampling._is_structured
 
 #: The concomitant variables of a posterior (``concomitant_intercept``, ``concomitant_coef``).
 CONCOMITANT = ("concomitant_intercept", "concomitant_coef")
@@ -94,7 +94,7 @@ CONCOMITANT = ("concomitant_intercept", "concomitant_coef")
 
 
 @dataclass(frozen=True)
-class _StructuredProblem(_model._Problem):
+class _StructuredProblem(_sampling._Problem):
     groups: np.ndarray | None  # (n,) group index 0..G-1 of each row; None without groups
     n_groups: int  # G (= n without groups)
     concomitant: np.ndarray | None  # (G, r): one row per group
@@ -161,7 +161,7 @@ def structured_problem(
     """
     from bayes_mlr._validation import check_concomitant
 
-    base = _model._problem(model, X, y, sample_weight)
+    base = _sampling._problem(model, X, y, sample_weight)
     n, p = base.X.shape
     if X is None and y is None:
         if groups is not None or concomitant is not None:
@@ -304,6 +304,7 @@ def build_structured(
         coords["group"] = np.arange(problem.n_groups)
     if idx_s.size:
         coords["feature_shared"] = [names[j] for j in idx_s]
+    if idx_s.size and idx_v.size:
         coords["feature_varying"] = [names[j] for j in idx_v]
     if problem.concomitant is not None:
         coords["concomitant"] = list(problem.concomitant_names)
@@ -410,7 +411,7 @@ def _log_prior_weights(problem: _StructuredProblem, prior, K: int, unit: str):
 def em_values(model: Any) -> dict[str, np.ndarray]:
     """The EM estimates: ``weights``, ``intercept``, ``coef``, ``sigma`` and, with a concomitant
     model, ``concomitant_intercept`` (K,) and ``concomitant_coef`` (K, r)."""
-    values = _model._em_values(model)
+    values = _sampling._em_values(model)
     if getattr(model, "concomitant_coef_", None) is not None:
         values["concomitant_intercept"] = np.asarray(model.concomitant_intercept_, dtype=float)
         values["concomitant_coef"] = np.asarray(model.concomitant_coef_, dtype=float)
@@ -425,7 +426,7 @@ def initial_point(values: Mapping[str, np.ndarray], pm_model: pm.Model) -> dict[
     the likelihood does not see.
     """
     free = {rv.name for rv in pm_model.free_RVs}
-    start = _model._initial_point(values, pm_model)
+    start = _sampling._initial_point(values, pm_model)
     features = list(pm_model.coords["feature"])
     coef = np.asarray(values["coef"], dtype=float)
     if "intercept_shared" in free:
@@ -578,7 +579,7 @@ def _alignment_scales(
     :func:`bayes_mlr.bayes.model._em_scales` and its warning."""
     plain = {k: em[k] for k in ("weights", "intercept", "coef", "sigma")}
     conc = {k: em[k] for k in CONCOMITANT if k in em}
-    scales, fallen = _model._em_scales(model, {**plain, **conc})
+    scales, fallen = _sampling._em_scales(model, {**plain, **conc})
     out = dict(scales)
     K = em["weights"].shape[0]
     if conc and K > 1:
@@ -683,7 +684,7 @@ def _align(
             data = da.to_numpy()
             new_vars[name] = da.copy(data=data - data[:, :, :1]).transpose(*post[name].dims)
     post = post.assign(new_vars)
-    threshold = _model.AMBIGUOUS_GAP_PER_FEATURE * draws.shape[-1]
+    threshold = _sampling.AMBIGUOUS_GAP_PER_FEATURE * draws.shape[-1]
     post.attrs.update(
         relabel=relabel,
         relabelled_fraction=float(relabelled.mean()),
@@ -713,7 +714,7 @@ def _per_draw(idata: xr.DataTree, pm_model: pm.Model, output: Any) -> np.ndarray
     post = idata["posterior"]
     inputs = [rv.type(name=rv.name) for rv in free]
     graph = clone_replace(output, dict(zip(free, inputs, strict=True)))
-    fn = pytensor.function(inputs, graph, on_unused_input="ignore", **_model._compile_kwargs())
+    fn = pytensor.function(inputs, graph, on_unused_input="ignore", **_sampling._compile_kwargs())
     arrays = [
         post[rv.name].transpose("chain", "draw", *post[rv.name].dims[2:]).to_numpy() for rv in free
     ]
@@ -765,7 +766,7 @@ def _add_posterior_predictive(
 ) -> xr.DataTree:
     """Group ``posterior_predictive``: ``y`` ``(chain, draw, obs)`` drawn with one component
     per group (per row without groups), from the prior weights of its group."""
-    rng = np.random.default_rng(_model._first_seed(random_seed))
+    rng = np.random.default_rng(_sampling._first_seed(random_seed))
     values = _draw_values(idata["posterior"].to_dataset(), problem)
     C, D, K = values["weights"].shape
     S = C * D
@@ -792,7 +793,7 @@ def _add_posterior_predictive(
 
 
 def _em_dataset(model: Any, problem: _StructuredProblem) -> xr.Dataset:
-    ds = _model._em_dataset(model, problem)
+    ds = _sampling._em_dataset(model, problem)
     if problem.concomitant is None:
         return ds
     try:
@@ -811,23 +812,12 @@ def _em_dataset(model: Any, problem: _StructuredProblem) -> xr.Dataset:
     return ds
 
 
-def _data_groups(idata: xr.DataTree, pm_model: pm.Model, problem: _StructuredProblem) -> None:
-    """``observed_data`` (y) and ``constant_data`` (the model's pm.Data), as the plain model's
-    observed variable would give them."""
-    coords = {"obs": np.arange(problem.y.shape[0])}
-    idata["observed_data"] = xr.DataTree(xr.Dataset({"y": ("obs", problem.y)}, coords=coords))
-    data = {}
-    dims = pm_model.named_vars_to_dims
-    for var in pm_model.data_vars:
-        value = np.asarray(var.get_value())
-        data[var.name] = (
-            dims.get(var.name, tuple(f"{var.name}_dim_{i}" for i in range(value.ndim))),
-            value,
-        )
-    coord_values = {k: np.asarray(v) for k, v in pm_model.coords.items() if v is not None}
-    ds = xr.Dataset(data)
-    ds = ds.assign_coords({k: v for k, v in coord_values.items() if k in ds.dims})
-    idata["constant_data"] = xr.DataTree(ds)
+def _observed_data(idata: xr.DataTree, problem: _StructuredProblem) -> None:
+    """Group ``observed_data``: ``y`` (obs,), as the plain model's observed variable gives it
+    (here the likelihood is a Potential, so PyMC leaves the group empty; ``constant_data``
+    holds the model's data as usual)."""
+    ds = xr.Dataset({"y": ("obs", problem.y)}, coords={"obs": np.arange(problem.y.shape[0])})
+    idata["observed_data"] = xr.DataTree(ds)
 
 
 def _structure_attrs(problem: _StructuredProblem) -> dict[str, Any]:
@@ -886,7 +876,7 @@ def sample_structured(
 ) -> xr.DataTree:
     """:func:`bayes_mlr.sample_posterior` for a structured model (same arguments and result,
     with the differences its docstring lists)."""
-    backend = _model._resolve_sampler(sampler)
+    backend = _sampling._resolve_sampler(sampler)
     if starts not in _starts.STARTS:
         raise ValueError(f"starts must be one of {list(_starts.STARTS)}; got {starts!r}")
     if relabel not in RELABEL_METHODS:
@@ -896,7 +886,7 @@ def sample_structured(
     if draws < 1 or tune < 0 or chains < 1:
         raise ValueError("draws and chains must be >= 1 and tune >= 0")
     if sampler == "auto":
-        backend = _model._auto_sampler(problem, chains, draws + tune)
+        backend = _sampling._auto_sampler(problem, chains, draws + tune)
     if pm_model is None:
         prior_record = _prior_record(problem, priors)
         pm_model = build_structured(problem, priors)
@@ -905,14 +895,14 @@ def sample_structured(
     else:
         prior_record = _prior_record(problem, None, pm_model)
     chain_start, optima = chain_starts(
-        model, problem, chains, starts, random_state=_model._first_seed(random_seed)
+        model, problem, chains, starts, random_state=_sampling._first_seed(random_seed)
     )
     start = [initial_point(c.values, pm_model) for c in chain_start]
     if cores is None:
-        cores = _model._default_cores(backend, problem, chains, draws + tune)
+        cores = _sampling._default_cores(backend, problem, chains, draws + tune)
     kwargs["cores"] = cores
     t0 = time.perf_counter()
-    idata = _model._BACKENDS[backend](
+    idata = _sampling._BACKENDS[backend](
         pm_model,
         start,
         draws=draws,
@@ -925,7 +915,7 @@ def sample_structured(
     )
     wall = time.perf_counter() - t0
     idata = _align(idata, model, em, problem, relabel)
-    idata = _model._add_modes(
+    idata = _sampling._add_modes(
         idata,
         pm_model,
         chain_start,
@@ -934,7 +924,7 @@ def sample_structured(
         starts,
         extra_invariants=_concomitant_invariants(idata, problem),
     )
-    _data_groups(idata, pm_model, problem)
+    _observed_data(idata, problem)
     if log_likelihood:
         idata = _add_log_likelihood(idata, pm_model, problem)
     if posterior_predictive:
@@ -950,7 +940,7 @@ def sample_structured(
         **_structure_attrs(problem),
     )
     fraction = attrs["relabelled_fraction"]
-    if fraction > _model.RELABEL_WARN_FRACTION:
+    if fraction > _sampling.RELABEL_WARN_FRACTION:
         warnings.warn(
             f"{fraction:.1%} of the draws were relabelled to the EM labelling: the chains "
             "switched labels. The aligned posterior is usable if diagnose() passes; otherwise "

@@ -14,6 +14,7 @@ import warnings
 import arviz_stats as azs
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytest
 from scipy import stats
 
@@ -189,7 +190,7 @@ def test_compiled_gradient_matches_finite_differences():
         pm_model, st.initial_point(st.em_values(model), pm_model)
     )
     _, func = bayes._logp_dlogp(pm_model, free, point)
-    x = bayes.DictToArrayBijection.map(point).data
+    x = pm.blocking.DictToArrayBijection.map(point).data
     x = x + np.random.default_rng(0).normal(scale=0.05, size=x.size)
     step = 1e-6
     numeric = np.array(
@@ -543,8 +544,6 @@ def test_every_back_end_samples_a_structured_model(sampler):
 
 
 def test_an_extended_structured_model_can_be_sampled():
-    import pymc as pm
-
     model = h.structured_fitted("concomitant")
     pm_model = bayes.build_model(model)
     with pm_model:
