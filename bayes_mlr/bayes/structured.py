@@ -924,6 +924,18 @@ def sample_structured(
         starts,
         extra_invariants=_concomitant_invariants(idata, problem),
     )
+    if starts == "dispersed":
+        idata["modes"].attrs["starts_note"] = (
+            "structured model: chains start at the fit's own regular EM optima ("
+            + (
+                "only the EM estimate: the other optima of a concomitant model carry no "
+                "concomitant coefficients"
+                if problem.concomitant is not None
+                else f"{len(optima)} found"
+            )
+            + ") and over-dispersed points around them; the minimal-subset search for other "
+            "optima of the plain model is not run"
+        )
     _observed_data(idata, problem)
     if log_likelihood:
         idata = _add_log_likelihood(idata, pm_model, problem)

@@ -416,6 +416,9 @@ def test_draws_keep_the_structure_and_the_reference():
     assert json.loads(post.attrs["shared_features"]) == ["w"]
     assert json.loads(post.attrs["concomitant"]) == ["z"]
     assert post.attrs["log_likelihood_unit"] == "group"
+    assert (
+        "only the EM estimate" in h.structured_posterior("combined")["modes"].attrs["starts_note"]
+    )
     recorded = json.loads(post.attrs["priors"])
     parameters = {(r["parameter"], r["component"], r["feature"]) for r in recorded["rows"]}
     assert ("coef", "shared", "w") in parameters
