@@ -60,7 +60,9 @@ def _fit(**settings):
 CONFIGS = [pytest.param("helper", {"kind": k}, id=k) for k in KINDS] + [
     pytest.param("fit", {"concomitant": True, "n_components": 3}, id="concomitant-K3"),
     pytest.param("fit", {"shared": ["intercept"]}, id="shared-intercept"),
-    pytest.param("fit", {"shared": ["w", "intercept"], "groups": True}, id="all-shared-grouped"),
+    pytest.param(
+        "fit", {"shared": ["w", "intercept"], "groups": True}, id="shared-w-and-intercept-grouped"
+    ),
     pytest.param(
         "fit",
         {"shared": ["w"], "groups": True, "concomitant": True, "sample_weight": True},
