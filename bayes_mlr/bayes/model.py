@@ -36,7 +36,6 @@ on every back-end, and afterwards each draw is relabelled to the EM labelling by
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -54,15 +53,16 @@ from bayes_mlr.bayes.priors import default_priors, describe_priors, merge_priors
 # The machinery shared with the structured models lives in bayes.sampling; the names are
 # imported here, where they were first defined, so `bayes_mlr.bayes.model._problem` etc. still
 # resolve (and tests may patch them here).
+from bayes_mlr.bayes.sampling import _BACKENDS as _BACKENDS
+from bayes_mlr.bayes.sampling import _PARALLEL_WORK as _PARALLEL_WORK
+from bayes_mlr.bayes.sampling import _SAMPLER_MODULES as _SAMPLER_MODULES
 from bayes_mlr.bayes.sampling import (
-    _BACKENDS,
     AMBIGUOUS_GAP_PER_FEATURE,
     RELABEL_WARN_FRACTION,
     SAMPLERS,
     _add_modes,
     _auto_sampler,
     _compile_kwargs,
-    _default_cores,
     _em_dataset,
     _em_scales,
     _em_values,
@@ -73,9 +73,9 @@ from bayes_mlr.bayes.sampling import (
     _problem,
     _resolve_sampler,
     available_samplers,
+    run_sampler,
 )
-from bayes_mlr.bayes.sampling import _PARALLEL_WORK as _PARALLEL_WORK
-from bayes_mlr.bayes.sampling import _SAMPLER_MODULES as _SAMPLER_MODULES
+from bayes_mlr.bayes.sampling import _default_cores as _default_cores
 from bayes_mlr.bayes.sampling import _hessian_covariance as _hessian_covariance
 from bayes_mlr.bayes.sampling import _logp_dlogp as _logp_dlogp
 from bayes_mlr.bayes.sampling import _value_vars_and_point as _value_vars_and_point
@@ -710,22 +710,20 @@ def sample_posterior(
         chain_starts = [_starts.Start(em, "EM estimate", 0)] * chains
         optima = _starts.em_optima(model, search=False)
         start = [em_start] * chains
-    if cores is None:
-        cores = _default_cores(backend, problem, chains, draws + tune)
-    kwargs["cores"] = cores
-    t0 = time.perf_counter()
-    idata = _BACKENDS[backend](
+    idata, wall = run_sampler(
+        backend,
         pm_model,
         start,
+        problem,
         draws=draws,
         tune=tune,
         chains=chains,
+        cores=cores,
         random_seed=random_seed,
         progressbar=progressbar,
         target_accept=target_accept,
-        kwargs=dict(kwargs),
+        kwargs=kwargs,
     )
-    wall = time.perf_counter() - t0
     idata = _align_to_em(idata, model, em, problem, relabel)
     idata = _add_modes(idata, pm_model, chain_starts, optima, problem, starts)
     if log_likelihood:

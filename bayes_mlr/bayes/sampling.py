@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -670,3 +671,37 @@ def _em_dataset(model: Any, problem: _Problem) -> xr.Dataset:
     )
     ds.attrs["log_likelihood"] = float(getattr(model, "log_likelihood_", np.nan))
     return ds
+
+
+def run_sampler(
+    backend: str,
+    pm_model: Any,
+    start: list,
+    problem: Any,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int | None,
+    random_seed: Any,
+    progressbar: bool,
+    target_accept: float,
+    kwargs: dict,
+) -> tuple[Any, float]:
+    """Sample ``pm_model`` with a back-end from per-chain starts; returns the DataTree and the
+    wall-clock seconds. ``cores=None`` picks the back-end's default for this problem."""
+    if cores is None:
+        cores = _default_cores(backend, problem, chains, draws + tune)
+    t0 = time.perf_counter()
+    idata = _BACKENDS[backend](
+        pm_model,
+        start,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+        progressbar=progressbar,
+        target_accept=target_accept,
+        kwargs={**kwargs, "cores": cores},
+    )
+    return idata, time.perf_counter() - t0

@@ -173,27 +173,29 @@ def em_optima(model: Any, *, search: bool = True, random_state: Any = None) -> l
 
 
 def _n_parameters(model: Any) -> int:
-    from bayes_mlr.frequentist.information import n_parameters
-
-    return n_parameters(
-        int(model.n_components_),
-        int(model.n_features_in_),
-        variance=model.variance,
-        fit_intercept=model.fit_intercept,
-    )
+    """Free parameters of the fitted model (shared coefficients once, the concomitant model's
+    (K - 1)(r + 1))."""
+    return int(model.result_.n_parameters)
 
 
-def _standard_errors(model: Any) -> dict[str, np.ndarray]:
-    """EM standard errors, with 10% of each value in place of a NaN (singular information)."""
+def _standard_errors(
+    model: Any, extra: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """EM standard errors, with 10% of each value in place of a NaN (singular information).
+
+    Covers ``weights``, ``intercept``, ``coef`` and ``sigma`` and, when given, the parameters
+    of ``extra`` (name: EM value, e.g. the concomitant coefficients of a structured model).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             se = {k: np.asarray(v, dtype=float) for k, v in model.standard_errors_.items()}
         except (ValueError, np.linalg.LinAlgError):
             se = {}
+    values = {name: np.asarray(getattr(model, f"{name}_"), dtype=float) for name in _PARAMS}
+    values.update(extra or {})
     out = {}
-    for name in _PARAMS:
-        value = np.asarray(getattr(model, f"{name}_"), dtype=float)
+    for name, value in values.items():
         fallback = 0.1 * np.maximum(np.abs(value), 1e-3)
         s = se.get(name)
         out[name] = (

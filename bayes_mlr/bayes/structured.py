@@ -51,7 +51,6 @@ likelihood Op); this one is written in plain PyTensor.
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -479,24 +478,8 @@ def _optima(model: Any, problem: _StructuredProblem) -> list[dict]:
 
 def _standard_errors(model: Any, em: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """EM standard errors of every parameter, 10% of the value where none is usable."""
-    out = _starts._standard_errors(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            se = {k: np.asarray(v, dtype=float) for k, v in model.standard_errors_.items()}
-        except (ValueError, np.linalg.LinAlgError):
-            se = {}
-    for name in CONCOMITANT:
-        if name in em:
-            value = em[name]
-            fallback = 0.1 * np.maximum(np.abs(value), 1e-3)
-            s = se.get(name)
-            out[name] = (
-                fallback
-                if s is None or s.shape != value.shape
-                else np.where(np.isfinite(s) & (s > 0), s, fallback)
-            )
-    return out
+    extra = {name: np.asarray(em[name], dtype=float) for name in CONCOMITANT if name in em}
+    return _starts._standard_errors(model, extra)
 
 
 def chain_starts(
@@ -898,22 +881,20 @@ def sample_structured(
         model, problem, chains, starts, random_state=_sampling._first_seed(random_seed)
     )
     start = [initial_point(c.values, pm_model) for c in chain_start]
-    if cores is None:
-        cores = _sampling._default_cores(backend, problem, chains, draws + tune)
-    kwargs["cores"] = cores
-    t0 = time.perf_counter()
-    idata = _sampling._BACKENDS[backend](
+    idata, wall = _sampling.run_sampler(
+        backend,
         pm_model,
         start,
+        problem,
         draws=draws,
         tune=tune,
         chains=chains,
+        cores=cores,
         random_seed=random_seed,
         progressbar=progressbar,
         target_accept=target_accept,
-        kwargs=dict(kwargs),
+        kwargs=kwargs,
     )
-    wall = time.perf_counter() - t0
     idata = _align(idata, model, em, problem, relabel)
     idata = _sampling._add_modes(
         idata,
