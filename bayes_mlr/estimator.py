@@ -90,43 +90,6 @@ class _ParamsMixin:
         return f"{type(self).__name__}({', '.join(changed)})"
 
 
-def _dask_concomitant(concomitant: Any) -> tuple[Any, Any]:
-    """A Dask concomitant (array or DataFrame) as a 2-D Dask array, with its column names."""
-    names = None
-    if hasattr(concomitant, "columns"):
-        names = np.asarray([str(c) for c in concomitant.columns], dtype=object)
-        concomitant = concomitant.to_dask_array(lengths=True)
-    elif hasattr(concomitant, "to_dask_array"):  # a Series
-        concomitant = concomitant.to_dask_array(lengths=True)
-    return (concomitant[:, None] if concomitant.ndim == 1 else concomitant), names
-
-
-def _dask_group_codes(groups: Any, chunks: tuple) -> Any:
-    """Group codes ``0 .. G-1`` of Dask data, lazily: within a chunk its groups in sorted
-    order, after the groups of the chunks before (every group lies in one chunk, as the fit
-    checks). One pass over the group column counts each chunk's groups."""
-    import dask
-    import dask.array as da
-
-    if hasattr(groups, "to_dask_array"):
-        groups = groups.to_dask_array(lengths=True)
-    groups = (groups if is_dask_collection(groups) else da.from_array(np.asarray(groups))).rechunk(
-        (chunks,)
-    )
-    counts = dask.compute(*[dask.delayed(_n_distinct)(b) for b in groups.to_delayed().ravel()])
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(float)
-
-    def codes(block, block_info=None):
-        offset = offsets[block_info[0]["chunk-location"][0]]
-        return np.unique(block, return_inverse=True)[1].reshape(-1).astype(float) + offset
-
-    return groups.map_blocks(codes, dtype=float)
-
-
-def _n_distinct(block: np.ndarray) -> int:
-    return int(np.unique(block).size)
-
-
 #: score_samples: every row on its own, whatever groups a formula fit would read from X.
 _NO_GROUPS = object()
 
@@ -366,6 +329,7 @@ class MixtureOfRegressions(_ParamsMixin):
         """fit() with groups, concomitant variables or shared coefficients
         (:func:`bayes_mlr.core.structured.fit_structured`)."""
         from bayes_mlr._validation import check_concomitant, check_shared
+        from bayes_mlr.core.group_data import dask_concomitant, dask_group_codes
         from bayes_mlr.core.grouping import Grouping
         from bayes_mlr.core.structured import fit_structured
 
@@ -389,11 +353,11 @@ class MixtureOfRegressions(_ParamsMixin):
         if concomitant is not None and not is_dask_collection(concomitant):
             W, conc_names = check_concomitant(concomitant, X_arr.shape[0])
         elif concomitant is not None:
-            W, conc_names = _dask_concomitant(concomitant)
+            W, conc_names = dask_concomitant(concomitant)
         if groups is None:
             codes = None
         elif is_dask_collection(groups) or lazy:
-            codes = _dask_group_codes(groups, X_arr.chunks[0])
+            codes = dask_group_codes(groups, X_arr.chunks[0])
         else:
             codes = Grouping(groups, X_arr.shape[0]).index
         result = fit_structured(

@@ -18,12 +18,22 @@ number of groups times ``K + r`` for a concomitant model (one "group" per row wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from bayes_mlr._validation import is_dask_collection
 from bayes_mlr.core.grouping import Grouping, group_constant
 
-__all__ = ["GroupedData", "Part", "bayes_rule", "load_part", "part_pass"]
+__all__ = [
+    "GroupedData",
+    "Part",
+    "bayes_rule",
+    "dask_concomitant",
+    "dask_group_codes",
+    "load_part",
+    "part_pass",
+]
 
 
 @dataclass
@@ -200,3 +210,40 @@ def _check_groups_in_one_part(labels: tuple) -> None:
             "rechunk at group boundaries, e.g. ddf.set_index(group_column) or "
             "X.rechunk({0: sizes}) with sizes that end where groups end."
         )
+
+
+def dask_concomitant(concomitant: Any) -> tuple[Any, Any]:
+    """A Dask concomitant (array or DataFrame) as a 2-D Dask array, with its column names."""
+    names = None
+    if hasattr(concomitant, "columns"):
+        names = np.asarray([str(c) for c in concomitant.columns], dtype=object)
+        concomitant = concomitant.to_dask_array(lengths=True)
+    elif hasattr(concomitant, "to_dask_array"):  # a Series
+        concomitant = concomitant.to_dask_array(lengths=True)
+    return (concomitant[:, None] if concomitant.ndim == 1 else concomitant), names
+
+
+def dask_group_codes(groups: Any, chunks: tuple) -> Any:
+    """Group codes ``0 .. G-1`` of Dask data, lazily: within a chunk its groups in sorted
+    order, after the groups of the chunks before (every group lies in one chunk, as the fit
+    checks). One pass over the group column counts each chunk's groups."""
+    import dask
+    import dask.array as da
+
+    if hasattr(groups, "to_dask_array"):
+        groups = groups.to_dask_array(lengths=True)
+    groups = (groups if is_dask_collection(groups) else da.from_array(np.asarray(groups))).rechunk(
+        (chunks,)
+    )
+    counts = dask.compute(*[dask.delayed(_n_distinct)(b) for b in groups.to_delayed().ravel()])
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(float)
+
+    def codes(block, block_info=None):
+        offset = offsets[block_info[0]["chunk-location"][0]]
+        return np.unique(block, return_inverse=True)[1].reshape(-1).astype(float) + offset
+
+    return groups.map_blocks(codes, dtype=float)
+
+
+def _n_distinct(block: np.ndarray) -> int:
+    return int(np.unique(block).size)
