@@ -105,8 +105,9 @@ def part_pass(part: Part, start, components, mixing, beta, sigma, gate, w_shift,
         ``mixing.reduce(γ, c)``.
     log_likelihood : float
         ``Σ_g c_g ℓ_g`` over the part's groups.
-    gram : ndarray of shape (K, q + 1, q + 1)
-    nk : ndarray of shape (K,)
+    component_stats : object
+        ``components.stats(Z, R, beta, sigma)`` with row weights ``R = c γ`` (summable, with
+        ``nk``).
     """
     grouping = part.grouping
     if start is None:
@@ -118,8 +119,8 @@ def part_pass(part: Part, start, components, mixing, beta, sigma, gate, w_shift,
         K = gate.shape[0]
         gamma = np.random.default_rng(list(start)).dirichlet(np.ones(K), size=grouping.n_groups)
         ll = float("nan")
-    gram, nk = components.stats(part.Z, grouping.expand(gamma) * part.row_weight[:, None])
-    return mixing.reduce(gamma, part.group_weight), ll, gram, nk
+    R = grouping.expand(gamma) * part.row_weight[:, None]
+    return mixing.reduce(gamma, part.group_weight), ll, components.stats(part.Z, R, beta, sigma)
 
 
 def _part_groups(part: Part):

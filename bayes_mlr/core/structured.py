@@ -51,7 +51,7 @@ from bayes_mlr.core.group_data import GroupedData, bayes_rule, part_pass, standa
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit, log_softmax
 from bayes_mlr.core.spurious import spurious_components
-from bayes_mlr.core.stats import augment
+from bayes_mlr.core.stats import augment, sum_stats
 from bayes_mlr.exceptions import SeparationWarning
 from bayes_mlr.results import EMProgress, EMResult
 
@@ -113,8 +113,8 @@ class _Structured:
         """One pass over the data: the E-step at ``state`` (or, with ``entropy``, random
         responsibilities drawn from that seed in each part) and the M-step statistics.
 
-        Returns the mixing model's statistics, the log-likelihood, the Gram matrices
-        (K, q + 1, q + 1) and ``nk`` (K,), summed over the parts.
+        Returns the mixing model's statistics, the log-likelihood and the component model's
+        statistics, each summed (or joined) over the parts.
         """
         n_parts = len(self.data.parts)
         starts = [None if entropy is None else (entropy, i) for i in range(n_parts)]
@@ -132,15 +132,14 @@ class _Structured:
         return (
             self.mixing.combine([o[0] for o in out]),
             float(sum(o[1] for o in out)),
-            np.sum([o[2] for o in out], axis=0),
-            np.sum([o[3] for o in out], axis=0),
+            sum_stats(o[2] for o in out),
         )
 
     def m_step(self, state: _State, stats: tuple) -> _State:
         """New parameters from the statistics of a pass (ECM for shared coefficients, Newton
         steps for a concomitant model)."""
-        mixing_stats, _, gram, nk = stats
-        beta, sigma = self.components.m_step_from_stats(gram, nk, state.sigma)
+        mixing_stats, _, component_stats = stats
+        beta, sigma = self.components.m_step_from_stats(component_stats, state.beta, state.sigma)
         return _State(beta, sigma, self.mixing.m_step(mixing_stats, state.gate))
 
     def mean_weights(self, gate: np.ndarray) -> np.ndarray:
@@ -160,13 +159,13 @@ class _Structured:
         responsibilities, towards) ``state``. Stops when the gain per observation is at most
         ``tol`` (``tol=0``: after ``max_iter`` iterations) or the run degenerates. The trace
         starts at the start's log-likelihood (after the M-step of random responsibilities)."""
-        nk = stats[3]
+        nk = stats[2].nk
         if not np.isfinite(stats[1]):  # random responsibilities: no log-likelihood before
             state = self.m_step(state, stats)  # their M-step
             stats = self.sweep(state)
         trace, n_iter, converged, degenerate = [stats[1]], 0, False, False
         while n_iter < max_iter:
-            state, nk = self.m_step(state, stats), stats[3]
+            state, nk = self.m_step(state, stats), stats[2].nk
             stats = self.sweep(state)
             trace.append(stats[1])
             n_iter += 1

@@ -24,7 +24,13 @@ import math
 import numpy as np
 
 from bayes_mlr.core.linalg import solve_weighted_least_squares
-from bayes_mlr.core.stats import block_stats, component_log_density, iter_blocks, sum_stats
+from bayes_mlr.core.stats import (
+    SufficientStats,
+    block_stats,
+    component_log_density,
+    iter_blocks,
+    sum_stats,
+)
 
 __all__ = ["GaussianComponents", "sigma_from_rss"]
 
@@ -111,7 +117,9 @@ class GaussianComponents:
         """log N(y_i | x1_iᵀβ_j, σ_j²), shape (n, K), from the augmented data Z = [X1, y]."""
         return component_log_density(Z, beta, sigma).T
 
-    def stats(self, Z: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def stats(
+        self, Z: np.ndarray, R: np.ndarray, beta: np.ndarray | None, sigma: np.ndarray | None
+    ) -> SufficientStats:
         """Block sufficient statistics of the weighted M-step.
 
         Parameters
@@ -120,18 +128,20 @@ class GaussianComponents:
             Augmented data [X1, y].
         R : ndarray of shape (n, K)
             Row weights ``r_ij = c_i γ_ij`` (sample weight times responsibility).
+        beta : ndarray of shape (K, q) or None
+        sigma : ndarray of shape (K,) or None
+            The current parameters (None at a random start). The Gaussian statistics do not
+            depend on them; a family fitted by IRLS would linearise at them.
 
         Returns
         -------
-        gram : ndarray of shape (K, q + 1, q + 1)
-            ``Σ_i r_ij z_i z_iᵀ``, accumulated over cache-sized row blocks.
-        nk : ndarray of shape (K,)
-            ``Σ_i r_ij``.
+        SufficientStats
+            ``nk`` = ``Σ_i r_ij`` and ``gram`` = ``Σ_i r_ij z_i z_iᵀ`` (K, q + 1, q + 1),
+            accumulated over cache-sized row blocks; summable over parts with ``+``.
         """
-        total = sum_stats(
+        return sum_stats(
             block_stats(Z[sl], None, None, None, None, resp=R[sl]) for sl in iter_blocks(len(Z))
         )
-        return total.gram, total.nk
 
     def m_step(
         self, Z: np.ndarray, R: np.ndarray, sigma: np.ndarray
@@ -141,18 +151,19 @@ class GaussianComponents:
         ``Z``, ``R`` as in :meth:`stats`; ``sigma`` (K,) is the current σ. Returns
         ``beta`` (K, q), ``sigma`` (K,) and ``nk`` (K,); see :meth:`m_step_from_stats`.
         """
-        gram, nk = self.stats(Z, R)
-        return (*self.m_step_from_stats(gram, nk, sigma), nk)
+        stats = self.stats(Z, R, None, sigma)
+        return (*self.m_step_from_stats(stats, None, sigma), stats.nk)
 
     def m_step_from_stats(
-        self, gram: np.ndarray, nk: np.ndarray, sigma: np.ndarray
+        self, stats: SufficientStats, beta: np.ndarray | None, sigma: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Weighted M-step from the statistics of :meth:`stats` (summed over any row blocks).
 
         Parameters
         ----------
-        gram : ndarray of shape (K, q + 1, q + 1)
-        nk : ndarray of shape (K,)
+        stats : SufficientStats
+        beta : ndarray of shape (K, q) or None
+            The current coefficients (not needed: the Gaussian step is in closed form).
         sigma : ndarray of shape (K,)
             The current σ, which weights the shared columns' equations.
 
@@ -161,6 +172,7 @@ class GaussianComponents:
         beta : ndarray of shape (K, q)
         sigma : ndarray of shape (K,)
         """
+        gram, nk = stats.gram, stats.nk
         beta = self.solve(gram, sigma)
         q = self.n_coef
         G, b, yy = gram[:, :q, :q], gram[:, :q, q], gram[:, q, q]
