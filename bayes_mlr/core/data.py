@@ -74,6 +74,17 @@ def blas_single_thread() -> Iterator[None]:
         _BLAS_LIMIT.release()
 
 
+def moments(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None):
+    """Weighted means and central variances ``(x_mean, x_var, y_mean, y_var)`` of in-memory
+    data, as :meth:`Scaler.from_moments` takes them."""
+    w = sample_weight
+    x_mean = np.average(X, axis=0, weights=w)
+    y_mean = float(np.average(y, weights=w))
+    x_var = np.average((X - x_mean) ** 2, axis=0, weights=w)
+    y_var = float(np.average((y - y_mean) ** 2, weights=w))
+    return x_mean, x_var, y_mean, y_var
+
+
 @dataclass
 class Scaler:
     """Affine change of units: x_s = (x - x_shift) / x_scale, y_s = (y - y_shift) / y_scale.
@@ -110,12 +121,7 @@ class Scaler:
 
     @classmethod
     def from_arrays(cls, X, y, sample_weight, fit_intercept: bool) -> Scaler:
-        w = sample_weight
-        x_mean = np.average(X, axis=0, weights=w)
-        y_mean = float(np.average(y, weights=w))
-        x_var = np.average((X - x_mean) ** 2, axis=0, weights=w)
-        y_var = float(np.average((y - y_mean) ** 2, weights=w))
-        return cls.from_moments(x_mean, x_var, y_mean, y_var, fit_intercept)
+        return cls.from_moments(*moments(X, y, sample_weight), fit_intercept)
 
     def design(self, X: np.ndarray) -> np.ndarray:
         """Standardised design matrix (n, q), intercept column first when fitted."""

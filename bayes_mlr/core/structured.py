@@ -46,7 +46,7 @@ from bayes_mlr._validation import (
 )
 from bayes_mlr.core import em
 from bayes_mlr.core.components import GaussianComponents
-from bayes_mlr.core.data import InMemoryData, Scaler, blas_single_thread
+from bayes_mlr.core.data import InMemoryData, Scaler, blas_single_thread, moments
 from bayes_mlr.core.group_data import GroupedData, bayes_rule, part_pass, standardised_design
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit, log_softmax
@@ -394,19 +394,11 @@ def _memory_source(X, y, sample_weight, groups, concomitant, shared, fit_interce
         shared, X_arr.shape[1], names, fit_intercept=bool(fit_intercept)
     )
     W = None if concomitant is None else check_concomitant(concomitant, n)[0]
-    w = np.ones(n) if sw is None else sw
-    x_mean = np.average(X_arr, axis=0, weights=w)
-    y_mean = float(np.average(y_arr, weights=w))
-    moments = (
-        x_mean,
-        np.average((X_arr - x_mean) ** 2, axis=0, weights=w),
-        y_mean,
-        float(np.average((y_arr - y_mean) ** 2, weights=w)),
-    )
-    scaler = _scaler(moments, shared_intercept, fit_intercept)
+    scaler = _scaler(moments(X_arr, y_arr, sw), shared_intercept, fit_intercept)
     data = GroupedData.in_memory(X_arr, y_arr, sw, groups, W, scaler)
     points = InMemoryData(data.parts[0].Z, sw)
-    return data, scaler, points, int(np.count_nonzero(w)), mask, shared_intercept
+    n_rows = n if sw is None else int(np.count_nonzero(sw))
+    return data, scaler, points, n_rows, mask, shared_intercept
 
 
 def _dask_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept):
