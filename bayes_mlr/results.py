@@ -68,6 +68,10 @@ class Optimum:
         As in :class:`EMResult`, for the best run that reached it.
     spurious_components : ndarray of bool, shape (n_components,)
         Which components are spurious (:mod:`bayes_mlr.core.spurious`).
+    concomitant_intercept : ndarray of shape (n_components,) or None
+    concomitant_coef : ndarray of shape (n_components, n_concomitant) or None
+        The mixing model's coefficients at this optimum, in its own component order (row 0
+        the reference), for a model with concomitant variables; else None.
     """
 
     weights: np.ndarray
@@ -79,10 +83,15 @@ class Optimum:
     converged: bool
     degenerate: bool
     spurious_components: np.ndarray
+    concomitant_intercept: np.ndarray | None = None
+    concomitant_coef: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("weights", "intercept", "coef", "sigma"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
+        for name in ("concomitant_intercept", "concomitant_coef"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _frozen(getattr(self, name)))
         flags = np.array(self.spurious_components, dtype=bool)
         flags.setflags(write=False)
         object.__setattr__(self, "spurious_components", flags)
@@ -93,8 +102,13 @@ class Optimum:
         return bool(self.spurious_components.any())
 
     def params(self) -> dict[str, np.ndarray]:
-        """The parameters as a dict with keys weights, intercept, coef, sigma."""
-        return {k: getattr(self, k) for k in ("weights", "intercept", "coef", "sigma")}
+        """The parameters as a dict with keys weights, intercept, coef, sigma, and the
+        concomitant coefficients when the model has them."""
+        out = {k: getattr(self, k) for k in ("weights", "intercept", "coef", "sigma")}
+        for name in ("concomitant_intercept", "concomitant_coef"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
 
 
 @dataclass(frozen=True, eq=False)

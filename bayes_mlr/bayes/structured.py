@@ -443,16 +443,16 @@ def initial_point(values: Mapping[str, np.ndarray], pm_model: pm.Model) -> dict[
 
 
 def _optima(model: Any, problem: _StructuredProblem) -> list[dict]:
-    """EM's estimate first, then (without a concomitant model) the fit's other regular optima
-    within the window of :func:`bayes_mlr.bayes.starts.em_optima`. A concomitant model's other
-    optima carry no concomitant coefficients, so they are left out."""
+    """EM's estimate first, then the fit's other regular optima within the window of
+    :func:`bayes_mlr.bayes.starts.em_optima` (with a concomitant model, each with its own
+    concomitant coefficients)."""
     from bayes_mlr.core.em import OPTIMUM_LL_TOL
 
     em = em_values(model)
     fit = {**em, "log_likelihood": float(model.log_likelihood_), "n_runs": None, "source": "fit"}
     found = [fit]
     result = getattr(model, "result_", None)
-    if problem.concomitant is not None or result is None:
+    if result is None:
         return found
     floor = fit["log_likelihood"] - _starts.LL_WINDOW_PER_PARAMETER * int(result.n_parameters)
     slack = OPTIMUM_LL_TOL * float(result.n_obs)
@@ -461,6 +461,8 @@ def _optima(model: Any, problem: _StructuredProblem) -> list[dict]:
             continue
         if any(abs(optimum.log_likelihood - f["log_likelihood"]) <= slack for f in found):
             continue
+        if problem.concomitant is not None and optimum.concomitant_coef is None:
+            continue  # saved by an older version: no concomitant coefficients to start from
         values = {k: np.array(v, dtype=float) for k, v in optimum.params().items()}
         values["coef"][:, problem.shared] = values["coef"][:, problem.shared].mean(axis=0)
         if problem.shared_intercept:
@@ -488,8 +490,8 @@ def chain_starts(
     """Where the chains start, and the EM optima the modes are compared with.
 
     ``starts="em"``: every chain at the EM estimate. ``starts="dispersed"``: chain 0 at the EM
-    estimate, then the fit's other regular optima (none for a concomitant model, whose optima
-    lack concomitant coefficients; the minimal-subset search of the plain model is not run),
+    estimate, then the fit's other regular optima (the minimal-subset search of the plain
+    model is not run),
     then over-dispersed points (:data:`bayes_mlr.bayes.starts.DISPERSION` EM standard errors
     from an optimum; shared coefficients moved as one, the reference row of the concomitant
     coefficients kept at zero).
@@ -907,14 +909,8 @@ def sample_structured(
     )
     if starts == "dispersed":
         idata["modes"].attrs["starts_note"] = (
-            "structured model: chains start at the fit's own regular EM optima ("
-            + (
-                "only the EM estimate: the other optima of a concomitant model carry no "
-                "concomitant coefficients"
-                if problem.concomitant is not None
-                else f"{len(optima)} found"
-            )
-            + ") and over-dispersed points around them; the minimal-subset search for other "
+            f"structured model: chains start at the fit's own regular EM optima ({len(optima)} "
+            "found) and over-dispersed points around them; the minimal-subset search for other "
             "optima of the plain model is not run"
         )
     _observed_data(idata, problem)

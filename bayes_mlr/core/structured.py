@@ -359,6 +359,11 @@ def fit_structured(
         n_spurious = em.warn_outcome(runs, best, spurious=spurious, max_iter=max_iter, tol=tol)
         separated = data.concomitant is not None and _separated(best.gate)
         optima = em._distinct_optima(runs, best, scaler, base, sigma)
+        if data.concomitant is not None:
+            optima = [
+                (_with_concomitant(opt, group[0], scaler, (w_shift, w_scale)), group)
+                for opt, group in optima
+            ]
     return _result(
         best,
         runs,
@@ -461,6 +466,26 @@ def _separated(gate: np.ndarray) -> bool:
     return True
 
 
+def _external_gate(gate: np.ndarray, order: np.ndarray, concomitant_scaler) -> tuple:
+    """Mixing coefficients on the standardised scale -> ``(concomitant_intercept (K,),
+    concomitant_coef (K, r))`` in the data's units, in the component ``order`` given, row 0
+    the reference."""
+    shift, scale = concomitant_scaler
+    gate = gate[order]
+    coef = gate[:, 1:] / scale
+    intercept = gate[:, 0] - coef @ shift
+    return intercept - intercept[0], coef - coef[0]
+
+
+def _with_concomitant(optimum, run, scaler: Scaler, concomitant_scaler):
+    """``optimum`` (of :func:`bayes_mlr.core.em._distinct_optima`, from ``run``) with the
+    run's concomitant coefficients, in the optimum's canonical component order."""
+    weights, intercept, coef, _ = em._to_external(scaler, run.params)
+    order = em.canonical_order(weights, intercept, coef, scaler.x_mean)
+    c_intercept, c_coef = _external_gate(run.gate, order, concomitant_scaler)
+    return dataclasses.replace(optimum, concomitant_intercept=c_intercept, concomitant_coef=c_coef)
+
+
 def _concomitant_scaler(W: np.ndarray | None, weight: np.ndarray):
     """Weighted mean and standard deviation of each concomitant column (1 for a constant one)."""
     if W is None:
@@ -512,11 +537,7 @@ def _result(
     order = em.canonical_order(weights, intercept, coef, scaler.x_mean)
     c_intercept = c_coef = None
     if concomitant is not None:
-        shift, scale = concomitant
-        gate = best.gate[order]
-        c_coef = gate[:, 1:] / scale
-        c_intercept = gate[:, 0] - c_coef @ shift
-        c_coef, c_intercept = c_coef - c_coef[0], c_intercept - c_intercept[0]
+        c_intercept, c_coef = _external_gate(best.gate, order, concomitant)
     coef = coef[order]
     coef[:, mask] = coef[:, mask].mean(axis=0)  # equal up to rounding: make them equal
     intercept = intercept[order]

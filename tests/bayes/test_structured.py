@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import arviz_stats as azs
 import numpy as np
@@ -418,9 +419,7 @@ def test_draws_keep_the_structure_and_the_reference():
     assert json.loads(post.attrs["shared_features"]) == ["w"]
     assert json.loads(post.attrs["concomitant"]) == ["z"]
     assert post.attrs["log_likelihood_unit"] == "group"
-    assert (
-        "only the EM estimate" in h.structured_posterior("combined")["modes"].attrs["starts_note"]
-    )
+    assert "optima (" in h.structured_posterior("combined")["modes"].attrs["starts_note"]
     recorded = json.loads(post.attrs["priors"])
     parameters = {(r["parameter"], r["component"], r["feature"]) for r in recorded["rows"]}
     assert ("coef", "shared", "w") in parameters
@@ -560,3 +559,23 @@ def test_an_extended_structured_model_can_be_sampled():
     assert json.loads(idata["posterior"].attrs["priors"])["source"] == "custom"
     with pytest.raises(ValueError, match="pass priors to build_model"):
         bayes.sample_posterior(model, pm_model=pm_model, priors={"coef": {"sigma": 1.0}})
+
+
+def test_concomitant_optima_start_chains_with_their_own_coefficients():
+    """Every distinct regular optimum of a concomitant fit carries its mixing coefficients, so
+    dispersed chains can start there (not only at EM)."""
+    from bayes_mlr import MixtureOfRegressions
+    from bayes_mlr.bayes.structured import _optima, structured_problem
+
+    peers = Path(__file__).resolve().parents[1] / "peers" / "structure"
+    data = pd.read_csv(peers / "ChickWeight_grouped_concomitant.csv")
+    model = MixtureOfRegressions.from_formula(
+        "weight ~ Time | Chick", data, 2, concomitant="~ C(Diet)", random_state=0
+    )
+    assert len(model.result_.optima) >= 2  # -2708.55 and a lower optimum at -2713.22
+    first = model.result_.optima[0]
+    np.testing.assert_array_equal(first.concomitant_coef, model.concomitant_coef_)
+    found = _optima(model, structured_problem(model))
+    assert len(found) >= 2
+    assert all(f["concomitant_coef"].shape == model.concomitant_coef_.shape for f in found)
+    assert all(np.all(f["concomitant_coef"][0] == 0) for f in found)  # reference row
