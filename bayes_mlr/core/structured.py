@@ -86,14 +86,6 @@ class _StructuredRun(em._Run):
 
 
 @dataclass
-class _Counts:
-    """The part of :class:`~bayes_mlr.core.stats.SufficientStats` that the degeneracy test
-    reads."""
-
-    nk: np.ndarray
-
-
-@dataclass
 class _Structured:
     """Data, component model and mixing model of one fit; the data in parts that each hold
     whole groups (:class:`~bayes_mlr.core.group_data.GroupedData`)."""
@@ -149,8 +141,10 @@ class _Structured:
             return pi[0]
         return (self.data.group_weight * self.data.sizes) @ pi / self.n_obs
 
-    def degenerate(self, state: _State, nk: np.ndarray) -> bool:
-        return self.base.is_degenerate(em._Params(None, state.beta, state.sigma), _Counts(nk))
+    def degenerate(self, state: _State, component_stats) -> bool:
+        """The plain model's rule (a collapsed σ or too few rows), on the statistics whose
+        M-step gave ``state``."""
+        return self.base.is_degenerate(em._Params(None, state.beta, state.sigma), component_stats)
 
     def run(
         self, stats: tuple, state: _State, max_iter: int, tol: float, label: tuple[int, int]
@@ -159,18 +153,18 @@ class _Structured:
         responsibilities, towards) ``state``. Stops when the gain per observation is at most
         ``tol`` (``tol=0``: after ``max_iter`` iterations) or the run degenerates. The trace
         starts at the start's log-likelihood (after the M-step of random responsibilities)."""
-        nk = stats[2].nk
+        fitted = stats[2]  # the component statistics whose M-step gives the current state
         if not np.isfinite(stats[1]):  # random responsibilities: no log-likelihood before
             state = self.m_step(state, stats)  # their M-step
             stats = self.sweep(state)
         trace, n_iter, converged, degenerate = [stats[1]], 0, False, False
         while n_iter < max_iter:
-            state, nk = self.m_step(state, stats), stats[2].nk
+            state, fitted = self.m_step(state, stats), stats[2]
             stats = self.sweep(state)
             trace.append(stats[1])
             n_iter += 1
             self._report(label, n_iter, trace[-1])
-            if self.degenerate(state, nk):
+            if self.degenerate(state, fitted):
                 degenerate = True
                 break
             if tol > 0 and abs(trace[-1] - trace[-2]) <= tol * self.n_obs:
@@ -180,7 +174,7 @@ class _Structured:
             label, n_iter, trace[-1], done=True, converged=converged, degenerate=degenerate
         )
         spurious = spurious_components(
-            nk, state.sigma, self.components.n_coef, variance=self.components.variance
+            fitted.nk, state.sigma, self.components.n_coef, variance=self.components.variance
         )
         params = em._Params(self.mean_weights(state.gate), state.beta, state.sigma)
         return _StructuredRun(params, trace, n_iter, converged, degenerate, spurious, state.gate)
