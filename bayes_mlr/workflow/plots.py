@@ -268,11 +268,10 @@ class _Panel:
     levels: list[str] | None = None
 
 
-def _typical(column: Any) -> Any:
-    """The mean of a numeric column, the most frequent value of any other."""
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+def _typical(column: Any, by_level: bool = False) -> Any:
+    """The mean of a numeric column, the most frequent value of any other (or of a numeric
+    column that the formula encodes by level, ``by_level``)."""
+    if not by_level and not _is_categorical(column):
         return float(column.mean())
     return column.mode(dropna=True).iloc[0]
 
@@ -281,6 +280,13 @@ def _is_categorical(column: Any) -> bool:
     import pandas as pd
 
     return not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+
+
+def _by_level(frame: Any, variable: str, encoded_names: Sequence[str]) -> bool:
+    """Whether a formula treats ``variable`` as categorical: a text column, or a number it
+    encodes by level (``C(Diet)`` gives the columns ``C(Diet)[T.2]``, ...)."""
+    starts = (f"{variable}[", f"C({variable})", f"C({variable},")
+    return _is_categorical(frame[variable]) or any(n.startswith(starts) for n in encoded_names)
 
 
 def _format_value(value: Any) -> str:
@@ -313,7 +319,8 @@ def _formula_panels(frame: Any, model_spec: Any, feature_names: Sequence[str]) -
 
     required = set(model_spec.required_variables)
     variables = [str(c) for c in frame.columns if str(c) in required]
-    typical = {v: _typical(frame[v]) for v in variables}
+    by_level = {v: _by_level(frame, v, feature_names) for v in variables}
+    typical = {v: _typical(frame[v], by_level[v]) for v in variables}
     n = len(frame)
 
     def encode(table: Any) -> np.ndarray:
@@ -330,14 +337,16 @@ def _formula_panels(frame: Any, model_spec: Any, feature_names: Sequence[str]) -
         out = table.copy()
         for v in variables:
             if v != keep:
-                out[v] = pd.Series([typical[v]] * len(out), index=out.index, dtype=frame[v].dtype)
+                # a mean of integers is not an integer: numeric columns are held as floats
+                dtype = frame[v].dtype if by_level[v] else float
+                out[v] = pd.Series([typical[v]] * len(out), index=out.index, dtype=dtype)
         return out
 
     panels = []
     for v in variables[:_MAX_PANELS]:
         column = frame[v]
         partial = encode(held_at(frame, v))
-        if _is_categorical(column):
+        if by_level[v]:
             cats = (
                 list(column.cat.categories)
                 if isinstance(column.dtype, pd.CategoricalDtype)
@@ -699,6 +708,10 @@ def _mixing_panels_of_frame(frame: Any, state: Any) -> list[_MixingPanel]:
     spec = state.concomitant_spec
     required = set(spec.required_variables)
     variables = [str(c) for c in frame.columns if str(c) in required]
+    names = list(state.concomitant_names)
+
+    def categorical(v: str) -> bool:
+        return _by_level(frame, v, names)
 
     def first_level(column: Any) -> Any:
         if isinstance(column.dtype, pd.CategoricalDtype):
@@ -706,8 +719,7 @@ def _mixing_panels_of_frame(frame: Any, state: Any) -> list[_MixingPanel]:
         return sorted(column.dropna().unique(), key=str)[0]
 
     typical = {
-        v: first_level(frame[v]) if _is_categorical(frame[v]) else float(frame[v].mean())
-        for v in variables
+        v: first_level(frame[v]) if categorical(v) else float(frame[v].mean()) for v in variables
     }
 
     def encode(table: Any) -> np.ndarray:
@@ -723,7 +735,7 @@ def _mixing_panels_of_frame(frame: Any, state: Any) -> list[_MixingPanel]:
         column = frame[v]
         size = _GRID_SIZE
         levels = None
-        if _is_categorical(column):
+        if categorical(v):
             cats = (
                 list(column.cat.categories)
                 if isinstance(column.dtype, pd.CategoricalDtype)
@@ -738,12 +750,16 @@ def _mixing_panels_of_frame(frame: Any, state: Any) -> list[_MixingPanel]:
             grid = np.linspace(np.nanmin(observed), np.nanmax(observed), size)
             values = grid
         table = pd.DataFrame(
-            {o: pd.Series([typical[o]] * size, dtype=frame[o].dtype) for o in variables if o != v}
+            {
+                o: pd.Series([typical[o]] * size, dtype=frame[o].dtype if categorical(o) else float)
+                for o in variables
+                if o != v
+            }
         )
         table[v] = values
         others = [
             f"{o} = {_format_value(typical[o])}"
-            + (" (first level)" if _is_categorical(frame[o]) else " (mean)")
+            + (" (first level)" if categorical(o) else " (mean)")
             for o in variables
             if o != v
         ]
@@ -772,6 +788,48 @@ def _mixing_panels_of_array(W: np.ndarray, names: Sequence[str]) -> list[_Mixing
     return panels
 
 
+def _mixing_band_maker(model: Any):
+    """A function ``(W (T, r), π (T, K)) -> half-widths (T, K)`` of pointwise 95% intervals of
+    the prior weights by the delta method from the EM covariance of the concomitant
+    coefficients (``None`` when it has no finite entries); ``.available`` says which.
+
+    ``dπ_j / d(α_k, γ_k) = π_j (δ_jk − π_k) [1, w]`` for the free components ``k >= 1``.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a singular information is flagged elsewhere
+        cov, labels = model.covariance_, model.covariance_labels_
+    K, r = model.concomitant_coef_.shape
+    index = {label: i for i, label in enumerate(labels)}
+    order = [
+        index[name]
+        for k in range(1, K)
+        for name in [f"concomitant_intercept[{k}]"]
+        + [f"concomitant_coef[{k},{c}]" for c in range(r)]
+    ]
+    sub = cov[np.ix_(order, order)]
+    usable = bool(np.all(np.isfinite(sub)))
+
+    def band(W: np.ndarray, pi: np.ndarray) -> np.ndarray | None:
+        if not usable:
+            return None
+        design = np.column_stack([np.ones(W.shape[0]), np.asarray(W, dtype=float)])  # (T, r1)
+        half = np.empty_like(pi)
+        for j in range(K):
+            # gradient of π_j over the free blocks k = 1..K-1, each [1, w] scaled
+            grad = np.concatenate(
+                [(pi[:, j] * ((j == k) - pi[:, k]))[:, None] * design for k in range(1, K)], axis=1
+            )
+            half[:, j] = 1.959964 * np.sqrt(
+                np.maximum(np.einsum("ti,ij,tj->t", grad, sub, grad), 0)
+            )
+        return half
+
+    band.available = usable
+    return band
+
+
 def plot_mixing(
     model: Any,
     *,
@@ -788,7 +846,9 @@ def plot_mixing(
     its observed range, the other variables held at their mean (numeric) or first level
     (categorical), with a rug of the observed values; a categorical variable (or, without a
     data frame, a 0/1 dummy column) gets one bar per component at each level, with the
-    number of rows at that level. Colours are those of :func:`plot_fit`.
+    number of rows at that level. Colours are those of :func:`plot_fit`. Shaded bands (curves)
+    and error bars (bars) are pointwise 95% intervals by the delta method from the EM
+    covariance of the concomitant coefficients (left out when it is singular).
 
     Parameters
     ----------
@@ -855,11 +915,22 @@ def plot_mixing(
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     bottom = 2 * _RUG_Y if any(panel.levels is None for panel in panels) else 0.0
+    band = _mixing_band_maker(model)
     for ax, panel in zip(axes, panels, strict=False):
         weights = model.mixing_weights(panel.encoded)  # (T, K)
+        half = band(panel.encoded, weights)  # (T, K) half-widths of the 95% intervals
         if panel.levels is None:
             for j in range(K):
                 ax.plot(panel.grid, weights[:, j], color=colors[j], lw=2)
+                if half is not None:
+                    ax.fill_between(
+                        panel.grid,
+                        np.clip(weights[:, j] - half[:, j], 0.0, 1.0),
+                        np.clip(weights[:, j] + half[:, j], 0.0, 1.0),
+                        color=colors[j],
+                        alpha=0.18,
+                        lw=0,
+                    )
             rug = panel.observed[np.isfinite(panel.observed)]
             if rug.size > max_rug:
                 rug = rng.choice(rug, size=max_rug, replace=False)
@@ -877,11 +948,23 @@ def plot_mixing(
         else:
             width = 0.8 / K
             for j in range(K):
+                low = (
+                    None
+                    if half is None
+                    else weights[:, j] - np.clip(weights[:, j] - half[:, j], 0.0, 1.0)
+                )
+                high = (
+                    None
+                    if half is None
+                    else np.clip(weights[:, j] + half[:, j], 0.0, 1.0) - weights[:, j]
+                )
                 ax.bar(
                     panel.grid + (j - (K - 1) / 2) * width,
                     weights[:, j],
                     width=width * 0.95,
                     color=colors[j],
+                    yerr=None if half is None else np.vstack([low, high]),
+                    error_kw={"ecolor": "0.2", "capsize": 3, "lw": 1},
                 )
             counts = [int(np.sum(panel.observed == g)) for g in panel.grid]
             ax.set_xticks(
@@ -895,6 +978,10 @@ def plot_mixing(
         if panel.held:
             ax.set_title(panel.held, fontsize="small", wrap=True)
     handles = [Line2D([], [], color=c, lw=6, label=f"component {j}") for j, c in enumerate(colors)]
+    if band.available:
+        handles.append(
+            Line2D([], [], color="0.6", lw=6, alpha=0.4, label="95% interval (EM, delta method)")
+        )
     if any(panel.levels is None for panel in panels):
         handles.append(
             Line2D([], [], ls="", marker="|", ms=8, color="0.25", label="rug: observed values")

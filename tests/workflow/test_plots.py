@@ -466,3 +466,53 @@ def test_rank_plot_of_a_structured_model(combined):
     assert {"coef_shared[w]", "concomitant_intercept[1]", "concomitant_coef[1, z]"} <= titles
     assert not {"coef[0, w]", "concomitant_intercept[0]"} & titles
     plots._close(fig)
+
+
+def test_mixing_bands_are_the_delta_method_of_the_em_covariance(concomitant3):
+    """The 95% half-widths match the spread of π(w) under draws of the concomitant
+    coefficients from their EM normal approximation (Monte Carlo: 5% relative)."""
+    band = plots._mixing_band_maker(concomitant3)
+    assert band.available
+    W = np.array([[-1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [1.5, 0.0, 1.0]])
+    pi = concomitant3.mixing_weights(W)
+    half = band(W, pi)
+    labels = concomitant3.covariance_labels_
+    names = [
+        f"concomitant_{kind}[{k}{'' if kind == 'intercept' else f',{c}'}]"
+        for k in (1, 2)
+        for kind, c in [("intercept", None)] + [("coef", c) for c in range(3)]
+    ]
+    idx = [labels.index(n) for n in names]
+    cov = concomitant3.covariance_[np.ix_(idx, idx)]
+    mean = np.concatenate(
+        [
+            np.r_[concomitant3.concomitant_intercept_[k], concomitant3.concomitant_coef_[k]]
+            for k in (1, 2)
+        ]
+    )
+    draws = np.random.default_rng(0).multivariate_normal(mean, cov, size=40_000)
+    gate = np.zeros((draws.shape[0], 3, 4))
+    gate[:, 1:, :] = draws.reshape(-1, 2, 4)
+    eta = np.einsum("dkc,tc->dtk", gate, np.column_stack([np.ones(3), W]))
+    sims = np.exp(eta - np.logaddexp.reduce(eta, axis=2, keepdims=True))
+    np.testing.assert_allclose(half / 1.959964, sims.std(axis=0), rtol=0.05)
+
+
+def test_integer_columns_encoded_by_level_are_drawn_by_level():
+    """``C(Diet)`` of an integer column is categorical (bars per level, held at a level), and an
+    integer column held at its mean is held as a float (regression: both used to fail)."""
+    frame = pd.read_csv(STRUCTURE / "ChickWeight_grouped_concomitant.csv")  # int Time and Diet
+    model = MixtureOfRegressions.from_formula(
+        "weight ~ Time | Chick", frame, concomitant="~ C(Diet)", n_init=2, random_state=0
+    )
+    fig = plots.plot_mixing(model, data=frame)
+    (bars,) = [ax for ax in fig.axes if ax.get_visible()]
+    assert [t.get_text().split("\n")[0] for t in bars.get_xticklabels()] == ["1", "2", "3", "4"]
+    plt.close(fig)
+    fit = MixtureOfRegressions.from_formula(
+        "weight ~ Time + C(Diet)", frame, n_init=2, random_state=0
+    )
+    fig = plots.plot_fit(fit, data=frame)
+    time_panel, diet_panel = [ax for ax in fig.axes if ax.get_visible()][:2]
+    assert "Diet = 1" in time_panel.get_title() and "Time = 10.7" in diet_panel.get_title()
+    plt.close(fig)
