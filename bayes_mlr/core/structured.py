@@ -51,7 +51,7 @@ from bayes_mlr.core.group_data import GroupedData, bayes_rule, part_pass, standa
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit, log_softmax
 from bayes_mlr.core.spurious import spurious_components
-from bayes_mlr.core.stats import augment, sum_stats
+from bayes_mlr.core.stats import augment, component_log_density, sum_stats
 from bayes_mlr.exceptions import SeparationWarning
 from bayes_mlr.results import EMProgress, EMResult
 
@@ -629,9 +629,6 @@ def e_step_structured(
     X1 = np.column_stack([np.ones(n), X]) if result.fit_intercept else X
     beta = np.column_stack([result.intercept, result.coef]) if result.fit_intercept else result.coef
     sigma = np.asarray(result.sigma)
-    comp = GaussianComponents(
-        np.zeros(beta.shape[1], bool), variance="component", sigma_fixed=None, sigma_floor=0.0
-    )
-    a = grouping.sum(comp.log_density(augment(X1, y), beta, sigma)) + log_pi
+    a = grouping.sum(component_log_density(augment(X1, y), beta, sigma).T) + log_pi
     gamma, ell = bayes_rule(a)
     return grouping.expand(gamma), ell, grouping

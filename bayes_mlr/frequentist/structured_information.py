@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from bayes_mlr._validation import is_dask_collection
+from bayes_mlr.core.group_data import bayes_rule
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit
 from bayes_mlr.frequentist.information import _invert_information, delta_method
@@ -196,9 +197,7 @@ def log_likelihood_at(
     lay = _layout(result, [f"x{k}" for k in range(result.n_features)], [f"w{k}" for k in range(r)])
     data = _data(result, X, y, sample_weight, groups, concomitant)
     _, a = _joint(data, *_unpack(np.asarray(theta, float), lay, result))
-    top = a.max(axis=1, keepdims=True)
-    ell = top[:, 0] + np.log(np.exp(a - top).sum(axis=1))
-    return float(data.group_weight @ ell)
+    return float(data.group_weight @ bayes_rule(a)[1])
 
 
 def _information(result: EMResult, data: _Data, lay: Layout):
@@ -206,9 +205,7 @@ def _information(result: EMResult, data: _Data, lay: Layout):
     theta = _theta(result, lay)
     beta, sigma, gate = _unpack(theta, lay, result)
     resid, a = _joint(data, beta, sigma, gate)
-    top = a.max(axis=1, keepdims=True)
-    gamma = np.exp(a - top)
-    gamma /= gamma.sum(axis=1, keepdims=True)  # (G, K)
+    gamma = bayes_rule(a)[0]  # (G, K)
     pi = np.exp(data.mixing.log_prior(gate))  # (G or 1, K)
     K, P = beta.shape[0], lay.size
     G = gamma.shape[0]

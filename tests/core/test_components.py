@@ -20,7 +20,9 @@ def test_shared_columns_solve_the_joint_weighted_problem(seed):
     sigma = np.array([0.5, 1.0, 2.0])
     shared = np.array([False, True, False])
     comp = GaussianComponents(shared, variance="component", sigma_fixed=None, sigma_floor=0.0)
-    beta, _, nk = comp.m_step(augment(X1, y), R, sigma)
+    stats = comp.stats(augment(X1, y), R, None, sigma)
+    beta, _ = comp.m_step_from_stats(stats, None, sigma)
+    nk = stats.nk
     # stacked design: rows of every component, weights r_ij / sigma_j^2
     blocks, targets, weights = [], [], []
     for j in range(K):

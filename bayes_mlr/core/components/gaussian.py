@@ -143,17 +143,6 @@ class GaussianComponents:
             block_stats(Z[sl], None, None, None, None, resp=R[sl]) for sl in iter_blocks(len(Z))
         )
 
-    def m_step(
-        self, Z: np.ndarray, R: np.ndarray, sigma: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Weighted M-step (an ECM step when coefficients are shared), from the data.
-
-        ``Z``, ``R`` as in :meth:`stats`; ``sigma`` (K,) is the current σ. Returns
-        ``beta`` (K, q), ``sigma`` (K,) and ``nk`` (K,); see :meth:`m_step_from_stats`.
-        """
-        stats = self.stats(Z, R, None, sigma)
-        return (*self.m_step_from_stats(stats, None, sigma), stats.nk)
-
     def m_step_from_stats(
         self, stats: SufficientStats, beta: np.ndarray | None, sigma: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
