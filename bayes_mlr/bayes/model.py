@@ -35,8 +35,6 @@ on every back-end, and afterwards each draw is relabelled to the EM labelling by
 
 from __future__ import annotations
 
-import json
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,7 +56,6 @@ from bayes_mlr.bayes.sampling import _PARALLEL_WORK as _PARALLEL_WORK
 from bayes_mlr.bayes.sampling import _SAMPLER_MODULES as _SAMPLER_MODULES
 from bayes_mlr.bayes.sampling import (
     AMBIGUOUS_GAP_PER_FEATURE,
-    RELABEL_WARN_FRACTION,
     SAMPLERS,
     _add_modes,
     _auto_sampler,
@@ -73,8 +70,10 @@ from bayes_mlr.bayes.sampling import (
     _problem,
     _resolve_sampler,
     available_samplers,
+    finish_posterior,
     run_sampler,
 )
+from bayes_mlr.bayes.sampling import RELABEL_WARN_FRACTION as RELABEL_WARN_FRACTION
 from bayes_mlr.bayes.sampling import _default_cores as _default_cores
 from bayes_mlr.bayes.sampling import _hessian_covariance as _hessian_covariance
 from bayes_mlr.bayes.sampling import _logp_dlogp as _logp_dlogp
@@ -739,22 +738,12 @@ def sample_posterior(
             # object mode and warn, so this small graph runs on PyTensor's Python linker.
             compile_kwargs={"mode": "FAST_COMPILE"},
         )
-    idata["em"] = xr.DataTree(_em_dataset(model, problem))
-    attrs = idata["posterior"].attrs
-    attrs.update(
-        sampler=backend,
-        variance=problem.variance,
-        fit_intercept=int(problem.fit_intercept),
-        sampling_wall_time=wall,
-        priors=json.dumps(prior_record),
+    return finish_posterior(
+        idata,
+        _em_dataset(model, problem),
+        problem,
+        backend=backend,
+        wall=wall,
+        prior_record=prior_record,
+        stacklevel=2,
     )
-    fraction = attrs["relabelled_fraction"]
-    if fraction > RELABEL_WARN_FRACTION:
-        warnings.warn(
-            f"{fraction:.1%} of the draws were relabelled to the EM labelling: the chains "
-            "switched labels. The aligned posterior is usable if diagnose() passes; otherwise "
-            "the components may not be well separated.",
-            LabelSwitchingWarning,
-            stacklevel=2,
-        )
-    return idata

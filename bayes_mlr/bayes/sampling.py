@@ -34,6 +34,7 @@ from pytensor.graph.fg import MissingInputError
 
 from bayes_mlr.bayes import modes as _modes
 from bayes_mlr.bayes.mixture_op import register_jax
+from bayes_mlr.core.labels import LabelSwitchingWarning
 from bayes_mlr.exceptions import MultimodalPosteriorWarning
 
 __all__ = ["AMBIGUOUS_GAP_PER_FEATURE", "RELABEL_WARN_FRACTION", "SAMPLERS", "available_samplers"]
@@ -705,3 +706,42 @@ def run_sampler(
         kwargs={**kwargs, "cores": cores},
     )
     return idata, time.perf_counter() - t0
+
+
+def finish_posterior(
+    idata: Any,
+    em_dataset: Any,
+    problem: Any,
+    *,
+    backend: str,
+    wall: float,
+    prior_record: Any,
+    stacklevel: int,
+    **extra_attrs: Any,
+) -> Any:
+    """The ``em`` group and the posterior's attributes (sampler, variance, intercept, wall
+    time, priors and ``extra_attrs``); a :class:`LabelSwitchingWarning` when more than
+    ``RELABEL_WARN_FRACTION`` of the draws were relabelled (``stacklevel`` counted from the
+    caller)."""
+    import json
+
+    idata["em"] = xr.DataTree(em_dataset)
+    attrs = idata["posterior"].attrs
+    attrs.update(
+        sampler=backend,
+        variance=problem.variance,
+        fit_intercept=int(problem.fit_intercept),
+        sampling_wall_time=wall,
+        priors=json.dumps(prior_record),
+        **extra_attrs,
+    )
+    fraction = attrs["relabelled_fraction"]
+    if fraction > RELABEL_WARN_FRACTION:
+        warnings.warn(
+            f"{fraction:.1%} of the draws were relabelled to the EM labelling: the chains "
+            "switched labels. The aligned posterior is usable if diagnose() passes; otherwise "
+            "the components may not be well separated.",
+            LabelSwitchingWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return idata

@@ -51,7 +51,6 @@ likelihood Op); this one is written in plain PyTensor.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +69,6 @@ from bayes_mlr.bayes.priors import default_priors, describe_priors, merge_priors
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.labels import (
     RELABEL_METHODS,
-    LabelSwitchingWarning,
     apply_permutations,
     assign_from_cost,
     assignment_cost,
@@ -918,23 +916,13 @@ def sample_structured(
         idata = _add_log_likelihood(idata, pm_model, problem)
     if posterior_predictive:
         idata = _add_posterior_predictive(idata, problem, random_seed)
-    idata["em"] = xr.DataTree(_em_dataset(model, problem))
-    attrs = idata["posterior"].attrs
-    attrs.update(
-        sampler=backend,
-        variance=problem.variance,
-        fit_intercept=int(problem.fit_intercept),
-        sampling_wall_time=wall,
-        priors=json.dumps(prior_record),
+    return _sampling.finish_posterior(
+        idata,
+        _em_dataset(model, problem),
+        problem,
+        backend=backend,
+        wall=wall,
+        prior_record=prior_record,
+        stacklevel=3,
         **_structure_attrs(problem),
     )
-    fraction = attrs["relabelled_fraction"]
-    if fraction > _sampling.RELABEL_WARN_FRACTION:
-        warnings.warn(
-            f"{fraction:.1%} of the draws were relabelled to the EM labelling: the chains "
-            "switched labels. The aligned posterior is usable if diagnose() passes; otherwise "
-            "the components may not be well separated.",
-            LabelSwitchingWarning,
-            stacklevel=3,
-        )
-    return idata
