@@ -788,8 +788,9 @@ def _mixing_panels_of_array(W: np.ndarray, names: Sequence[str]) -> list[_Mixing
     return panels
 
 
-def _mixing_band_maker(model: Any):
-    """A function ``(W (T, r), π (T, K)) -> half-widths (T, K)`` of pointwise 95% intervals of
+def _mixing_band_maker(model: Any, ci_prob: float):
+    """A function ``(W (T, r), π (T, K)) -> half-widths (T, K)`` of pointwise ``ci_prob``
+    intervals of
     the prior weights by the delta method from the EM covariance of the concomitant
     coefficients (``None`` when it has no finite entries); ``.available`` says which.
 
@@ -797,6 +798,9 @@ def _mixing_band_maker(model: Any):
     """
     import warnings
 
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + ci_prob / 2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a singular information is flagged elsewhere
         cov, labels = model.covariance_, model.covariance_labels_
@@ -821,9 +825,7 @@ def _mixing_band_maker(model: Any):
             grad = np.concatenate(
                 [(pi[:, j] * ((j == k) - pi[:, k]))[:, None] * design for k in range(1, K)], axis=1
             )
-            half[:, j] = 1.959964 * np.sqrt(
-                np.maximum(np.einsum("ti,ij,tj->t", grad, sub, grad), 0)
-            )
+            half[:, j] = z * np.sqrt(np.maximum(np.einsum("ti,ij,tj->t", grad, sub, grad), 0))
         return half
 
     band.available = usable
@@ -838,6 +840,7 @@ def plot_mixing(
     concomitant: Any = None,
     max_rug: int = 2000,
     random_state: int = 0,
+    ci_prob: float = 0.94,
 ):
     """The mixing weights of a concomitant model: each component's prior probability
     ``π_j(w) = softmax_j(α_j + wᵀγ_j)`` against each concomitant variable.
@@ -847,8 +850,9 @@ def plot_mixing(
     (categorical), with a rug of the observed values; a categorical variable (or, without a
     data frame, a 0/1 dummy column) gets one bar per component at each level, with the
     number of rows at that level. Colours are those of :func:`plot_fit`. Shaded bands (curves)
-    and error bars (bars) are pointwise 95% intervals by the delta method from the EM
-    covariance of the concomitant coefficients (left out when it is singular).
+    and error bars (bars) are pointwise ``ci_prob`` intervals by the delta method from the EM
+    covariance of the concomitant coefficients (left out when it is singular), as the EM
+    bands of :func:`plot_fit`.
 
     Parameters
     ----------
@@ -867,6 +871,8 @@ def plot_mixing(
         At most this many rug marks (a seeded random subset).
     random_state : int
         Seed of that subset.
+    ci_prob : float, default=0.94
+        Coverage of the intervals (that of :func:`plot_fit`'s bands).
 
     Returns
     -------
@@ -880,6 +886,8 @@ def plot_mixing(
     from matplotlib.lines import Line2D
 
     model._check_fitted()
+    if not 0.0 < float(ci_prob) < 1.0:
+        raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}")
     if getattr(model, "concomitant_coef_", None) is None:
         raise ValueError(
             "plot_mixing needs a model with concomitant variables (fit(..., concomitant=) or "
@@ -915,10 +923,10 @@ def plot_mixing(
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     bottom = 2 * _RUG_Y if any(panel.levels is None for panel in panels) else 0.0
-    band = _mixing_band_maker(model)
+    band = _mixing_band_maker(model, ci_prob)
     for ax, panel in zip(axes, panels, strict=False):
         weights = model.mixing_weights(panel.encoded)  # (T, K)
-        half = band(panel.encoded, weights)  # (T, K) half-widths of the 95% intervals
+        half = band(panel.encoded, weights)  # (T, K) half-widths of the intervals
         if panel.levels is None:
             for j in range(K):
                 ax.plot(panel.grid, weights[:, j], color=colors[j], lw=2)
@@ -980,7 +988,14 @@ def plot_mixing(
     handles = [Line2D([], [], color=c, lw=6, label=f"component {j}") for j, c in enumerate(colors)]
     if band.available:
         handles.append(
-            Line2D([], [], color="0.6", lw=6, alpha=0.4, label="95% interval (EM, delta method)")
+            Line2D(
+                [],
+                [],
+                color="0.6",
+                lw=6,
+                alpha=0.4,
+                label=f"EM {ci_prob:.0%} interval (delta method)",
+            )
         )
     if any(panel.levels is None for panel in panels):
         handles.append(

@@ -471,7 +471,7 @@ def test_rank_plot_of_a_structured_model(combined):
 def test_mixing_bands_are_the_delta_method_of_the_em_covariance(concomitant3):
     """The 95% half-widths match the spread of π(w) under draws of the concomitant
     coefficients from their EM normal approximation (Monte Carlo: 5% relative)."""
-    band = plots._mixing_band_maker(concomitant3)
+    band = plots._mixing_band_maker(concomitant3, 0.95)
     assert band.available
     W = np.array([[-1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [1.5, 0.0, 1.0]])
     pi = concomitant3.mixing_weights(W)
