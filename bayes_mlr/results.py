@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -127,9 +128,11 @@ class EMResult:
     coef : ndarray of shape (n_components, n_features)
         Regression coefficients of each component.
     sigma : ndarray of shape (n_components,)
-        Noise standard deviations; equal entries for ``variance="shared"`` or ``"fixed"``.
+        Noise standard deviations (scales, for ``family="student_t"``); equal entries for
+        ``variance="shared"`` or ``"fixed"``; NaN for a family without σ (Poisson, binomial).
     log_likelihood : float
-        Total observed-data log-likelihood Σ_i w_i log Σ_j π_j N(y_i | ·) at these parameters.
+        Total observed-data log-likelihood Σ_i w_i log Σ_j π_j f_j(y_i | ·) at these
+        parameters.
     log_likelihood_trace : ndarray of shape (n_iter + 1,)
         Log-likelihood at the start and after each EM iteration of the returned run
         (non-decreasing up to rounding).
@@ -140,7 +143,7 @@ class EMResult:
     converged : bool
         Whether the run met ``tol`` before ``max_iter``.
     variance : str
-        "component", "shared" or "fixed".
+        "component", "shared" or "fixed"; "none" for a family without σ.
     fit_intercept : bool
     n_obs : float
         Number of observations (sum of sample weights).
@@ -174,6 +177,10 @@ class EMResult:
     separated : bool
         True when the concomitant variables separate the components (their maximum likelihood
         coefficients are infinite; :class:`~bayes_mlr.SeparationWarning`).
+    family : Family or None
+        The component family (:mod:`bayes_mlr.core.components`); None means Gaussian.
+    df : ndarray of shape (n_components,) or None
+        Degrees of freedom ν_j of Student-t components; None for other families.
     optima : tuple of Optimum
         The distinct optima that the non-degenerate runs reached, the returned one first, then
         in the order the fit ranks them (regular before spurious, then by log-likelihood), each
@@ -206,13 +213,19 @@ class EMResult:
     concomitant_coef: np.ndarray | None = None
     n_groups: int | None = None
     separated: bool = False
+    family: Any = None
+    df: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("weights", "intercept", "coef", "sigma", "log_likelihood_trace"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
-        for name in ("concomitant_intercept", "concomitant_coef"):
+        for name in ("concomitant_intercept", "concomitant_coef", "df"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _frozen(getattr(self, name)))
+        if self.family is None:
+            from bayes_mlr.core.components import Gaussian
+
+            object.__setattr__(self, "family", Gaussian())
         shared = np.zeros(self.coef.shape[1], bool) if self.shared is None else self.shared
         shared = np.array(shared, dtype=bool)
         shared.setflags(write=False)
@@ -239,17 +252,18 @@ class EMResult:
 
     @property
     def n_parameters(self) -> int:
-        """Number of free parameters (coefficients, K-1 weights, estimated sigmas)."""
+        """Number of free parameters (coefficients, K-1 weights or the concomitant model,
+        estimated sigmas and degrees of freedom)."""
         from bayes_mlr.frequentist.information import n_parameters
 
         return n_parameters(
             self.n_components,
             self.n_features,
-            variance=self.variance,
+            variance="fixed" if self.variance == "none" else self.variance,
             fit_intercept=self.fit_intercept,
             n_shared=int(self.shared.sum()) + int(self.shared_intercept),
             n_concomitant=self.n_concomitant,
-        )
+        ) + (self.n_components if self.df is not None and self.family.df is None else 0)
 
     @property
     def n_concomitant(self) -> int:
@@ -258,9 +272,11 @@ class EMResult:
 
     @property
     def structured(self) -> bool:
-        """True when the model has concomitant variables, groups or shared coefficients."""
+        """True when the model has concomitant variables, groups, shared coefficients or a
+        non-Gaussian family (it is fitted by :func:`bayes_mlr.fit_structured`)."""
         return bool(
-            self.concomitant_coef is not None
+            self.family.name != "gaussian"
+            or self.concomitant_coef is not None
             or self.n_groups is not None
             or self.shared.any()
             or self.shared_intercept

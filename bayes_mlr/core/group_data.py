@@ -32,6 +32,7 @@ __all__ = [
     "dask_concomitant",
     "dask_group_codes",
     "load_part",
+    "part_null_sums",
     "part_pass",
 ]
 
@@ -42,8 +43,9 @@ class Part:
 
     Attributes
     ----------
-    Z : ndarray of shape (n_part, q + 1)
-        Standardised ``[X1, y]``.
+    Z : ndarray of shape (n_part, q + 1 + m)
+        Standardised ``[X1, y]``, then the family's ``m`` row columns (offset, trials, ...:
+        :meth:`~bayes_mlr.core.components.family.Family.row_columns`).
     row_weight : ndarray of shape (n_part,)
     grouping : Grouping
     group_weight : ndarray of shape (G_part,)
@@ -59,12 +61,21 @@ class Part:
     concomitant: np.ndarray | None
 
 
-def load_part(X, y, w, g, W, scaler) -> Part:
+def load_part(X, y, w, g, W, scaler, family=None, offset=None, trials=None) -> Part:
     """A :class:`Part` from raw rows (module level: a distributed cluster can pickle it).
 
-    Raises ``ValueError`` when the sample weights or concomitant variables vary within a group.
+    Raises ``ValueError`` when the sample weights or concomitant variables vary within a group,
+    or ``y``, ``offset``, ``trials`` are not valid for the ``family`` (default Gaussian).
     """
-    Z = scaler.augmented(np.asarray(X, dtype=float), np.asarray(y, dtype=float))
+    y = np.asarray(y, dtype=float)
+    Z = scaler.augmented(np.asarray(X, dtype=float), y)
+    if family is not None:
+        offset = None if offset is None else np.asarray(offset, dtype=float).reshape(-1)
+        trials = None if trials is None else np.asarray(trials, dtype=float).reshape(-1)
+        family.check_response(y, offset, trials)
+        extra = family.row_columns(y, offset, trials)
+        if extra.shape[1]:
+            Z = np.column_stack([Z, extra])
     n = Z.shape[0]
     row_weight = np.ones(n) if w is None else np.asarray(w, dtype=float)
     grouping = Grouping(None if g is None else np.asarray(g), n)
@@ -92,10 +103,10 @@ def standardised_design(W: np.ndarray | None, shift, scale) -> np.ndarray | None
     return np.column_stack([np.ones(W.shape[0]), (W - shift) / scale])
 
 
-def part_pass(part: Part, start, components, mixing, beta, sigma, gate, w_shift, w_scale):
+def part_pass(part: Part, start, components, mixing, beta, sigma, df, gate, w_shift, w_scale):
     """One part's share of an EM pass: the E-step, then the M-step statistics.
 
-    ``start`` is None for an E-step at ``(beta, sigma, gate)``, or ``(entropy, index)`` for the
+    ``start`` is None for an E-step at ``(beta, sigma, df, gate)``, or ``(entropy, index)`` for the
     random start: Dirichlet(1) responsibilities per group drawn from that seed (the
     log-likelihood is then NaN).
 
@@ -112,7 +123,7 @@ def part_pass(part: Part, start, components, mixing, beta, sigma, gate, w_shift,
     grouping = part.grouping
     if start is None:
         Wd = standardised_design(part.concomitant, w_shift, w_scale)
-        a = grouping.sum(components.log_density(part.Z, beta, sigma))
+        a = grouping.sum(components.log_density(part.Z, beta, sigma, df))
         gamma, ell = bayes_rule(a + mixing.log_prior_of(Wd, gate))
         ll = float(part.group_weight @ ell)
     else:
@@ -120,7 +131,13 @@ def part_pass(part: Part, start, components, mixing, beta, sigma, gate, w_shift,
         gamma = np.random.default_rng(list(start)).dirichlet(np.ones(K), size=grouping.n_groups)
         ll = float("nan")
     R = grouping.expand(gamma) * part.row_weight[:, None]
-    return mixing.reduce(gamma, part.group_weight), ll, components.stats(part.Z, R, beta, sigma)
+    stats = components.stats(part.Z, R, beta, sigma, df)
+    return mixing.reduce(gamma, part.group_weight), ll, stats
+
+
+def part_null_sums(part: Part, _, family, q: int) -> np.ndarray:
+    """A part's sums for the family's intercept-only fit (:meth:`Family.null_sums`)."""
+    return family.null_sums(part.Z[:, q], part.Z[:, q + 1 :], part.row_weight)
 
 
 def _part_groups(part: Part):
@@ -157,27 +174,39 @@ class GroupedData:
             _check_groups_in_one_part(labels)
 
     @classmethod
-    def in_memory(cls, X, y, w, groups, W, scaler) -> GroupedData:
-        part = load_part(X, y, w, groups, W, scaler)
+    def in_memory(
+        cls, X, y, w, groups, W, scaler, family=None, offset=None, trials=None
+    ) -> GroupedData:
+        part = load_part(X, y, w, groups, W, scaler, family, offset, trials)
         return cls([part], False, [_part_groups(part)], groups is not None)
 
     @classmethod
-    def from_dask(cls, X, y, w, groups, W, scaler) -> GroupedData:
-        """Parts from Dask arrays with aligned row chunks (``groups``, ``W`` may be None)."""
+    def from_dask(
+        cls, X, y, w, groups, W, scaler, family=None, offset=None, trials=None
+    ) -> GroupedData:
+        """Parts from Dask arrays with aligned row chunks (``groups``, ``W``, ``offset``,
+        ``trials`` may be None)."""
         import dask
 
         def blocks(arr):
             return None if arr is None else list(arr.to_delayed().ravel())
 
-        xb, yb, wb, gb, Wb = map(blocks, (X, y, w, groups, W))
+        xb, yb, wb, gb, Wb, ob, tb = map(blocks, (X, y, w, groups, W, offset, trials))
+
+        def block(b, i):
+            return None if b is None else b[i]
+
         parts = [
             dask.delayed(load_part)(
                 xb[i],
                 yb[i],
-                None if wb is None else wb[i],
-                None if gb is None else gb[i],
-                None if Wb is None else Wb[i],
+                block(wb, i),
+                block(gb, i),
+                block(Wb, i),
                 scaler,
+                family,
+                block(ob, i),
+                block(tb, i),
             )
             for i in range(len(xb))
         ]

@@ -51,7 +51,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SPURIOUS_POINTS_PER_PARAMETER", "SPURIOUS_SIGMA_RATIO", "spurious_components"]
+__all__ = [
+    "SPURIOUS_POINTS_PER_PARAMETER",
+    "SPURIOUS_SIGMA_RATIO",
+    "small_components",
+    "spurious_components",
+]
 
 #: A component is small when it has fewer effective observations than this per parameter.
 SPURIOUS_POINTS_PER_PARAMETER = 5.0
@@ -87,14 +92,34 @@ def spurious_components(
     >>> spurious_components(np.array([55.0, 95.0]), np.array([1e-4, 0.1]), 2)  # large: kept
     array([False, False])
     """
-    nk = np.asarray(nk, dtype=float)
     sigma = np.asarray(sigma, dtype=float)
-    out = np.zeros(nk.shape, dtype=bool)
-    if variance != "component" or nk.size < 2:
-        return out
-    size = min(SPURIOUS_POINTS_PER_PARAMETER * (n_coef + 1), nk.sum() / nk.size)
-    small = nk < size
-    if small.all() or not small.any():  # all small: only when every n_j equals n / K
-        return out
+    if variance != "component":
+        return np.zeros(np.shape(nk), dtype=bool)
+    small = small_components(nk, n_coef + 1)
+    if not small.any():
+        return small
     reference = float(np.min(sigma[~small]))
     return small & (sigma < SPURIOUS_SIGMA_RATIO * reference)
+
+
+def small_components(nk: np.ndarray, n_parameters: int) -> np.ndarray:
+    """Condition (1) of the rule: components with fewer than ``SPURIOUS_POINTS_PER_PARAMETER``
+    effective observations per parameter and fewer than the average ``n / K``.
+
+    Parameters
+    ----------
+    nk : ndarray of shape (n_components,)
+    n_parameters : int
+        Parameters of one component (coefficients, and its σ where it has one).
+
+    Returns
+    -------
+    ndarray of bool, shape (n_components,)
+        All False with one component, or when every component is small (only when every
+        ``n_j`` equals ``n / K``).
+    """
+    nk = np.asarray(nk, dtype=float)
+    if nk.size < 2:
+        return np.zeros(nk.shape, dtype=bool)
+    small = nk < min(SPURIOUS_POINTS_PER_PARAMETER * n_parameters, nk.sum() / nk.size)
+    return small if not small.all() else np.zeros(nk.shape, dtype=bool)

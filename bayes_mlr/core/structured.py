@@ -45,13 +45,18 @@ from bayes_mlr._validation import (
     is_dask_collection,
 )
 from bayes_mlr.core import em
-from bayes_mlr.core.components import GaussianComponents
+from bayes_mlr.core.components import Family, resolve_family
 from bayes_mlr.core.data import InMemoryData, Scaler, blas_single_thread, moments
-from bayes_mlr.core.group_data import GroupedData, bayes_rule, part_pass, standardised_design
+from bayes_mlr.core.group_data import (
+    GroupedData,
+    bayes_rule,
+    part_null_sums,
+    part_pass,
+    standardised_design,
+)
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit, log_softmax
-from bayes_mlr.core.spurious import spurious_components
-from bayes_mlr.core.stats import augment, component_log_density, sum_stats
+from bayes_mlr.core.stats import sum_stats
 from bayes_mlr.exceptions import SeparationWarning
 from bayes_mlr.results import EMProgress, EMResult
 
@@ -61,6 +66,8 @@ __all__ = ["e_step_structured", "fit_structured", "mixing_weights"]
 #: gating model separates the components: exp(15) ~ 3e6, far beyond any slope real data
 #: estimate, reached only when the Newton steps chase an infinite maximum.
 SEPARATION_LOGIT = 15.0
+#: Step halvings of a GLM's Newton M-step before the iteration is taken as it is.
+MAX_HALVINGS = 30
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,11 +77,26 @@ SEPARATION_LOGIT = 15.0
 
 @dataclass
 class _State:
-    """beta (K, q), sigma (K,), gate (K, r1) on the internal scale."""
+    """beta (K, q), sigma (K,), gate (K, r1) on the internal scale; df (K,) for a Student-t
+    family, else None."""
 
     beta: np.ndarray
     sigma: np.ndarray
     gate: np.ndarray
+    df: np.ndarray | None = None
+
+    def towards(self, other: _State, t: float) -> _State:
+        """The point ``self + t (other − self)``."""
+
+        def mix(a, b):
+            return None if a is None else a + t * (b - a)
+
+        return _State(
+            mix(self.beta, other.beta),
+            mix(self.sigma, other.sigma),
+            mix(self.gate, other.gate),
+            mix(self.df, other.df),
+        )
 
 
 @dataclass
@@ -83,6 +105,8 @@ class _StructuredRun(em._Run):
     weights over the rows) with the mixing coefficients it ended at."""
 
     gate: np.ndarray | None = None
+    df: np.ndarray | None = None
+    separated: np.ndarray | None = None  # components whose linear predictor diverged (GLMs)
 
 
 @dataclass
@@ -91,7 +115,7 @@ class _Structured:
     whole groups (:class:`~bayes_mlr.core.group_data.GroupedData`)."""
 
     data: GroupedData
-    components: GaussianComponents
+    components: Any  # a component model (bayes_mlr.core.components)
     mixing: ConstantMixing | MultinomialLogit
     w_shift: np.ndarray | None  # the concomitant variables' standardisation
     w_scale: np.ndarray | None
@@ -117,6 +141,7 @@ class _Structured:
             self.mixing,
             state.beta,
             state.sigma,
+            state.df,
             state.gate,
             self.w_shift,
             self.w_scale,
@@ -131,8 +156,10 @@ class _Structured:
         """New parameters from the statistics of a pass (ECM for shared coefficients, Newton
         steps for a concomitant model)."""
         mixing_stats, _, component_stats = stats
-        beta, sigma = self.components.m_step_from_stats(component_stats, state.beta, state.sigma)
-        return _State(beta, sigma, self.mixing.m_step(mixing_stats, state.gate))
+        beta, sigma, df = self.components.m_step_from_stats(
+            component_stats, state.beta, state.sigma, state.df
+        )
+        return _State(beta, sigma, self.mixing.m_step(mixing_stats, state.gate), df)
 
     def mean_weights(self, gate: np.ndarray) -> np.ndarray:
         """The prior weights averaged over the rows (sample-weighted), shape (K,)."""
@@ -159,8 +186,7 @@ class _Structured:
             stats = self.sweep(state)
         trace, n_iter, converged, degenerate = [stats[1]], 0, False, False
         while n_iter < max_iter:
-            state, fitted = self.m_step(state, stats), stats[2]
-            stats = self.sweep(state)
+            state, stats, fitted = self.ascend(state, stats)
             trace.append(stats[1])
             n_iter += 1
             self._report(label, n_iter, trace[-1])
@@ -173,11 +199,38 @@ class _Structured:
         self._report(
             label, n_iter, trace[-1], done=True, converged=converged, degenerate=degenerate
         )
-        spurious = spurious_components(
-            fitted.nk, state.sigma, self.components.n_coef, variance=self.components.variance
-        )
+        spurious = self.components.spurious(fitted, state.sigma)
         params = em._Params(self.mean_weights(state.gate), state.beta, state.sigma)
-        return _StructuredRun(params, trace, n_iter, converged, degenerate, spurious, state.gate)
+        separated = getattr(self.components, "separated", None)
+        return _StructuredRun(
+            params,
+            trace,
+            n_iter,
+            converged,
+            degenerate,
+            spurious,
+            state.gate,
+            state.df,
+            None if separated is None else separated(fitted, state.beta),
+        )
+
+    def ascend(self, state: _State, stats: tuple) -> tuple[_State, tuple, Any]:
+        """One EM iteration from ``state`` (whose pass gave ``stats``): the M-step, then a pass
+        at the new point. A Newton M-step (a GLM family) that lowers the log-likelihood is
+        halved, up to ``MAX_HALVINGS`` times, towards ``state`` (an ascent direction: the
+        gradient of the observed log-likelihood equals that of the expected complete-data one
+        there). Returns the new state, its pass, and the component statistics whose M-step
+        gave it."""
+        new = self.m_step(state, stats)
+        fitted = stats[2]
+        new_stats = self.sweep(new)
+        slack = 1e-12 * (abs(stats[1]) + self.n_obs)
+        for _ in range(MAX_HALVINGS if self.components.variance == "none" else 0):
+            if not new_stats[1] < stats[1] - slack:
+                break
+            new = state.towards(new, 0.5)
+            new_stats = self.sweep(new)
+        return new, new_stats, fitted
 
     def _report(self, label, n_iter, ll, *, done=False, converged=False, degenerate=False):
         if self.base.callback is not None:
@@ -199,7 +252,8 @@ class _Structured:
     def start_random(self, K: int, rng: np.random.Generator) -> tuple[tuple, _State]:
         """Random group responsibilities: Dirichlet(1) rows, drawn inside each part from the
         start's seed and the part's index (with Dask input they depend on the chunking)."""
-        state = _State(None, np.ones(K), self.mixing.zeros(K))
+        sigma, df = self.components.start_params(K)
+        state = _State(None, sigma, self.mixing.zeros(K), df)
         return self.sweep(state, entropy=int(rng.integers(2**63))), state
 
     def start_subsets(self, K: int, rng: np.random.Generator) -> tuple[tuple, _State]:
@@ -209,7 +263,7 @@ class _Structured:
         beta = p.beta.copy()
         shared = self.components.shared
         beta[:, shared] = beta[:, shared].mean(axis=0)
-        state = _State(beta, p.sigma, self.mixing.zeros(K))
+        state = _State(beta, p.sigma, self.mixing.zeros(K), self.components.start_params(K)[1])
         return self.sweep(state), state
 
 
@@ -237,9 +291,12 @@ def fit_structured(
     random_state: int | np.random.Generator | None = None,
     callback: Callable[[EMProgress], Any] | None = None,
     spurious: str = "avoid",
+    family: Any = "gaussian",
+    offset: Any = None,
+    trials: Any = None,
 ) -> EMResult:
-    """Fit a mixture of linear regressions with concomitant variables, grouped rows and/or
-    coefficients shared across components, by (generalised) EM.
+    """Fit a mixture of regressions of any family, with concomitant variables, grouped rows
+    and/or coefficients shared across components, by (generalised) EM.
 
     Parameters
     ----------
@@ -265,13 +322,22 @@ def fit_structured(
         ``"short_runs"`` alternate the two. Every start runs to convergence on all rows.
     n_init : int, default=10
         Number of starts (up to four more rounds when every run is degenerate or spurious).
+    family : {"gaussian", "poisson", "binomial", "student_t"} or Family, default="gaussian"
+        The component family (:mod:`bayes_mlr.core.components`). Poisson and binomial have no
+        σ (``variance`` must stay "component" and ``sigma`` None); their starts are random
+        (``init="subsets"`` is refused).
+    offset : array-like of shape (n_samples,), optional
+        Added to the linear predictor (poisson and binomial): e.g. ``log(exposure)``.
+    trials : array-like of shape (n_samples,), optional
+        Number of trials of each row (binomial; default 1), ``y`` counting successes.
 
     Returns
     -------
     EMResult
         With ``concomitant_intercept``, ``concomitant_coef``, ``shared``,
-        ``shared_intercept`` and ``n_groups`` set; ``weights`` are the prior weights averaged
-        over the training rows. Components are in the canonical order (ascending mean
+        ``shared_intercept``, ``n_groups``, ``family`` and ``df`` set; ``weights`` are the
+        prior weights averaged over the training rows; ``sigma`` is NaN for a family without
+        σ. Components are in the canonical order (ascending mean
         prediction), and component 0 is the reference of the concomitant model.
 
     Raises
@@ -305,15 +371,25 @@ def fit_structured(
     if not isinstance(init, str):
         raise TypeError(
             "init must be one of 'auto', 'random', 'subsets', 'short_runs' for a model with "
-            f"concomitant variables, groups or shared coefficients; got {type(init).__name__}."
+            "concomitant variables, groups, shared coefficients or a non-Gaussian family; got "
+            f"{type(init).__name__}."
         )
+    family = resolve_family(family)
+    _check_family_settings(family, variance, sigma, init)
     K = int(n_components)
-    lazy = any(is_dask_collection(v) for v in (X, y, groups, concomitant, sample_weight))
-    if lazy:
-        source = _dask_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept)
+    rows = (X, y, groups, concomitant, sample_weight, offset, trials)
+    extra = (family, offset, trials)
+    if any(is_dask_collection(v) for v in rows):
+        source = _dask_source(
+            X, y, sample_weight, groups, concomitant, shared, fit_intercept, extra
+        )
     else:
-        source = _memory_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept)
+        source = _memory_source(
+            X, y, sample_weight, groups, concomitant, shared, fit_intercept, extra
+        )
     data, scaler, points, n_rows, mask, shared_intercept = source
+    if not family.has_sigma:  # the EM core sees a unit "σ", fixed: the family has none
+        variance, sigma = "fixed", 1.0
     p = mask.shape[0]
     check_sizes(n_rows, p, K, fit_intercept=bool(fit_intercept), variance=variance)
     n_groups = int(np.count_nonzero(data.group_weight))
@@ -327,8 +403,18 @@ def fit_structured(
     else:
         Wd = standardised_design(data.concomitant, w_shift, w_scale)
         mixing = MultinomialLogit(Wd, data.group_weight)
-    components = GaussianComponents(
-        design_shared, variance=variance, sigma_fixed=sigma_fixed, sigma_floor=em.SIGMA_FLOOR_REL
+    q = design_shared.shape[0]
+    null_beta = np.zeros(q)
+    if fit_intercept:
+        sums = data.map(part_null_sums, [None] * len(data.parts), family, q)
+        null_beta[0] = family.null_eta(np.sum(sums, axis=0))
+    components = family.components(
+        design_shared,
+        variance=variance,
+        sigma_fixed=sigma_fixed,
+        sigma_floor=em.SIGMA_FLOOR_REL,
+        null_beta=null_beta,
+        intercept=bool(fit_intercept),
     )
     rng = np.random.default_rng(random_state)
     # One BLAS thread: the products here are skinny (K or r1 columns), where OpenBLAS's own
@@ -342,7 +428,7 @@ def fit_structured(
             variance=variance,
             sigma_fixed=sigma_fixed,
             sigma_floor=em.SIGMA_FLOOR_REL,
-            min_count=points.q + (variance == "component"),
+            min_count=q + (variance == "component"),
             callback=callback,
             log_y_scale=math.log(scaler.y_scale),
             avoid_spurious=spurious == "avoid",
@@ -352,6 +438,9 @@ def fit_structured(
         best = em._best_run(runs, base)
         n_spurious = em.warn_outcome(runs, best, spurious=spurious, max_iter=max_iter, tol=tol)
         separated = data.concomitant is not None and _separated(best.gate)
+        separated = _separated_components(best, family) or separated
+        if not family.has_sigma:
+            sigma = float("nan")
         optima = em._distinct_optima(runs, best, scaler, base, sigma)
         if data.concomitant is not None:
             optima = [
@@ -372,36 +461,78 @@ def fit_structured(
         n_groups=data.n_groups if data.grouped else None,
         n_spurious=n_spurious,
         separated=separated,
+        family=family,
     )
 
 
-def _scaler(moments, shared_intercept: bool, fit_intercept: bool) -> Scaler:
+def _check_family_settings(family: Family, variance, sigma, init) -> None:
+    """Settings that do not apply to the family: refused before any computation."""
+    if family.has_sigma:
+        return
+    if variance != "component" or sigma is not None:
+        raise ValueError(
+            f"family={family.name!r} has no σ (its variance is a function of its mean): leave "
+            "variance='component' and sigma=None."
+        )
+    if init == "subsets":
+        raise ValueError(
+            f"init='subsets' fits lines by least squares, which family={family.name!r} has no "
+            "use for; use init='auto' or 'random'."
+        )
+
+
+def _scaler(moments, shared_intercept: bool, fit_intercept: bool, family: Family) -> Scaler:
     """The standardisation of x and y; without shifting x when the intercept is shared
-    (shifting x would make a shared intercept component-specific)."""
+    (shifting x would make a shared intercept component-specific), and without touching y for
+    a family of counts."""
     x_mean, x_var, y_mean, y_var = moments
     if not shared_intercept:
-        return Scaler.from_moments(x_mean, x_var, y_mean, y_var, bool(fit_intercept))
-    scaler = Scaler.from_moments(x_mean, x_var, y_mean, y_var, False)
-    return dataclasses.replace(scaler, fit_intercept=True, x_mean=np.asarray(x_mean, float))
+        scaler = Scaler.from_moments(x_mean, x_var, y_mean, y_var, bool(fit_intercept))
+    else:
+        scaler = Scaler.from_moments(x_mean, x_var, y_mean, y_var, False)
+        scaler = dataclasses.replace(scaler, fit_intercept=True, x_mean=np.asarray(x_mean, float))
+    if not family.standardise_y:
+        scaler = dataclasses.replace(scaler, y_shift=0.0, y_scale=1.0)
+    return scaler
 
 
-def _memory_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept):
+def _row_vector(value, name: str, n: int) -> np.ndarray | None:
+    """``offset`` or ``trials`` as a float vector of ``n`` rows (None stays None)."""
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be numeric; got {type(value).__name__}.") from err
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one value per row; got {arr.shape}.")
+    return arr
+
+
+def _memory_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept, extra):
     """In-memory data: one part; the plain problem's data source for the starts."""
+    family, offset, trials = extra
     X_arr, y_arr, sw, names = check_data(X, y, sample_weight)
     n = X_arr.shape[0]
     mask, shared_intercept = check_shared(
         shared, X_arr.shape[1], names, fit_intercept=bool(fit_intercept)
     )
     W = None if concomitant is None else check_concomitant(concomitant, n)[0]
-    scaler = _scaler(moments(X_arr, y_arr, sw), shared_intercept, fit_intercept)
-    data = GroupedData.in_memory(X_arr, y_arr, sw, groups, W, scaler)
-    points = InMemoryData(data.parts[0].Z, sw)
+    offset, trials = _row_vector(offset, "offset", n), _row_vector(trials, "trials", n)
+    family.check_response(y_arr, offset, trials)
+    scaler = _scaler(moments(X_arr, y_arr, sw), shared_intercept, fit_intercept, family)
+    data = GroupedData.in_memory(X_arr, y_arr, sw, groups, W, scaler, family, offset, trials)
+    q = X_arr.shape[1] + int(bool(fit_intercept))
+    points = InMemoryData(np.ascontiguousarray(data.parts[0].Z[:, : q + 1]), sw)
     n_rows = n if sw is None else int(np.count_nonzero(sw))
     return data, scaler, points, n_rows, mask, shared_intercept
 
 
-def _dask_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept):
+def _dask_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept, extra):
     """Dask data: one part per row chunk (every group inside one chunk, checked)."""
+    family, offset, trials = extra
     import dask.array as da
 
     from bayes_mlr.core import dask_data as _dask
@@ -426,14 +557,15 @@ def _dask_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept
 
     g = aligned(groups, "groups", 1)
     W = aligned(concomitant, "concomitant", 2)
+    offset, trials = aligned(offset, "offset", 1), aligned(trials, "trials", 1)
     if W is not None and not np.issubdtype(W.dtype, np.number):
         raise TypeError(f"concomitant must be numeric; got a Dask array of dtype {W.dtype}.")
     mask, shared_intercept = check_shared(shared, X.shape[1], names, fit_intercept=fit_intercept)
     n_obs, x_mean, x_var, y_mean, y_var = _dask.moments_and_checks(X, y, sw)
     if not n_obs > 0:
         raise ValueError("sample_weight sums to zero; at least one observation needs weight.")
-    scaler = _scaler((x_mean, x_var, y_mean, y_var), shared_intercept, fit_intercept)
-    data = GroupedData.from_dask(X, y, sw, g, W, scaler)
+    scaler = _scaler((x_mean, x_var, y_mean, y_var), shared_intercept, fit_intercept, family)
+    data = GroupedData.from_dask(X, y, sw, g, W, scaler, family, offset, trials)
     if data.concomitant is not None and not np.all(np.isfinite(data.concomitant)):
         raise ValueError("concomitant contains NaN or infinite values; clean the data first.")
     points = _dask.DaskData(X, y, sw, scaler, n_obs)
@@ -454,6 +586,28 @@ def _separated(gate: np.ndarray) -> bool:
         "not meaningful (the fit is flagged: result_.separated); the regression coefficients "
         "may still be. Use fewer concomitant variables, or the posterior, whose priors keep "
         "the coefficients finite.",
+        SeparationWarning,
+        stacklevel=em._user_stacklevel(),
+    )
+    return True
+
+
+def _separated_components(best: _StructuredRun, family: Family) -> bool:
+    """Whether a GLM component's linear predictor diverged (separation, or a mean collapsing
+    onto the boundary), and warn if so (:class:`SeparationWarning`)."""
+    if best.separated is None or not best.separated.any():
+        return False
+    which = ", ".join(map(str, np.flatnonzero(best.separated)))
+    warnings.warn(
+        f"family={family.name!r}: the linear predictor of component(s) {which} (before the "
+        "canonical reordering) diverges: a slope beyond "
+        f"{SEPARATION_LOGIT:g} per standard deviation of its column, or a fitted mean "
+        "collapsing to the boundary (a Poisson mean of 0, a probability of 0 or 1). The data "
+        "separate within that component (complete or quasi-complete separation), so some "
+        "maximum likelihood coefficients are infinite; their values and standard errors are "
+        "not meaningful (the fit is flagged: result_.separated). Drop or merge the separating "
+        "columns, use fewer components, or use the posterior, whose priors keep the "
+        "coefficients finite.",
         SeparationWarning,
         stacklevel=em._user_stacklevel(),
     )
@@ -493,7 +647,7 @@ def _concomitant_scaler(W: np.ndarray | None, weight: np.ndarray):
 def _restarts(model: _Structured, K, init, n_init, max_iter, tol, rng) -> list[_StructuredRun]:
     """``n_init`` starts (subsets and random in turn for "auto"/"short_runs"), each run to
     convergence; up to ``em.SPURIOUS_EXTRA_ROUNDS`` more rounds while no run is regular."""
-    if init == "random":
+    if init == "random" or model.components.variance == "none":  # no lines to start from
         makers = (model.start_random,)
     elif init == "subsets":
         makers = (model.start_subsets,)
@@ -524,9 +678,10 @@ def _result(
     n_groups,
     n_spurious,
     separated,
+    family,
 ) -> EMResult:
     weights, intercept, coef, sig = em._to_external(scaler, best.params)
-    if variance == "fixed":
+    if variance == "fixed" or not family.has_sigma:  # as given (NaN: the family has no σ)
         sig = np.full(weights.shape[0], float(sigma))
     order = em.canonical_order(weights, intercept, coef, scaler.x_mean)
     c_intercept = c_coef = None
@@ -537,6 +692,9 @@ def _result(
     intercept = intercept[order]
     if shared_intercept:
         intercept[:] = intercept.mean()
+    summary = em.run_summary(best, runs, n_spurious, optima, scaler, base)
+    if not family.has_sigma:
+        summary["variance"] = "none"
     return EMResult(
         weights=weights[order],
         intercept=intercept,
@@ -549,7 +707,9 @@ def _result(
         concomitant_coef=c_coef,
         n_groups=n_groups,
         separated=separated,
-        **em.run_summary(best, runs, n_spurious, optima, scaler, base),
+        family=family,
+        df=None if best.df is None else best.df[order],
+        **summary,
     )
 
 

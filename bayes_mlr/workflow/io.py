@@ -677,6 +677,10 @@ class _Encoder:
             return [self(v, f"{where}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, tuple):
             return {"__tuple__": [self(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+        from bayes_mlr.core.components import Family
+
+        if isinstance(value, Family):  # rebuilt from its name and options
+            return {"__family__": self(value.to_dict(), f"{where}.family")}
         tag = self.types().get(type(value))
         if tag is not None and dataclasses.is_dataclass(value):
             fields = {
@@ -754,6 +758,10 @@ class _Decoder:
             return {self(k): self(v) for k, v in body}
         if tag == "__tuple__":
             return tuple(self(v) for v in body)
+        if tag == "__family__":
+            from bayes_mlr.core.components import resolve_family
+
+            return resolve_family(self(body))
         if tag == "__ref__":
             if body not in self.refs:
                 raise ValueError(f"malformed {MODEL_FILE}: reference to unknown {body!r}")

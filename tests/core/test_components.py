@@ -21,7 +21,7 @@ def test_shared_columns_solve_the_joint_weighted_problem(seed):
     shared = np.array([False, True, False])
     comp = GaussianComponents(shared, variance="component", sigma_fixed=None, sigma_floor=0.0)
     stats = comp.stats(augment(X1, y), R, None, sigma)
-    beta, _ = comp.m_step_from_stats(stats, None, sigma)
+    beta, _, _ = comp.m_step_from_stats(stats, None, sigma)
     nk = stats.nk
     # stacked design: rows of every component, weights r_ij / sigma_j^2
     blocks, targets, weights = [], [], []

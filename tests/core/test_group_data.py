@@ -103,7 +103,7 @@ def test_parts_sum_to_the_whole():
     )
     beta, sigma = np.array([[0.1, 0.5, 0.2], [-0.1, -0.5, 0.2]]), np.array([0.5, 0.7])
     gate = np.array([[0.0, 0.0], [0.2, 1.0]])
-    args = (comp, MultinomialLogit, beta, sigma, gate, np.zeros(1), np.ones(1))
+    args = (comp, MultinomialLogit, beta, sigma, None, gate, np.zeros(1), np.ones(1))
     one = part_pass(whole.parts[0], None, *args)
     two = [part_pass(part, None, *args) for part in parts]
     assert one[1] == pytest.approx(two[0][1] + two[1][1], rel=1e-12)

@@ -23,7 +23,9 @@ import math
 
 import numpy as np
 
+from bayes_mlr.core.components.family import Family
 from bayes_mlr.core.linalg import solve_weighted_least_squares
+from bayes_mlr.core.spurious import spurious_components
 from bayes_mlr.core.stats import (
     SufficientStats,
     block_stats,
@@ -32,7 +34,47 @@ from bayes_mlr.core.stats import (
     sum_stats,
 )
 
-__all__ = ["GaussianComponents", "sigma_from_rss"]
+__all__ = ["Gaussian", "GaussianComponents", "sigma_from_rss", "solve_components"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class Gaussian(Family):
+    """Normal linear regression components (the default family).
+
+    ``log f(y | η, σ) = −(y − η)² / (2σ²) − log σ − log(2π) / 2``, with
+    ``variance="component"``, ``"shared"`` or ``"fixed"`` σ.
+    """
+
+    name = "gaussian"
+    has_sigma = True
+    nuisance = ("log_sigma",)
+
+    def log_density(self, y, eta, extra, sigma, df=None) -> np.ndarray:
+        return -0.5 * ((y[:, None] - eta) / sigma) ** 2 - np.log(sigma) - 0.5 * _LOG_2PI
+
+    def derivatives(self, y, eta, extra, sigma, df=None):
+        """In ``(η, log σ)``: score ``(e/σ², e²/σ² − 1)``; Hessian
+        ``[[−1/σ², −2e/σ²], [−2e/σ², −2e²/σ²]]``."""
+        e = y[:, None] - eta
+        inv_var = sigma**-2.0
+        score = np.stack([e * inv_var, e * e * inv_var - 1.0], axis=-1)
+        cross = -2.0 * e * inv_var
+        hess = np.stack(
+            [
+                np.stack([-np.broadcast_to(inv_var, e.shape), cross], -1),
+                np.stack([cross, -2.0 * e * e * inv_var], -1),
+            ],
+            axis=-2,
+        )
+        return score, hess
+
+    def components(
+        self, shared, *, variance, sigma_fixed, sigma_floor, null_beta=None, intercept=True
+    ):
+        return GaussianComponents(
+            shared, variance=variance, sigma_fixed=sigma_fixed, sigma_floor=sigma_floor
+        )
 
 
 def sigma_from_rss(
@@ -113,12 +155,17 @@ class GaussianComponents:
         n_sigma = {"component": n_components, "shared": 1, "fixed": 0}[self.variance]
         return n_components * (self.n_coef - n_shared) + n_shared + n_sigma
 
-    def log_density(self, Z: np.ndarray, beta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    def log_density(self, Z: np.ndarray, beta: np.ndarray, sigma: np.ndarray, df=None):
         """log N(y_i | x1_iᵀβ_j, σ_j²), shape (n, K), from the augmented data Z = [X1, y]."""
         return component_log_density(Z, beta, sigma).T
 
     def stats(
-        self, Z: np.ndarray, R: np.ndarray, beta: np.ndarray | None, sigma: np.ndarray | None
+        self,
+        Z: np.ndarray,
+        R: np.ndarray,
+        beta: np.ndarray | None,
+        sigma: np.ndarray | None,
+        df=None,
     ) -> SufficientStats:
         """Block sufficient statistics of the weighted M-step.
 
@@ -144,8 +191,8 @@ class GaussianComponents:
         )
 
     def m_step_from_stats(
-        self, stats: SufficientStats, beta: np.ndarray | None, sigma: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, stats: SufficientStats, beta: np.ndarray | None, sigma: np.ndarray, df=None
+    ) -> tuple[np.ndarray, np.ndarray, None]:
         """Weighted M-step from the statistics of :meth:`stats` (summed over any row blocks).
 
         Parameters
@@ -160,9 +207,10 @@ class GaussianComponents:
         -------
         beta : ndarray of shape (K, q)
         sigma : ndarray of shape (K,)
+        df : None
         """
         gram, nk = stats.gram, stats.nk
-        beta = self.solve(gram, sigma)
+        beta = solve_components(gram, self.shared, sigma)
         q = self.n_coef
         G, b, yy = gram[:, :q, :q], gram[:, :q, q], gram[:, q, q]
         # Σ_i r_ij (y_i - x1_iᵀβ_j)²; the three-term form stays valid for minimum-norm solutions.
@@ -175,29 +223,39 @@ class GaussianComponents:
             sigma_fixed=self.sigma_fixed,
             sigma_floor=self.sigma_floor,
         )
-        return beta, new_sigma
+        return beta, new_sigma, None
 
-    def solve(self, gram: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        """The coefficients (K, q) from the Gram matrices (K, q + 1, q + 1) at the given σ."""
-        K, q = gram.shape[0], self.n_coef
-        if not self.shared.any():
-            return np.stack([solve_weighted_least_squares(g[:q, :q], g[:q, q]) for g in gram])
-        s, p = np.flatnonzero(self.shared), np.flatnonzero(~self.shared)
-        ns, npv = s.size, p.size
-        scaled = gram / (sigma**2)[:, None, None]
-        size = ns + K * npv
-        A = np.zeros((size, size))
-        rhs = np.zeros(size)
-        A[:ns, :ns] = scaled[:, s][:, :, s].sum(axis=0)
-        rhs[:ns] = scaled[:, s, q].sum(axis=0)
-        for j in range(K):
-            blk = slice(ns + j * npv, ns + (j + 1) * npv)
-            A[blk, blk] = scaled[j][np.ix_(p, p)]
-            A[:ns, blk] = scaled[j][np.ix_(s, p)]
-            A[blk, :ns] = A[:ns, blk].T
-            rhs[blk] = scaled[j][p, q]
-        theta = solve_weighted_least_squares(A, rhs)
-        beta = np.empty((K, q))
-        beta[:, s] = theta[:ns]
-        beta[:, p] = theta[ns:].reshape(K, npv)
-        return beta
+    def start_params(self, n_components: int):
+        """``(sigma, df)`` of a random start: unit σ on the standardised scale."""
+        return np.ones(n_components), None
+
+    def spurious(self, stats, sigma: np.ndarray) -> np.ndarray:
+        """The trust rule of :mod:`bayes_mlr.core.spurious` (few rows, a tiny σ)."""
+        return spurious_components(stats.nk, sigma, self.n_coef, variance=self.variance)
+
+
+def solve_components(gram: np.ndarray, shared: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """The coefficients (K, q) from the per-component normal equations ``gram`` (K, q + 1,
+    q + 1), ``[[A_j, b_j], [·, ·]]``, columns ``shared`` solved jointly with weights 1/σ_j²."""
+    K, q = gram.shape[0], shared.shape[0]
+    if not shared.any():
+        return np.stack([solve_weighted_least_squares(g[:q, :q], g[:q, q]) for g in gram])
+    s, p = np.flatnonzero(shared), np.flatnonzero(~shared)
+    ns, npv = s.size, p.size
+    scaled = gram / (sigma**2)[:, None, None]
+    size = ns + K * npv
+    A = np.zeros((size, size))
+    rhs = np.zeros(size)
+    A[:ns, :ns] = scaled[:, s][:, :, s].sum(axis=0)
+    rhs[:ns] = scaled[:, s, q].sum(axis=0)
+    for j in range(K):
+        blk = slice(ns + j * npv, ns + (j + 1) * npv)
+        A[blk, blk] = scaled[j][np.ix_(p, p)]
+        A[:ns, blk] = scaled[j][np.ix_(s, p)]
+        A[blk, :ns] = A[:ns, blk].T
+        rhs[blk] = scaled[j][p, q]
+    theta = solve_weighted_least_squares(A, rhs)
+    beta = np.empty((K, q))
+    beta[:, s] = theta[:ns]
+    beta[:, p] = theta[ns:].reshape(K, npv)
+    return beta
