@@ -60,7 +60,14 @@ from bayes_mlr.core.stats import sum_stats
 from bayes_mlr.exceptions import SeparationWarning
 from bayes_mlr.results import EMProgress, EMResult
 
-__all__ = ["e_step_structured", "fit_structured", "mixing_weights"]
+__all__ = [
+    "e_step_structured",
+    "family_rows",
+    "fit_structured",
+    "linear_predictor",
+    "mixing_weights",
+    "row_log_density",
+]
 
 #: A concomitant slope (log odds per standard deviation of its variable) above this means the
 #: gating model separates the components: exp(15) ~ 3e6, far beyond any slope real data
@@ -471,7 +478,7 @@ def _check_family_settings(family: Family, variance, sigma, init) -> None:
         return
     if variance != "component" or sigma is not None:
         raise ValueError(
-            f"family={family.name!r} has no σ (its variance is a function of its mean): leave "
+            f"family={family.name!r} has no sigma (its variance is a function of its mean): leave "
             "variance='component' and sigma=None."
         )
     if init == "subsets":
@@ -763,6 +770,8 @@ def e_step_structured(
     *,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, Grouping]:
     """The E-step of a fitted model on data in the original units.
 
@@ -773,22 +782,56 @@ def e_step_structured(
     y : ndarray of shape (n,)
     groups : array-like of shape (n,), optional
     concomitant : array-like of shape (n, r), optional
+    offset, trials : array-like of shape (n,), optional
+        For the poisson and binomial families.
 
     Returns
     -------
     resp : ndarray of shape (n, K)
         Responsibilities; every row of a group carries its group's.
     loglik : ndarray of shape (n_groups,)
-        ``ℓ_g = log Σ_j π_gj Π_{i∈g} N(y_i | ·)`` of each group (of each row without groups).
+        ``ℓ_g = log Σ_j π_gj Π_{i∈g} f_j(y_i | ·)`` of each group (of each row without groups).
     grouping : Grouping
     """
     n = X.shape[0]
     grouping = Grouping(groups, n)
     pi = mixing_weights(result, concomitant, n)
     log_pi = group_constant(grouping, np.log(np.maximum(pi, 1e-300)), "concomitant")
-    X1 = np.column_stack([np.ones(n), X]) if result.fit_intercept else X
-    beta = np.column_stack([result.intercept, result.coef]) if result.fit_intercept else result.coef
-    sigma = np.asarray(result.sigma)
-    a = grouping.sum(component_log_density(augment(X1, y), beta, sigma).T) + log_pi
-    gamma, ell = bayes_rule(a)
+    log_f = row_log_density(result, X, y, offset, trials)
+    gamma, ell = bayes_rule(grouping.sum(log_f) + log_pi)
     return grouping.expand(gamma), ell, grouping
+
+
+def family_rows(result: EMResult, y: np.ndarray, offset: Any, trials: Any) -> np.ndarray:
+    """The family's row columns (offset, trials, ...) of data scored by a fitted model,
+    validated: shape (n, m)."""
+    n = y.shape[0]
+    offset, trials = _row_vector(offset, "offset", n), _row_vector(trials, "trials", n)
+    result.family.check_response(y, offset, trials)
+    return result.family.row_columns(y, offset, trials)
+
+
+def row_log_density(
+    result: EMResult, X: np.ndarray, y: np.ndarray, offset: Any = None, trials: Any = None
+) -> np.ndarray:
+    """``log f_j(y_i | x_i)`` of every row under every component, shape (n, K), at the
+    estimates of ``result`` (original units)."""
+    extra = family_rows(result, y, offset, trials)
+    return result.family.log_density(
+        y, linear_predictor(result, X, extra), extra, np.asarray(result.sigma), result.df
+    )
+
+
+def linear_predictor(
+    result: EMResult, X: np.ndarray, extra: np.ndarray, beta: np.ndarray | None = None
+) -> np.ndarray:
+    """``η_ij = offset_i + intercept_j + coef_j · x_i`` (n, K), at ``beta`` (K, q) or the
+    estimates."""
+    if beta is None:
+        beta = (
+            np.column_stack([result.intercept, result.coef])
+            if result.fit_intercept
+            else np.asarray(result.coef)
+        )
+    X1 = np.column_stack([np.ones(X.shape[0]), X]) if result.fit_intercept else X
+    return X1 @ beta.T + np.reshape(result.family.offset_of(extra), (-1, 1))

@@ -4,8 +4,9 @@ The free parameters ``θ`` (original units) are, in order:
 
 * the shared design coefficients (the intercept first when it is shared);
 * for each component ``j``, its own design coefficients;
-* ``log σ``: one per component (``variance="component"``), one (``"shared"``) or none
-  (``"fixed"``);
+* the family's nuisance parameters: ``log σ``, one per component (``variance="component"``),
+  one (``"shared"``) or none (``"fixed"``, and the Poisson and binomial families); ``log ν``
+  per component for a Student-t family with estimated degrees of freedom;
 * the mixing coefficients of components ``1 .. K-1``, each ``[α_j, γ_j]`` (component 0 is the
   reference; with constant mixing ``α_j = log(π_j / π_0)`` alone).
 
@@ -15,10 +16,13 @@ With ``a_gj = log π_gj + Σ_{i∈g} log N(y_i | x1_iᵀβ_j, σ_j²)``, group r
 
     ∇²ℓ = Σ_g c_g [ Σ_j γ_gj (∇²a_gj + ∇a_gj ∇a_gjᵀ) − s_g s_gᵀ ],   s_g = Σ_j γ_gj ∇a_gj.
 
-``∇a_gj`` is the group's score under component ``j``: ``Σ_{i∈g} x1_i e_ij / σ_j²`` for the
-coefficients (shared ones included), ``Σ_{i∈g} (e_ij² / σ_j² − 1)`` for ``log σ_j`` and
-``(δ_jk − π_gk) w_g`` for the mixing coefficients of component ``k``. The ``γ``-weighted Hessian
-terms are row sums (weighted Gram matrices) plus the multinomial-logit Fisher information, which
+``∇a_gj`` is the group's score under component ``j``. Each family gives the first and second
+derivatives of ``log f`` in the linear predictor ``η_ij`` and its nuisance parameters
+(:meth:`~bayes_mlr.core.components.family.Family.derivatives`; e.g. ``e/σ²`` and
+``e²/σ² − 1`` for the Gaussian, ``y − μ`` for the Poisson); the coefficients' score is then
+``Σ_{i∈g} x1_i ∂log f/∂η`` (shared ones included), and ``(δ_jk − π_gk) w_g`` that of the
+mixing coefficients of component ``k``. The ``γ``-weighted Hessian terms are row sums (weighted
+Gram matrices) plus the multinomial-logit Fisher information, which
 :class:`~bayes_mlr.core.mixing.MultinomialLogit` supplies. The covariance is the inverse
 information, mapped by the delta method to ``(intercept, coef, sigma, weights,
 concomitant_intercept, concomitant_coef)``; ``weights`` are the mean prior weights over the rows.
@@ -37,6 +41,7 @@ from bayes_mlr._validation import is_dask_collection
 from bayes_mlr.core.group_data import bayes_rule
 from bayes_mlr.core.grouping import Grouping, group_constant
 from bayes_mlr.core.mixing import ConstantMixing, MultinomialLogit
+from bayes_mlr.core.structured import family_rows
 from bayes_mlr.frequentist.information import _invert_information, delta_method
 from bayes_mlr.results import EMResult
 
@@ -53,21 +58,32 @@ class Layout:
     ----------
     beta_index : ndarray of int, shape (K, q)
         Index in θ of each design coefficient of each component (shared ones repeat).
-    sigma_index : ndarray of int, shape (K,)
-        Index of each component's ``log σ`` (-1 for ``variance="fixed"``).
+    nuisance_index : ndarray of int, shape (K, m)
+        Index of each component's nuisance parameters (the family's ``nuisance``: ``log σ``,
+        ``log ν``), -1 where fixed.
     gate_index : ndarray of int, shape (K, r1)
         Index of each mixing coefficient (-1 on row 0, the reference).
     labels : list of str
+    nuisance : tuple of str
+        The names of the nuisance columns.
     """
 
     beta_index: np.ndarray
-    sigma_index: np.ndarray
+    nuisance_index: np.ndarray
     gate_index: np.ndarray
     labels: list[str]
+    nuisance: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
         return len(self.labels)
+
+    @property
+    def sigma_index(self) -> np.ndarray:
+        """Index of each component's ``log σ`` (K,), -1 where fixed or absent."""
+        if "log_sigma" not in self.nuisance:
+            return np.full(self.beta_index.shape[0], -1)
+        return self.nuisance_index[:, self.nuisance.index("log_sigma")]
 
 
 def _layout(result: EMResult, feature_names: list[str], concomitant_names: list[str]) -> Layout:
@@ -90,13 +106,16 @@ def _layout(result: EMResult, feature_names: list[str], concomitant_names: list[
             beta_index[j, col] = len(labels)
             is_intercept = fit_intercept and col == 0
             labels.append(f"intercept[{j}]" if is_intercept else f"coef[{j},{names[col]}]")
-    sigma_index = np.full(K, -1)
-    if result.variance == "component":
-        sigma_index[:] = np.arange(len(labels), len(labels) + K)
-        labels.extend(f"log_sigma[{j}]" for j in range(K))
-    elif result.variance == "shared":
-        sigma_index[:] = len(labels)
-        labels.append("log_sigma")
+    family = result.family
+    nuisance_index = np.full((K, len(family.nuisance)), -1)
+    for k, name in enumerate(family.nuisance):
+        mode = _nuisance_mode(result, name)
+        if mode == "component":
+            nuisance_index[:, k] = np.arange(len(labels), len(labels) + K)
+            labels.extend(f"{name}[{j}]" for j in range(K))
+        elif mode == "shared":
+            nuisance_index[:, k] = len(labels)
+            labels.append(name)
     gate_names = ["intercept", *concomitant_names] if result.concomitant_coef is not None else []
     r1 = max(len(gate_names), 1)
     gate_index = np.full((K, r1), -1)
@@ -106,23 +125,44 @@ def _layout(result: EMResult, feature_names: list[str], concomitant_names: list[
             labels.append(f"logit[{j}]")
         else:
             labels.extend(f"concomitant[{j},{n}]" for n in gate_names)
-    return Layout(beta_index, sigma_index, gate_index, labels)
+    return Layout(beta_index, nuisance_index, gate_index, labels, tuple(family.nuisance))
+
+
+def _nuisance_mode(result: EMResult, name: str) -> str:
+    """ "component", "shared" or "fixed" for a nuisance parameter of the family."""
+    if name == "log_sigma":
+        return result.variance if result.variance in ("component", "shared") else "fixed"
+    if name == "log_df":
+        return "fixed" if result.family.df is not None else "component"
+    raise ValueError(f"unknown nuisance parameter {name!r}")
+
+
+def _nuisance_values(result: EMResult) -> np.ndarray:
+    """The nuisance parameters at the estimates (K, m), on their log scale."""
+    values = {
+        "log_sigma": lambda: np.log(np.asarray(result.sigma, float)),
+        "log_df": lambda: np.log(np.asarray(result.df, float)),
+    }
+    cols = [values[name]() for name in result.family.nuisance]
+    return np.column_stack(cols) if cols else np.zeros((result.n_components, 0))
 
 
 @dataclass
 class _Data:
     X1: np.ndarray  # (n, q)
     y: np.ndarray  # (n,)
+    extra: np.ndarray  # (n, m): the family's row columns (offset, trials, ...)
     row_weight: np.ndarray  # (n,)
     grouping: Grouping
     group_weight: np.ndarray  # (G,)
     mixing: MultinomialLogit  # in original units (W = [1, w] per group)
 
 
-def _data(result: EMResult, X, y, sample_weight, groups, concomitant) -> _Data:
+def _data(result: EMResult, X, y, sample_weight, groups, concomitant, offset, trials) -> _Data:
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     n = X.shape[0]
+    extra = family_rows(result, y, offset, trials)
     X1 = np.column_stack([np.ones(n), X]) if result.fit_intercept else X
     row_weight = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
     grouping = Grouping(groups, n)
@@ -134,7 +174,7 @@ def _data(result: EMResult, X, y, sample_weight, groups, concomitant) -> _Data:
             raise ValueError("this model has concomitant variables: pass concomitant.")
         W = group_constant(grouping, np.asarray(concomitant, float), "concomitant")
         mixing = MultinomialLogit(np.column_stack([np.ones(W.shape[0]), W]), group_weight)
-    return _Data(X1, y, row_weight, grouping, group_weight, mixing)
+    return _Data(X1, y, extra, row_weight, grouping, group_weight, mixing)
 
 
 def _gate(result: EMResult) -> np.ndarray:
@@ -151,8 +191,8 @@ def _theta(result: EMResult, lay: Layout) -> np.ndarray:
     theta = np.zeros(lay.size)
     beta = _beta(result)
     theta[lay.beta_index.ravel()] = beta.ravel()
-    has_sigma = lay.sigma_index >= 0
-    theta[lay.sigma_index[has_sigma]] = np.log(np.asarray(result.sigma)[has_sigma])
+    free = lay.nuisance_index >= 0
+    theta[lay.nuisance_index[free]] = _nuisance_values(result)[free]
     gate = _gate(result)
     free = lay.gate_index >= 0
     theta[lay.gate_index[free]] = gate[free]
@@ -166,20 +206,27 @@ def _beta(result: EMResult) -> np.ndarray:
 
 
 def _unpack(theta: np.ndarray, lay: Layout, result: EMResult):
+    """``beta`` (K, q), ``sigma`` (K,), ``df`` (K,) or None, ``gate`` (K, r1) at ``θ``."""
     beta = theta[lay.beta_index]
-    sigma = np.where(lay.sigma_index >= 0, np.exp(theta[np.maximum(lay.sigma_index, 0)]), 1.0)
-    if result.variance == "fixed":
-        sigma = np.asarray(result.sigma, dtype=float)
+    free = lay.nuisance_index >= 0
+    nuisance = np.where(free, theta[np.maximum(lay.nuisance_index, 0)], _nuisance_values(result))
+    names = result.family.nuisance
+    sigma = (
+        np.exp(nuisance[:, names.index("log_sigma")])
+        if "log_sigma" in names
+        else np.asarray(result.sigma, dtype=float)
+    )
+    df = np.exp(nuisance[:, names.index("log_df")]) if "log_df" in names else None
     gate = np.where(lay.gate_index >= 0, theta[np.maximum(lay.gate_index, 0)], 0.0)
-    return beta, sigma, gate
+    return beta, sigma, df, gate
 
 
-def _joint(data: _Data, beta, sigma, gate):
-    """Residuals (n, K), row log densities (n, K) and a_gj (G, K)."""
-    resid = data.y[:, None] - data.X1 @ beta.T
-    log_f = -0.5 * (resid / sigma) ** 2 - np.log(sigma) - 0.5 * _LOG_2PI
+def _joint(data: _Data, family, beta, sigma, df, gate):
+    """Linear predictors (n, K) and a_gj (G, K)."""
+    eta = data.X1 @ beta.T + np.reshape(family.offset_of(data.extra), (-1, 1))
+    log_f = family.log_density(data.y, eta, data.extra, sigma, df)
     a = data.grouping.sum(log_f) + data.mixing.log_prior(gate)
-    return resid, a
+    return eta, a
 
 
 def log_likelihood_at(
@@ -190,29 +237,30 @@ def log_likelihood_at(
     sample_weight: Any = None,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
 ) -> float:
     """The observed-data log-likelihood at ``θ`` (laid out as :func:`observed_information`
     says): for checks by finite differences."""
     r = 0 if result.concomitant_coef is None else result.n_concomitant
     lay = _layout(result, [f"x{k}" for k in range(result.n_features)], [f"w{k}" for k in range(r)])
-    data = _data(result, X, y, sample_weight, groups, concomitant)
-    _, a = _joint(data, *_unpack(np.asarray(theta, float), lay, result))
+    data = _data(result, X, y, sample_weight, groups, concomitant, offset, trials)
+    _, a = _joint(data, result.family, *_unpack(np.asarray(theta, float), lay, result))
     return float(data.group_weight @ bayes_rule(a)[1])
 
 
 def _information(result: EMResult, data: _Data, lay: Layout):
     """Observed information (P, P), its gross diagonal (P,), and the prior weights (G, K)."""
+    family = result.family
     theta = _theta(result, lay)
-    beta, sigma, gate = _unpack(theta, lay, result)
-    resid, a = _joint(data, beta, sigma, gate)
+    beta, sigma, df, gate = _unpack(theta, lay, result)
+    eta, a = _joint(data, family, beta, sigma, df, gate)
     gamma = bayes_rule(a)[0]  # (G, K)
     pi = np.exp(data.mixing.log_prior(gate))  # (G or 1, K)
     K, P = beta.shape[0], lay.size
     G = gamma.shape[0]
-    has_sigma = result.variance != "fixed"
-    inv_var = sigma**-2
-    sc = resid * inv_var  # d log f / d beta_j = sc_ij x1_i
-    z2 = resid**2 * inv_var
+    # d log f / d(η, nuisance) per row and component, and the second derivatives
+    score_rows, hess_rows = family.derivatives(data.y, eta, data.extra, sigma, df)
     c = data.group_weight
     r_rows = data.grouping.expand(gamma) * data.row_weight[:, None]  # (n, K)
     W = data.mixing.W
@@ -221,26 +269,28 @@ def _information(result: EMResult, data: _Data, lay: Layout):
     gross = np.zeros(P)
     for j in range(K):
         idx_b = lay.beta_index[j]
-        np.add.at(scores[j].T, idx_b, data.grouping.sum(sc[:, j : j + 1] * data.X1).T)
-        if has_sigma:
-            scores[j][:, lay.sigma_index[j]] += data.grouping.sum(z2[:, j] - 1.0)
+        free = [(1 + k, int(i)) for k, i in enumerate(lay.nuisance_index[j]) if i >= 0]
+        np.add.at(scores[j].T, idx_b, data.grouping.sum(score_rows[:, j, :1] * data.X1).T)
+        for col, i in free:
+            scores[j][:, i] += data.grouping.sum(score_rows[:, j, col])
         for k in range(1, K):
             coef = (j == k) - (pi[:, k] if pi.shape[0] == G else np.full(G, pi[0, k]))
             scores[j][:, lay.gate_index[k]] += coef[:, None] * W
-        # Σ_i r_ij ∇² log f_ij on (beta_j, log sigma_j)
+        # Σ_i r_ij ∇² log f_ij on (beta_j, nuisance_j)
         rw = r_rows[:, j]
-        xw = data.X1 * (rw * inv_var[j])[:, None]
-        h_bb = -(xw.T @ data.X1)
+        h = hess_rows[:, j]
+        h_bb = (data.X1 * (rw * h[:, 0, 0])[:, None]).T @ data.X1
         np.add.at(hess, np.ix_(idx_b, idx_b), h_bb)
         np.add.at(gross, idx_b, np.abs(np.diag(h_bb)))
-        if has_sigma:
-            s = lay.sigma_index[j]
-            h_bs = -2.0 * (rw * sc[:, j]) @ data.X1
-            np.add.at(hess, (idx_b, s), h_bs)
-            np.add.at(hess, (s, idx_b), h_bs)
-            h_ss = -2.0 * rw @ z2[:, j]
-            hess[s, s] += h_ss
-            gross[s] += abs(h_ss)
+        for col, i in free:
+            h_bn = (rw * h[:, 0, col]) @ data.X1
+            np.add.at(hess, (idx_b, i), h_bn)
+            np.add.at(hess, (i, idx_b), h_bn)
+            for col2, i2 in free:
+                h_nn = rw @ h[:, col, col2]
+                hess[i, i2] += h_nn
+                if i == i2:
+                    gross[i] += abs(h_nn)
         weighted = scores[j] * np.sqrt(c * gamma[:, j])[:, None]
         outer = weighted.T @ weighted
         hess += outer
@@ -263,6 +313,8 @@ def observed_information(
     sample_weight: Any = None,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
     feature_names: list[str] | None = None,
     concomitant_names: list[str] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
@@ -284,9 +336,12 @@ def observed_information(
     information : ndarray of shape (P, P)
         ``P = result.n_parameters``, in the order of this module's docstring.
     labels : list of str
+    nuisance : tuple of str
+        The names of the nuisance columns.
     """
     lay = _prepare(result, feature_names, concomitant_names)
-    return _summed(result, lay, X, y, sample_weight, groups, concomitant)[0], lay.labels
+    rows = (X, y, sample_weight, groups, concomitant, offset, trials)
+    return _summed(result, lay, *rows)[0], lay.labels
 
 
 def _prepare(result, feature_names, concomitant_names) -> Layout:
@@ -296,11 +351,11 @@ def _prepare(result, feature_names, concomitant_names) -> Layout:
     return _layout(result, list(map(str, feature_names)), list(map(str, concomitant_names)))
 
 
-def _part_information(X, y, w, g, W, result: EMResult, lay: Layout):
+def _part_information(X, y, w, g, W, offset, trials, result: EMResult, lay: Layout):
     """The information of one part of the rows (whole groups), its gross diagonal, and the
     part's sums for the Jacobian of the mean prior weights (module level: a distributed
     cluster can pickle it)."""
-    data = _data(result, X, y, w, g, W)
+    data = _data(result, X, y, w, g, W, offset, trials)
     info, gross, pi = _information(result, data, lay)
     K, G = result.n_components, data.group_weight.shape[0]
     # weights_j = Σ_g m_g π_gj / Σ_g m_g with m_g = c_g n_g: the numerator's derivative
@@ -314,12 +369,14 @@ def _part_information(X, y, w, g, W, result: EMResult, lay: Layout):
     return info, gross, jac, float(mass.sum())
 
 
-def _summed(result: EMResult, lay: Layout, X, y, sample_weight, groups, concomitant):
+def _summed(
+    result: EMResult, lay: Layout, X, y, sample_weight, groups, concomitant, offset, trials
+):
     """:func:`_part_information` summed over the parts: one part in memory, one per row chunk
     of Dask data (every group lies inside one chunk, as the fit checked)."""
-    lazy = any(is_dask_collection(v) for v in (X, y, sample_weight, groups, concomitant))
-    if not lazy:
-        return _part_information(X, y, sample_weight, groups, concomitant, result, lay)
+    rows = (X, y, sample_weight, groups, concomitant, offset, trials)
+    if not any(is_dask_collection(v) for v in rows):
+        return _part_information(*rows, result, lay)
     import dask
 
     chunks = X.chunks[0]
@@ -335,6 +392,8 @@ def _summed(result: EMResult, lay: Layout, X, y, sample_weight, groups, concomit
         blocks(sample_weight, 1),
         blocks(groups, 1),
         blocks(concomitant, 2),
+        blocks(offset, 1),
+        blocks(trials, 1),
         strict=True,
     )
     out = dask.compute(*[dask.delayed(_part_information)(*part, result, lay) for part in parts])
@@ -348,6 +407,8 @@ def covariance(
     sample_weight: Any = None,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Covariance of the natural parameters by the delta method.
 
@@ -355,7 +416,8 @@ def covariance(
     -------
     cov : ndarray of shape (Q, Q)
         In order: for each component ``intercept[j]`` (when fitted) and ``coef[j,k]``; the
-        sigmas (``sigma[j]``, one ``sigma`` when shared, none when fixed); ``weights[j]``;
+        sigmas (``sigma[j]``, one ``sigma`` when shared, none when fixed or for a family
+        without σ); ``df[j]`` for a Student-t family with estimated ν; ``weights[j]``;
         with concomitant variables ``concomitant_intercept[j]`` and
         ``concomitant_coef[j,k]`` for ``j >= 1``. Shared coefficients appear under every
         component (the same entries). Parameters in a singular direction are NaN.
@@ -367,7 +429,8 @@ def covariance(
         If the observed information is singular or not positive definite.
     """
     lay = _prepare(result, None, None)
-    info, gross, weights_jac, mass = _summed(result, lay, X, y, sample_weight, groups, concomitant)
+    rows = (X, y, sample_weight, groups, concomitant, offset, trials)
+    info, gross, weights_jac, mass = _summed(result, lay, *rows)
     cov_theta = _invert_information(info, gross, lay.labels)
     jac, labels = _natural_jacobian(result, lay, weights_jac / mass)
     return delta_method(cov_theta, jac), labels
@@ -393,14 +456,14 @@ def _natural_jacobian(result: EMResult, lay: Layout, weights_jac: np.ndarray):
                 labels.append(f"intercept[{j}]")
             else:
                 labels.append(f"coef[{j},{col - int(result.fit_intercept)}]")
-    sigma = np.asarray(result.sigma, float)
-    if result.variance == "component":
-        for j in range(K):
-            row()[lay.sigma_index[j]] = sigma[j]
-            labels.append(f"sigma[{j}]")
-    elif result.variance == "shared":
-        row()[lay.sigma_index[0]] = sigma[0]
-        labels.append("sigma")
+    # d exp(log x) / d log x = x, for x = sigma, df
+    values = np.exp(_nuisance_values(result))
+    for k, name in enumerate(lay.nuisance):
+        natural = name.removeprefix("log_")
+        mode = _nuisance_mode(result, name)
+        for j in range(K if mode == "component" else int(mode == "shared")):
+            row()[lay.nuisance_index[j, k]] = values[j, k]
+            labels.append(f"{natural}[{j}]" if mode == "component" else natural)
     for j in range(K):
         row()[:] = weights_jac[j]
         labels.append(f"weights[{j}]")
@@ -427,20 +490,31 @@ def standard_errors(
     sample_weight: Any = None,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
 ) -> dict[str, np.ndarray]:
-    """Standard errors of a concomitant, grouped and/or shared model.
+    """Standard errors of a model fitted by :func:`bayes_mlr.fit_structured` (any family,
+    concomitant variables, groups, shared coefficients).
 
     Returns
     -------
     dict
         ``"weights"`` (K,), ``"intercept"`` (K,) (zeros when not fitted), ``"coef"`` (K, p),
-        ``"sigma"`` (K,) (zeros when fixed), and with concomitant variables
+        ``"sigma"`` (K,) (zeros when fixed; absent for a family without σ), ``"df"`` (K,) for
+        a Student-t family (zeros when ν is fixed), and with concomitant variables
         ``"concomitant_intercept"`` (K,) and ``"concomitant_coef"`` (K, r), row 0 zeros (the
         reference is fixed). Shared coefficients have the same standard error in every
         component. Entries in a singular direction of the information are NaN.
     """
     cov, labels = covariance(
-        result, X, y, sample_weight=sample_weight, groups=groups, concomitant=concomitant
+        result,
+        X,
+        y,
+        sample_weight=sample_weight,
+        groups=groups,
+        concomitant=concomitant,
+        offset=offset,
+        trials=trials,
     )
     se = dict(zip(labels, np.sqrt(np.maximum(np.diag(cov), 0.0)), strict=True))
     K, p = result.n_components, result.n_features
@@ -448,10 +522,12 @@ def standard_errors(
         "weights": np.array([se[f"weights[{j}]"] for j in range(K)]),
         "intercept": np.array([se.get(f"intercept[{j}]", 0.0) for j in range(K)]),
         "coef": np.array([[se[f"coef[{j},{k}]"] for k in range(p)] for j in range(K)]),
-        "sigma": np.array(
-            [se.get(f"sigma[{j}]", se.get("sigma", 0.0)) for j in range(K)], dtype=float
-        ),
     }
+    for name in ("sigma", "df"):
+        if f"log_{name}" in result.family.nuisance:
+            out[name] = np.array(
+                [se.get(f"{name}[{j}]", se.get(name, 0.0)) for j in range(K)], dtype=float
+            )
     if result.concomitant_coef is not None:
         r = result.n_concomitant
         out["concomitant_intercept"] = np.array(
