@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from bayes_mlr._version import __version__
+from bayes_mlr.core.components import Binomial, Gaussian, Poisson, StudentT
 from bayes_mlr.core.em import fit_em
 from bayes_mlr.core.labels import LabelSwitchingWarning
 from bayes_mlr.core.structured import fit_structured
@@ -45,18 +46,22 @@ _LAZY = {
 }
 
 __all__ = [
+    "Binomial",
     "BootstrapLRT",
     "ConvergenceWarning",
     "DegenerateFitWarning",
     "EMProgress",
     "EMResult",
+    "Gaussian",
     "LabelSwitchingWarning",
     "MixtureOfRegressions",
     "MultimodalPosteriorWarning",
     "NotFittedError",
+    "Poisson",
     "SeparationWarning",
     "SingularInformationWarning",
     "SpuriousFitWarning",
+    "StudentT",
     "__version__",
     "bootstrap_lrt",
     "fit_em",

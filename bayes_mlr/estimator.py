@@ -20,6 +20,7 @@ from bayes_mlr._validation import (
     check_y,
     is_dask_collection,
 )
+from bayes_mlr.core.components import resolve_family
 from bayes_mlr.core.em import e_step, fit_em
 from bayes_mlr.exceptions import NotFittedError
 from bayes_mlr.formula import FormulaState
@@ -93,6 +94,14 @@ class _ParamsMixin:
 #: score_samples: every row on its own, whatever groups a formula fit would read from X.
 _NO_GROUPS = object()
 
+
+def _row_data(value: Any) -> Any:
+    """``offset`` or ``trials`` as kept for inference: None, a lazy Dask array, or floats."""
+    if value is None or is_dask_collection(value):
+        return value
+    return np.asarray(value, dtype=float).reshape(-1)
+
+
 #: With ``verbose=2``, a progress line every this many EM iterations of a run.
 VERBOSE_INTERVAL = 10
 
@@ -125,7 +134,8 @@ def _progress_printer(verbose: Any) -> Callable[[EMProgress], None] | None:
 
 
 class MixtureOfRegressions(_ParamsMixin):
-    """Mixture of linear regressions ``y ~ Σ_j π_j N(intercept_j + coef_j·x, σ_j²)`` by soft EM.
+    """Mixture of regressions ``y ~ Σ_j π_j f(y | intercept_j + coef_j·x)`` by soft EM: normal
+    (``N(η, σ_j²)``, the default), Poisson, binomial or Student-t components.
 
     Parameters
     ----------
@@ -168,6 +178,15 @@ class MixtureOfRegressions(_ParamsMixin):
         for all components (flexmix's ``FLXMRglmfix(fixed = ~ w)``); the name
         ``"intercept"`` shares the intercept. ``coef_`` keeps its shape, with equal entries in
         shared columns.
+    family : {"gaussian", "poisson", "binomial", "student_t"} or family object, default="gaussian"
+        The distribution of ``y`` within a component, given its linear predictor
+        ``η = intercept_j + coef_j·x (+ offset)``: normal; Poisson with a log link (counts;
+        ``fit(..., offset=log(exposure))``); binomial with a logit link (``y`` successes out of
+        ``fit(..., trials=m)``, 1 by default); Student-t errors with per-component scale and
+        degrees of freedom (robust to outliers; ``bayes_mlr.StudentT(df=4)`` fixes ν). Family
+        objects: :class:`bayes_mlr.Gaussian`, :class:`~bayes_mlr.Poisson`,
+        :class:`~bayes_mlr.Binomial`, :class:`~bayes_mlr.StudentT`. Families other than the
+        Gaussian are fitted by :func:`bayes_mlr.fit_structured`.
 
     Attributes
     ----------
@@ -181,7 +200,12 @@ class MixtureOfRegressions(_ParamsMixin):
     coef_ : ndarray of shape (n_components, n_features)
         Regression coefficients.
     sigma_ : ndarray of shape (n_components,)
-        Noise standard deviations (equal entries for shared or fixed variance).
+        Noise standard deviations (equal entries for shared or fixed variance); for
+        ``family="student_t"`` the scales σ_j of the t errors (their standard deviation is
+        ``σ_j √(ν_j / (ν_j − 2))`` for ν_j > 2). Not set for the Poisson and binomial families,
+        which have no σ (the variance is ``μ`` and ``m p (1 − p)``).
+    df_ : ndarray of shape (n_components,)
+        Only for ``family="student_t"``: degrees of freedom ν_j (estimated, or as fixed).
     log_likelihood_ : float
         Total observed-data log-likelihood at the estimates.
     log_likelihood_trace_ : ndarray of shape (``n_iter_ + 1``,)
@@ -243,6 +267,7 @@ class MixtureOfRegressions(_ParamsMixin):
         spurious: str = "avoid",
         min_weight: float | None = None,
         shared: Any = None,
+        family: Any = "gaussian",
     ) -> None:
         self.n_components = n_components
         self.variance = variance
@@ -257,6 +282,7 @@ class MixtureOfRegressions(_ParamsMixin):
         self.spurious = spurious
         self.min_weight = min_weight
         self.shared = shared
+        self.family = family
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -268,6 +294,8 @@ class MixtureOfRegressions(_ParamsMixin):
         *,
         groups: Any = None,
         concomitant: Any = None,
+        offset: Any = None,
+        trials: Any = None,
     ) -> MixtureOfRegressions:
         """Fit by soft EM.
 
@@ -286,6 +314,12 @@ class MixtureOfRegressions(_ParamsMixin):
             Concomitant variables ``w``: the prior weights become
             ``π_ij = softmax_j(α_j + w_iᵀγ_j)`` (a mixture of experts; flexmix's
             ``FLXPmultinom``). With ``groups`` they must be constant within each group.
+        offset : array-like of shape (n_samples,), optional
+            Added to the linear predictor of every component (``family="poisson"`` or
+            ``"binomial"``), e.g. ``np.log(exposure)`` for counts per unit of exposure.
+        trials : array-like of shape (n_samples,), optional
+            Number of trials of each row for ``family="binomial"`` (positive integers;
+            default 1), ``y`` counting the successes.
 
         Returns
         -------
@@ -298,8 +332,12 @@ class MixtureOfRegressions(_ParamsMixin):
         group must lie inside one row chunk (checked; the error names a group that does not).
         """
         callback = _progress_printer(self.verbose)  # checks verbose before any work
-        if groups is not None or concomitant is not None or self.shared is not None:
-            return self._fit_structured(X, y, sample_weight, groups, concomitant, callback)
+        family = resolve_family(self.family)  # checks family before any work
+        structured = (groups, concomitant, self.shared, offset, trials)
+        if family.name != "gaussian" or any(v is not None for v in structured):
+            return self._fit_structured(
+                X, y, sample_weight, groups, concomitant, callback, offset, trials
+            )
         if is_dask_collection(X) or is_dask_collection(y):
             from bayes_mlr.core.dask_data import (
                 prepare,  # Dask arrays/DataFrames: stream the blocks, stay lazy
@@ -325,9 +363,11 @@ class MixtureOfRegressions(_ParamsMixin):
         names = ("variance", "sigma", "fit_intercept", "init", "n_init", "max_iter", "tol")
         return {name: getattr(self, name) for name in (*names, "random_state", "spurious")}
 
-    def _fit_structured(self, X, y, sample_weight, groups, concomitant, callback):
-        """fit() with groups, concomitant variables or shared coefficients
-        (:func:`bayes_mlr.core.structured.fit_structured`)."""
+    def _fit_structured(
+        self, X, y, sample_weight, groups, concomitant, callback, offset=None, trials=None
+    ):
+        """fit() with groups, concomitant variables, shared coefficients or a non-Gaussian
+        family (:func:`bayes_mlr.core.structured.fit_structured`)."""
         from bayes_mlr._validation import check_concomitant, check_shared
         from bayes_mlr.core.group_data import dask_concomitant, dask_group_codes
         from bayes_mlr.core.grouping import Grouping
@@ -335,8 +375,8 @@ class MixtureOfRegressions(_ParamsMixin):
 
         if self.min_weight is not None:
             raise ValueError(
-                "min_weight is not available with shared coefficients, groups or concomitant "
-                "variables; leave it None."
+                "min_weight is not available with shared coefficients, groups, concomitant "
+                "variables or a non-Gaussian family; leave it None."
             )
         lazy = any(map(is_dask_collection, (X, y, sample_weight, groups, concomitant)))
         if lazy:
@@ -369,9 +409,22 @@ class MixtureOfRegressions(_ParamsMixin):
             shared=shared,
             sample_weight=sw,
             callback=callback,
+            family=self.family,
+            offset=offset,
+            trials=trials,
             **self._em_settings(),
         )
-        self._set_result(result, X_arr, y_arr, sw, names, groups=codes, concomitant=W)
+        self._set_result(
+            result,
+            X_arr,
+            y_arr,
+            sw,
+            names,
+            groups=codes,
+            concomitant=W,
+            offset=_row_data(offset),
+            trials=_row_data(trials),
+        )
         if W is not None:
             self.concomitant_names_in_ = (
                 conc_names
@@ -381,14 +434,30 @@ class MixtureOfRegressions(_ParamsMixin):
         return self
 
     def _set_result(
-        self, result: EMResult, X, y, sw, names, *, groups=None, concomitant=None
+        self,
+        result: EMResult,
+        X,
+        y,
+        sw,
+        names,
+        *,
+        groups=None,
+        concomitant=None,
+        offset=None,
+        trials=None,
     ) -> None:
         self.result_ = result
         self.n_components_ = result.n_components
         self.weights_ = np.array(result.weights)
         self.intercept_ = np.array(result.intercept)
         self.coef_ = np.array(result.coef)
-        self.sigma_ = np.array(result.sigma)
+        for name in ("sigma_", "df_"):
+            if hasattr(self, name):
+                delattr(self, name)
+        if result.family.has_sigma:
+            self.sigma_ = np.array(result.sigma)
+        if result.df is not None:
+            self.df_ = np.array(result.df)
         self.log_likelihood_ = result.log_likelihood
         self.log_likelihood_trace_ = np.array(result.log_likelihood_trace)
         self.n_iter_ = result.n_iter
@@ -409,6 +478,7 @@ class MixtureOfRegressions(_ParamsMixin):
         # Training data are kept for standard errors and sample_posterior().
         self._fit_X, self._fit_y, self._fit_sample_weight = X, y, sw
         self._fit_groups, self._fit_concomitant = groups, concomitant
+        self._fit_offset, self._fit_trials = offset, trials
         self._standard_errors = None
         self._covariance = None
 
@@ -462,6 +532,8 @@ class MixtureOfRegressions(_ParamsMixin):
         na_action: str = "raise",
         concomitant: str | None = None,
         shared: str | None = None,
+        offset: Any = None,
+        trials: Any = None,
         **kwargs: Any,
     ) -> MixtureOfRegressions:
         """Fit from a model formula and a data frame, e.g. ``"price ~ size + C(region)"``.
@@ -501,8 +573,16 @@ class MixtureOfRegressions(_ParamsMixin):
             A one-sided formula of variables whose coefficient is one for all components,
             e.g. ``"~ w"`` (flexmix's ``FLXMRglmfix(fixed = ~ w)``); write ``1`` as a term
             (``"~ 1 + w"``) to share the intercept too.
+        offset : str or array-like of shape (n_samples,), optional
+            An expression over the columns of ``data`` added to the linear predictor, e.g.
+            ``"np.log(Hours)"`` (``family="poisson"`` or ``"binomial"``); kept, so that the
+            methods that take a data frame compute it from the frame.
+        trials : str or array-like of shape (n_samples,), optional
+            The number of trials for ``family="binomial"``: an expression over the columns of
+            ``data`` such as ``"Total"``, the response counting successes
+            (``"Deaths ~ Treatment"``; flexmix's ``cbind(Deaths, Total - Deaths) ~ ...``).
         **kwargs
-            Other constructor arguments (``variance``, ``random_state``, ...);
+            Other constructor arguments (``family``, ``variance``, ``random_state``, ...);
             ``fit_intercept`` comes from the formula.
 
         Returns
@@ -566,6 +646,17 @@ class MixtureOfRegressions(_ParamsMixin):
                 )
         if design.shared is not None:
             kwargs["shared"] = design.shared
+        row_values = {}
+        for name, value in (("offset", offset), ("trials", trials)):
+            if isinstance(value, str):
+                from bayes_mlr.formula import evaluate_expression
+
+                value = evaluate_expression(value, _rows_of(data, design), name)
+            elif value is not None and not lazy:
+                value = np.asarray(value, dtype=float).reshape(-1)
+                if value.shape[0] == len(getattr(data, "index", value)) != design.X.shape[0]:
+                    value = value[_kept_rows(data, design)]
+            row_values[name] = value
         model = cls(n_components, fit_intercept=design.fit_intercept, **kwargs)
         model.fit(
             design.X,
@@ -573,11 +664,16 @@ class MixtureOfRegressions(_ParamsMixin):
             sample_weight=sample_weight,
             groups=design.groups,
             concomitant=design.concomitant,
+            **row_values,
         )
-        model._remember_formula(design)
+        model._remember_formula(
+            design,
+            offset=offset if isinstance(offset, str) else None,
+            trials=trials if isinstance(trials, str) else None,
+        )
         return model
 
-    def _remember_formula(self, design: Any) -> None:
+    def _remember_formula(self, design: Any, *, offset=None, trials=None) -> None:
         """Attach the formula of a :class:`~bayes_mlr.formula.Design` to the current fit (made
         on ``design.X``, ``design.y``), as :meth:`from_formula` does; it is saved with the
         model."""
@@ -596,6 +692,8 @@ class MixtureOfRegressions(_ParamsMixin):
                 None if design.concomitant is None else list(design.concomitant.columns)
             ),
             shared_formula=design.shared_formula,
+            offset=offset,
+            trials=trials,
         )
 
     def _formula_state(self) -> FormulaState | None:
@@ -647,22 +745,26 @@ class MixtureOfRegressions(_ParamsMixin):
         return args, kwargs
 
     def _training_structure(self) -> dict[str, Any]:
-        """``groups`` and ``concomitant`` of the training data, as keywords for the methods
-        that score data (``bic``, ``responsibilities``, ...)."""
+        """``groups``, ``concomitant``, ``offset`` and ``trials`` of the training data, as
+        keywords for the methods that score data (``bic``, ``responsibilities``, ...)."""
         return {
             "groups": getattr(self, "_fit_groups", None),
             "concomitant": getattr(self, "_fit_concomitant", None),
+            "offset": getattr(self, "_fit_offset", None),
+            "trials": getattr(self, "_fit_trials", None),
         }
 
     def _structured_inference_args(self) -> tuple:
         """Training data for the structured observed information: X, y, sample_weight,
-        groups, concomitant."""
+        groups, concomitant, offset, trials."""
         return (
             self._fit_X,
             self._fit_y,
             self._fit_sample_weight,
             getattr(self, "_fit_groups", None),
             getattr(self, "_fit_concomitant", None),
+            getattr(self, "_fit_offset", None),
+            getattr(self, "_fit_trials", None),
         )
 
     @property
@@ -768,8 +870,14 @@ class MixtureOfRegressions(_ParamsMixin):
 
     # -- prediction and scoring --------------------------------------------------------------
 
-    def predict(self, X: Any, concomitant: Any = None) -> np.ndarray:
-        """Mixture mean E[y | x] = Σ_j π_j (intercept_j + coef_j·x).
+    def predict(
+        self, X: Any, concomitant: Any = None, *, offset: Any = None, trials: Any = None
+    ) -> np.ndarray:
+        """Mixture mean on the response scale, E[y | x] = Σ_j π_j μ_j(x).
+
+        ``μ_j`` is the component mean: ``intercept_j + coef_j·x`` for the Gaussian and
+        Student-t families, ``exp(offset + η_j)`` for the Poisson, ``trials · expit(offset +
+        η_j)`` for the binomial (a probability with the default ``trials=1``).
 
         Parameters
         ----------
@@ -777,26 +885,59 @@ class MixtureOfRegressions(_ParamsMixin):
         concomitant : array-like of shape (n_samples, r), optional
             Required for a model with concomitant variables (then π_j depends on the row), unless
             it was fitted from a formula and ``X`` is the data frame.
+        offset, trials : array-like of shape (n_samples,), optional
+            For the Poisson and binomial families; required when the model was fitted with
+            them, unless it was fitted from a formula and ``X`` is the data frame.
 
         Returns
         -------
         ndarray of shape (n_samples,)
         """
-        means = self.predict_components(X)
+        means = self.predict_components(X, offset=offset, trials=trials)
         if getattr(self, "concomitant_coef_", None) is None:
             return means @ self.weights_
         _, W = self._structure_of(X, None, concomitant)
         return np.einsum("ij,ij->i", means, self.mixing_weights(W))
 
-    def predict_components(self, X: Any) -> np.ndarray:
-        """Each component's regression line at X.
+    def predict_components(self, X: Any, *, offset: Any = None, trials: Any = None) -> np.ndarray:
+        """Each component's mean at X on the response scale (for the Gaussian and Student-t
+        families, its regression line). ``offset`` and ``trials`` as in :meth:`predict`.
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
         """
+        offset, trials = self._family_data_of(X, offset, trials)
         X = self._check_X(X)
-        return X @ self.coef_.T + self.intercept_
+        if self.result_.family.name == "gaussian" and offset is None and trials is None:
+            return X @ self.coef_.T + self.intercept_
+        from bayes_mlr.core.structured import family_rows, linear_predictor
+
+        extra = family_rows(self.result_, np.zeros(X.shape[0]), offset, trials)
+        return self.result_.family.mean(linear_predictor(self.result_, X, extra), extra)
+
+    def _family_data_of(self, X: Any, offset: Any, trials: Any) -> tuple[Any, Any]:
+        """``offset`` and ``trials`` for data X: as given, or for a formula fit and a raw data
+        frame X, computed from X with the fit's expressions. A model fitted with an offset
+        (trials) needs one for new data."""
+        self._check_fitted()
+        state = self._formula_state()
+        frame = state is not None and hasattr(X, "columns") and not is_dask_collection(X)
+        values = {"offset": offset, "trials": trials}
+        for name in values:
+            expression = getattr(state, name, None) if state is not None else None
+            if values[name] is None and frame and expression is not None:
+                from bayes_mlr.formula import evaluate_expression
+
+                values[name] = evaluate_expression(expression, X, name)
+            fitted = getattr(self, f"_fit_{name}", None) is not None
+            if values[name] is None and fitted:
+                raise ValueError(
+                    f"This model was fitted with {name}=: pass {name}= for these rows too (an "
+                    "array of shape (n_samples,)), or, for a formula fit, the data frame with "
+                    "the columns it is computed from."
+                )
+        return values["offset"], values["trials"]
 
     def mixing_weights(self, concomitant: Any) -> np.ndarray:
         """Prior component probabilities of each row, π_ij = softmax_j(α_j + w_iᵀγ_j).
@@ -897,7 +1038,13 @@ class MixtureOfRegressions(_ParamsMixin):
         return y_arr
 
     def _e_step(
-        self, X: Any, y: Any, groups: Any = None, concomitant: Any = None
+        self,
+        X: Any,
+        y: Any,
+        groups: Any = None,
+        concomitant: Any = None,
+        offset: Any = None,
+        trials: Any = None,
     ) -> tuple[np.ndarray, np.ndarray, Any]:
         """Responsibilities per row (n, K), log-likelihood per group (per row without
         groups), and the grouping (None for the plain model without groups)."""
@@ -905,18 +1052,35 @@ class MixtureOfRegressions(_ParamsMixin):
         y = self._response(X, y)
         groups, concomitant = self._structure_of(X, groups, concomitant)
         groups = None if groups is _NO_GROUPS else groups
+        offset, trials = self._family_data_of(X, offset, trials)
         X_arr = self._check_X(X)
         y_arr = check_y(y, X_arr.shape[0])
-        if groups is None and concomitant is None:
+        plain = self.result_.family.name == "gaussian" and offset is None and trials is None
+        if plain and groups is None and concomitant is None:
             X1, beta = self._design(X_arr)
             resp, ll = e_step(X1, y_arr, self.weights_, beta, self.sigma_)
             return resp, ll, None
         from bayes_mlr.core.structured import e_step_structured
 
-        return e_step_structured(self.result_, X_arr, y_arr, groups=groups, concomitant=concomitant)
+        return e_step_structured(
+            self.result_,
+            X_arr,
+            y_arr,
+            groups=groups,
+            concomitant=concomitant,
+            offset=offset,
+            trials=trials,
+        )
 
     def responsibilities(
-        self, X: Any, y: Any = None, *, groups: Any = None, concomitant: Any = None
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        groups: Any = None,
+        concomitant: Any = None,
+        offset: Any = None,
+        trials: Any = None,
     ) -> np.ndarray:
         """Posterior membership probabilities γ_ij at the EM estimates (Bayes' rule).
 
@@ -936,16 +1100,26 @@ class MixtureOfRegressions(_ParamsMixin):
         concomitant : array-like of shape (n_samples, r), optional
             Required for a model with concomitant variables (a formula fit reads them from
             ``X``).
+        offset, trials : array-like of shape (n_samples,), optional
+            For the Poisson and binomial families, as in :meth:`predict`. The same holds for
+            every method below.
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
             Rows sum to one.
         """
-        return self._e_step(X, y, groups, concomitant)[0]
+        return self._e_step(X, y, groups, concomitant, offset, trials)[0]
 
     def predict_component(
-        self, X: Any, y: Any = None, *, groups: Any = None, concomitant: Any = None
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        groups: Any = None,
+        concomitant: Any = None,
+        offset: Any = None,
+        trials: Any = None,
     ) -> np.ndarray:
         """Most probable component of each observation (argmax of the responsibilities).
 
@@ -955,9 +1129,19 @@ class MixtureOfRegressions(_ParamsMixin):
         -------
         ndarray of shape (n_samples,) of int
         """
-        return self.responsibilities(X, y, groups=groups, concomitant=concomitant).argmax(axis=1)
+        return self.responsibilities(
+            X, y, groups=groups, concomitant=concomitant, offset=offset, trials=trials
+        ).argmax(axis=1)
 
-    def score_samples(self, X: Any, y: Any = None, *, concomitant: Any = None) -> np.ndarray:
+    def score_samples(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        concomitant: Any = None,
+        offset: Any = None,
+        trials: Any = None,
+    ) -> np.ndarray:
         """Per-observation log-likelihood log Σ_j π_ij N(y_i | ·), each row on its own (for
         the log-likelihood of groups see :meth:`log_likelihood`).
 
@@ -967,7 +1151,7 @@ class MixtureOfRegressions(_ParamsMixin):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._e_step(X, y, _NO_GROUPS, concomitant)[1]
+        return self._e_step(X, y, _NO_GROUPS, concomitant, offset, trials)[1]
 
     def _group_weights(self, sample_weight: Any, n_rows: int, grouping: Any) -> Any:
         """Validated sample weights, reduced to one per group when the rows are grouped."""
@@ -986,20 +1170,22 @@ class MixtureOfRegressions(_ParamsMixin):
         *,
         groups: Any = None,
         concomitant: Any = None,
+        offset: Any = None,
+        trials: Any = None,
     ) -> float:
         """Total (sample-weighted) observed-data log-likelihood of (X, y): a sum over groups
-        when ``groups`` are given (or read from a formula fit's frame). ``y``, ``groups`` and
-        ``concomitant`` as in :meth:`responsibilities`."""
-        resp, ll, grouping = self._e_step(X, y, groups, concomitant)
+        when ``groups`` are given (or read from a formula fit's frame). ``y``, ``groups``,
+        ``concomitant``, ``offset`` and ``trials`` as in :meth:`responsibilities`."""
+        resp, ll, grouping = self._e_step(X, y, groups, concomitant, offset, trials)
         sw = self._group_weights(sample_weight, resp.shape[0], grouping)
         return float(ll @ sw) if sw is not None else float(ll.sum())
 
     def _criteria(
-        self, X: Any, y: Any, sample_weight: Any, groups: Any, concomitant: Any
+        self, X: Any, y: Any, sample_weight: Any, groups: Any, concomitant: Any, family_data
     ) -> dict[str, float]:
         from bayes_mlr.frequentist.information import information_criteria
 
-        resp, ll_groups, grouping = self._e_step(X, y, groups, concomitant)
+        resp, ll_groups, grouping = self._e_step(X, y, groups, concomitant, *family_data)
         n_rows = resp.shape[0]
         row_sw = check_sample_weight(sample_weight, n_rows)
         sw = self._group_weights(sample_weight, n_rows, grouping)
@@ -1021,11 +1207,13 @@ class MixtureOfRegressions(_ParamsMixin):
         *,
         groups: Any = None,
         concomitant: Any = None,
+        offset: Any = None,
+        trials: Any = None,
     ) -> float:
         """Bayesian information criterion −2ℓ + P log n on (X, y); lower is better. ``n``
-        counts rows (also with groups, as flexmix). ``y``, ``groups`` and ``concomitant`` as in
-        :meth:`responsibilities`."""
-        return self._criteria(X, y, sample_weight, groups, concomitant)["bic"]
+        counts rows (also with groups, as flexmix). ``y``, ``groups``, ``concomitant``,
+        ``offset`` and ``trials`` as in :meth:`responsibilities`."""
+        return self._criteria(X, y, sample_weight, groups, concomitant, (offset, trials))["bic"]
 
     def aic(
         self,
@@ -1035,10 +1223,12 @@ class MixtureOfRegressions(_ParamsMixin):
         *,
         groups: Any = None,
         concomitant: Any = None,
+        offset: Any = None,
+        trials: Any = None,
     ) -> float:
         """Akaike information criterion −2ℓ + 2P on (X, y); lower is better. ``y``, ``groups``
         and ``concomitant`` as in :meth:`responsibilities`."""
-        return self._criteria(X, y, sample_weight, groups, concomitant)["aic"]
+        return self._criteria(X, y, sample_weight, groups, concomitant, (offset, trials))["aic"]
 
     def icl(
         self,
@@ -1048,13 +1238,15 @@ class MixtureOfRegressions(_ParamsMixin):
         *,
         groups: Any = None,
         concomitant: Any = None,
+        offset: Any = None,
+        trials: Any = None,
     ) -> float:
         """Integrated completed likelihood (Biernacki, Celeux & Govaert 2000), as flexmix's
         ``ICL()`` and mclust: BIC − 2 Σ_i w_i log γ_{i,ẑ_i} with ẑ_i the MAP component (per
         group with groups); lower is better (see
         :func:`bayes_mlr.frequentist.information.information_criteria`). ``y``, ``groups`` and
         ``concomitant`` as in :meth:`responsibilities`."""
-        return self._criteria(X, y, sample_weight, groups, concomitant)["icl"]
+        return self._criteria(X, y, sample_weight, groups, concomitant, (offset, trials))["icl"]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Coefficient of determination R² of :meth:`predict` (scikit-learn's regressor score).
@@ -1192,3 +1384,21 @@ class MixtureOfRegressions(_ParamsMixin):
         from bayes_mlr.workflow.io import load_model
 
         return load_model(dir, cls=cls)
+
+
+def _rows_of(data: Any, design: Any) -> Any:
+    """The rows of ``data`` that the design kept (``na_action="drop"`` may drop some)."""
+    import pandas as pd
+
+    if is_dask_collection(design.X):
+        return data
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    return frame.loc[design.X.index]
+
+
+def _kept_rows(data: Any, design: Any) -> np.ndarray:
+    """Positions in ``data`` of the rows that the design kept."""
+    import pandas as pd
+
+    index = data.index if hasattr(data, "index") else pd.RangeIndex(len(design.X))
+    return index.get_indexer(design.X.index)

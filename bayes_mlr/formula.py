@@ -24,6 +24,7 @@ __all__ = [
     "FormulaError",
     "FormulaState",
     "design_from_formula",
+    "evaluate_expression",
     "split_groups",
     "structured_design",
 ]
@@ -548,6 +549,8 @@ class FormulaState:
     concomitant_spec: Any = None  # formulaic ModelSpec of the concomitant formula
     concomitant_names: list[str] | None = None
     shared_formula: str | None = None
+    offset: str | None = None  # the expression of from_formula(offset=...)
+    trials: str | None = None  # the expression of from_formula(trials=...)
 
     def groups_of(self, data: Any) -> np.ndarray | None:
         """The grouping column of a data frame (None without groups or without the column)."""
@@ -597,3 +600,33 @@ class FormulaState:
             ) from exc
         matrix.columns = [str(c) for c in matrix.columns]
         return matrix[self.feature_names].astype(float)
+
+
+def evaluate_expression(expression: str, data: Any, name: str) -> np.ndarray:
+    """A numeric expression over the columns of a data frame, one value per row: the
+    ``offset`` (``"np.log(Hours)"``) or ``trials`` (``"Total"``) of a formula fit.
+
+    Evaluated by formulaic as one Python term (``{...}``), so ``np`` and the columns are in
+    scope, and arithmetic such as ``"Total - Deaths"`` means what it says.
+
+    Raises
+    ------
+    FormulaError
+        The expression cannot be evaluated on ``data`` or does not give one number per row.
+    """
+    import formulaic
+
+    if not isinstance(expression, str) or not expression.strip():
+        raise TypeError(f"{name} must be an expression over the data's columns; got {expression!r}")
+    if hasattr(data, "map_partitions"):  # a Dask DataFrame
+        raise FormulaError(f"{name}={expression!r}: pass Dask data's {name} as an array")
+    try:
+        matrix = formulaic.model_matrix(f"{{{expression}}} - 1", data, na_action="ignore")
+    except Exception as exc:
+        raise FormulaError(f"{name}={expression!r}: {_one_line(exc)}") from exc
+    values = np.asarray(matrix, dtype=float)
+    if values.ndim != 2 or values.shape[1] != 1:
+        raise FormulaError(
+            f"{name}={expression!r} must give one number per row; got {values.shape[1]} columns"
+        )
+    return values[:, 0]

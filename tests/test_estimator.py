@@ -34,6 +34,7 @@ def test_constructor_stores_arguments_untouched():
         "spurious": "avoid",
         "min_weight": None,
         "shared": None,
+        "family": "gaussian",
     }
     assert m.init is init
     assert repr(m).startswith("MixtureOfRegressions(n_components=4, variance='fixed'")

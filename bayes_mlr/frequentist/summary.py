@@ -40,7 +40,9 @@ class SummaryTable(pd.DataFrame):
 
     def __str__(self) -> str:
         header = getattr(self, "header", None) or {}
-        lines = ["Mixture of linear regressions (soft EM, maximum likelihood)"]
+        kinds = {"poisson": "Poisson", "binomial": "binomial (logit)", "student_t": "Student-t"}
+        name = kinds.get(str(header.get("family", "")).split(" ")[0], "linear")
+        lines = [f"Mixture of {name} regressions (soft EM, maximum likelihood)"]
         lines += [f"  {key}: {value}" for key, value in header.items()]
         body = pd.DataFrame(self).to_string(
             index=False,
@@ -77,7 +79,7 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
     Returns
     -------
     SummaryTable
-        One row per scalar parameter: ``parameter`` (weights, intercept, coef, sigma),
+        One row per scalar parameter: ``parameter`` (weights, intercept, coef, sigma, df),
         ``component`` (int; empty for a shared sigma), ``feature`` (the feature name for coef
         rows, empty otherwise), ``estimate``, ``std_error``, ``z`` (estimate / std_error),
         ``p_value`` (two-sided, normal), ``ci_lower``, ``ci_upper``. A fixed sigma is no
@@ -110,10 +112,13 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
             for k, name in enumerate(names)
             if not shared[k]
         ]
-    if model.variance == "component":
+    family = res.family
+    if family.has_sigma and model.variance == "component":
         rows += [("sigma", j, "", model.sigma_[j], se["sigma"][j]) for j in range(K)]
-    elif model.variance == "shared":
+    elif family.has_sigma and model.variance == "shared":
         rows.append(("sigma", None, "", model.sigma_[0], se["sigma"][0]))
+    if res.df is not None and family.df is None:  # estimated degrees of freedom
+        rows += [("df", j, "", model.df_[j], se["df"][j]) for j in range(K)]
     if res.concomitant_coef is not None:  # component 0 is the reference: no rows
         w_names = [str(n) for n in model.concomitant_names_in_]
         for j in range(1, K):
@@ -165,15 +170,21 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
         "observations": f"{res.n_obs:g}",
         "components": f"{K}"
         + (f" ({res.n_removed} removed by min_weight)" if res.n_removed else ""),
-        "variance": model.variance,
+        "family": family.name,
+        "variance": model.variance if family.has_sigma else "none (a function of the mean)",
         "log-likelihood": f"{model.log_likelihood_:.6f}",
         "BIC": f"{model.bic(X, y, sample_weight=sw, **structure):.4f}",
         "AIC": f"{model.aic(X, y, sample_weight=sw, **structure):.4f}",
         "converged": f"{res.converged} after {res.n_iter} iterations ({res.n_runs} runs)",
         "optima reached": _optima_line(res),
         "flags": "; ".join(flags) if flags else "none",
-        "sigma": "maximum likelihood (as mixtools; flexmix corrects it for degrees of freedom)",
     }
+    if family.has_sigma:
+        table.header["sigma"] = (
+            "maximum likelihood (as mixtools; flexmix corrects it for degrees of freedom)"
+        )
+    if res.df is not None and family.df is not None:
+        table.header["df"] = f"fixed at {family.df:g}"
     if res.n_groups is not None:
         table.header["groups"] = f"{res.n_groups} (all rows of a group share one component)"
     if res.concomitant_coef is not None:
