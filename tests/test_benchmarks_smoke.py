@@ -1,6 +1,6 @@
 """Smoke test of the benchmark harness (tests/benchmarks), so that it never rots.
 
-Runs bench_em on a tiny problem without R, through the module and through the runner. Takes a
+Runs bench_em (also through the runner) and bench_families on tiny problems without R. Takes a
 few seconds; needs neither R nor flexmix.
 """
 
@@ -10,10 +10,12 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from tests.benchmarks import __main__ as runner
-from tests.benchmarks import bench_em
+from tests.benchmarks import bench_em, bench_families
 
 TINY = ["--n", "2000", "--repeats", "1", "--no-r"]
 
@@ -27,6 +29,7 @@ def _require_fit_em() -> None:
 def test_discovery_finds_bench_em() -> None:
     names = runner.discover()
     assert "bench_em" in names
+    assert "bench_families" in names
     assert all(name.startswith("bench_") for name in names)
     assert runner.select(names, ["em"]) == [n for n in names if "em" in n]
     assert runner.select(names, ["no-such-benchmark"]) == []
@@ -54,6 +57,30 @@ def test_bench_em_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     # The reported log-likelihood must agree with the harness's independent formula.
     assert figures["bayes_loglik"] == pytest.approx(figures["bayes_loglik_exact"], abs=1e-6)
     assert figures["bayes_loglik_exact"] >= figures["loglik_truth"] - 1e-6
+    json.dumps(figures)  # figures are plain scalars
+
+
+def test_poisson_mixture_loglik_matches_single_poisson() -> None:
+    X, y, h = bench_families.simulate_poisson(50, seed=1)
+    # One component with weight 1: a plain Poisson regression log-likelihood with the offset.
+    a, b = 0.2, bench_families.TRUE_COEF[0]
+    ll = bench_families.poisson_mixture_loglik(X, y, np.log(h), [1.0], [a], b[None, :])
+    expected = float(stats.poisson.logpmf(y, h * np.exp(a + X @ b)).sum())
+    assert ll == pytest.approx(expected, rel=1e-12)
+
+
+def test_bench_families_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = bench_families.main(TINY)
+    out = capsys.readouterr().out
+    assert "bayes_mlr fit_structured" in out
+    assert "skipped (--no-r)" in out
+    assert figures["n"] == 2000
+    assert figures["bayes_seconds_median"] > 0
+    assert figures["bayes_n_iter"] >= 1
+    # The reported log-likelihood must agree with the harness's independent formula.
+    assert figures["bayes_loglik"] == pytest.approx(figures["bayes_loglik_exact"], abs=1e-6)
+    assert figures["bayes_loglik_exact"] >= figures["loglik_truth"] - 1e-6
+    assert "ratio_vs_flexmix" not in figures
     json.dumps(figures)  # figures are plain scalars
 
 
