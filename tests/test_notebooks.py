@@ -29,13 +29,14 @@ KERNEL_NAME = "bayes-mlr-tests"
 CELL_TIMEOUT = 600
 
 # Fast-mode wall times on 2 cores, warm / with an empty PyTensor cache: 3 s, 18 / 40 s,
-# 29 / 35 s. None takes over a minute, so none is marked slow (mark one with
-# pytest.param(..., marks=pytest.mark.slow) if it grows past that).
+# 29 / 35 s; 05 (EM only, no PyMC) about 10 s. None takes over a minute, so none is marked
+# slow (mark one with pytest.param(..., marks=pytest.mark.slow) if it grows past that).
 CASES = [
     pytest.param("01_derivation.ipynb", id="01_derivation"),
     pytest.param("02_em_vs_mcmc.ipynb", id="02_em_vs_mcmc"),
     pytest.param("03_choosing_k.ipynb", id="03_choosing_k"),
     pytest.param("04_hard_posteriors.ipynb", id="04_hard_posteriors"),
+    pytest.param("05_families.ipynb", id="05_families"),
 ]
 
 
