@@ -106,9 +106,9 @@ def standardised_design(W: np.ndarray | None, shift, scale) -> np.ndarray | None
 def part_pass(part: Part, start, components, mixing, beta, sigma, df, gate, w_shift, w_scale):
     """One part's share of an EM pass: the E-step, then the M-step statistics.
 
-    ``start`` is None for an E-step at ``(beta, sigma, df, gate)``, or ``(entropy, index)`` for the
-    random start: Dirichlet(1) responsibilities per group drawn from that seed (the
-    log-likelihood is then NaN).
+    ``start`` is None for an E-step at ``(beta, sigma, df, gate)``, or ``(entropy, index, hard)``
+    for a random start drawn from that seed: Dirichlet(1) responsibilities per group, or with
+    ``hard`` a random partition of the groups (the log-likelihood is then NaN).
 
     Returns
     -------
@@ -128,7 +128,12 @@ def part_pass(part: Part, start, components, mixing, beta, sigma, df, gate, w_sh
         ll = float(part.group_weight @ ell)
     else:
         K = gate.shape[0]
-        gamma = np.random.default_rng(list(start)).dirichlet(np.ones(K), size=grouping.n_groups)
+        entropy, index, hard = start
+        rng = np.random.default_rng([entropy, index])
+        if hard:  # a random partition of the groups
+            gamma = np.eye(K)[rng.integers(K, size=grouping.n_groups)]
+        else:
+            gamma = rng.dirichlet(np.ones(K), size=grouping.n_groups)
         ll = float("nan")
     R = grouping.expand(gamma) * part.row_weight[:, None]
     stats = components.stats(part.Z, R, beta, sigma, df)

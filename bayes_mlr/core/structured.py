@@ -75,6 +75,8 @@ __all__ = [
 SEPARATION_LOGIT = 15.0
 #: Step halvings of a GLM's Newton M-step before the iteration is taken as it is.
 MAX_HALVINGS = 30
+#: Newton steps that fit a GLM's random start to its own random responsibilities.
+START_NEWTON_STEPS = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,15 +134,16 @@ class _Structured:
     def n_obs(self) -> float:
         return self.base.n_obs
 
-    def sweep(self, state: _State, entropy: int | None = None) -> tuple:
+    def sweep(self, state: _State, entropy: int | None = None, hard: bool = False) -> tuple:
         """One pass over the data: the E-step at ``state`` (or, with ``entropy``, random
-        responsibilities drawn from that seed in each part) and the M-step statistics.
+        responsibilities drawn from that seed in each part: a random partition with ``hard``)
+        and the M-step statistics.
 
         Returns the mixing model's statistics, the log-likelihood and the component model's
         statistics, each summed (or joined) over the parts.
         """
         n_parts = len(self.data.parts)
-        starts = [None if entropy is None else (entropy, i) for i in range(n_parts)]
+        starts = [None if entropy is None else (entropy, i, hard) for i in range(n_parts)]
         out = self.data.map(
             part_pass,
             starts,
@@ -223,16 +226,17 @@ class _Structured:
 
     def ascend(self, state: _State, stats: tuple) -> tuple[_State, tuple, Any]:
         """One EM iteration from ``state`` (whose pass gave ``stats``): the M-step, then a pass
-        at the new point. A Newton M-step (a GLM family) that lowers the log-likelihood is
-        halved, up to ``MAX_HALVINGS`` times, towards ``state`` (an ascent direction: the
-        gradient of the observed log-likelihood equals that of the expected complete-data one
-        there). Returns the new state, its pass, and the component statistics whose M-step
-        gave it."""
+        at the new point. An inexact M-step (a GLM's Newton step, the Student-t's joint step)
+        that lowers the log-likelihood is halved, up to ``MAX_HALVINGS`` times, towards
+        ``state`` (an ascent direction: the gradient of the observed log-likelihood equals that
+        of the expected complete-data one there). Returns the new state, its pass, and the
+        component statistics whose M-step gave it."""
         new = self.m_step(state, stats)
         fitted = stats[2]
         new_stats = self.sweep(new)
         slack = 1e-12 * (abs(stats[1]) + self.n_obs)
-        for _ in range(MAX_HALVINGS if self.components.variance == "none" else 0):
+        exact = getattr(self.components, "exact_m_step", True)
+        for _ in range(0 if exact else MAX_HALVINGS):
             if not new_stats[1] < stats[1] - slack:
                 break
             new = state.towards(new, 0.5)
@@ -256,12 +260,30 @@ class _Structured:
 
     # -- starts: the statistics of a first pass, and the state whose σ weights its M-step ----
 
-    def start_random(self, K: int, rng: np.random.Generator) -> tuple[tuple, _State]:
-        """Random group responsibilities: Dirichlet(1) rows, drawn inside each part from the
-        start's seed and the part's index (with Dask input they depend on the chunking)."""
+    def start_random(
+        self, K: int, rng: np.random.Generator, hard: bool = False
+    ) -> tuple[tuple, _State]:
+        """Random group responsibilities: Dirichlet(1) rows (with ``hard``, a random
+        partition), drawn inside each part from the start's seed and the part's index (with
+        Dask input they depend on the chunking)."""
         sigma, df = self.components.start_params(K)
         state = _State(None, sigma, self.mixing.zeros(K), df)
-        return self.sweep(state, entropy=int(rng.integers(2**63))), state
+        entropy = int(rng.integers(2**63))
+        stats = self.sweep(state, entropy=entropy, hard=hard)
+        if self.components.variance == "none":
+            # A GLM's M-step is one Newton step: iterate it on the start's own responsibilities
+            # (drawn again from the same seed), so that each component starts at the fit to its
+            # random share of the data rather than one step away from the common fit.
+            for _ in range(START_NEWTON_STEPS):
+                state = self.m_step(state, stats)
+                stats = self.sweep(state, entropy=entropy, hard=hard)
+        return stats, state
+
+    def start_partition(self, K: int, rng: np.random.Generator) -> tuple[tuple, _State]:
+        """A random partition of the groups (flexmix's default start): its first M-step fits
+        each component to a random subset of about 1/K of the rows, so that GLM components
+        start apart (from soft Dirichlet responsibilities they start near the common fit)."""
+        return self.start_random(K, rng, hard=True)
 
     def start_subsets(self, K: int, rng: np.random.Generator) -> tuple[tuple, _State]:
         """Minimal-subset starts of the plain EM (:func:`bayes_mlr.core.em._init_subsets`), the
@@ -654,8 +676,10 @@ def _concomitant_scaler(W: np.ndarray | None, weight: np.ndarray):
 def _restarts(model: _Structured, K, init, n_init, max_iter, tol, rng) -> list[_StructuredRun]:
     """``n_init`` starts (subsets and random in turn for "auto"/"short_runs"), each run to
     convergence; up to ``em.SPURIOUS_EXTRA_ROUNDS`` more rounds while no run is regular."""
-    if init == "random" or model.components.variance == "none":  # no lines to start from
+    if init == "random":
         makers = (model.start_random,)
+    elif model.components.variance == "none":  # a GLM: no lines to start from
+        makers = (model.start_partition, model.start_random)
     elif init == "subsets":
         makers = (model.start_subsets,)
     else:

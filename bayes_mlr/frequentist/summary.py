@@ -179,7 +179,9 @@ def summary_table(model: Any, *, ci_prob: float = 0.95) -> SummaryTable:
         "optima reached": _optima_line(res),
         "flags": "; ".join(flags) if flags else "none",
     }
-    if family.has_sigma:
+    if family.name == "student_t":
+        table.header["sigma"] = "scale of the t errors (maximum likelihood)"
+    elif family.has_sigma:
         table.header["sigma"] = (
             "maximum likelihood (as mixtools; flexmix corrects it for degrees of freedom)"
         )

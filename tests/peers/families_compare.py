@@ -246,10 +246,11 @@ def _n_parameters(model, data: pd.DataFrame, ref: dict) -> float:
         return float("nan")
 
 
-def compare(case: str) -> dict:
-    """bayes_mlr against the stored peers for one case (see the module docstring)."""
+def compare(case: str, **kwargs: Any) -> dict:
+    """bayes_mlr against the stored peers for one case (see the module docstring); ``kwargs``
+    go to the fit (e.g. a tighter ``tol``)."""
     data, ref = load_case(case)
-    model = fit_case(case, data, ref)
+    model = fit_case(case, data, ref, **kwargs)
     theirs = flexmix_components(ref)
     ours = ours_components(model)
     rows, cols = match_labels(ours, theirs)

@@ -99,6 +99,7 @@ class GLMComponents:
 
     variance = "none"
     sigma_floor = 0.0
+    exact_m_step = False  # a Newton step may overshoot: the loop halves it
 
     def __init__(self, family, shared: np.ndarray, null_beta: np.ndarray, intercept: bool) -> None:
         self.family = family
