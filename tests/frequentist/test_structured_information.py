@@ -93,3 +93,57 @@ def test_standard_errors_keys_and_shapes():
     cov = model.covariance_
     assert cov.shape == (len(model.covariance_labels_),) * 2
     np.testing.assert_allclose(cov, cov.T)
+
+
+def _family_data(family: str, seed: int, n: int = 360):
+    """Two components of each family, with a concomitant variable and groups of 3 rows."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2))
+    groups = np.repeat(np.arange(n // 3), 3)
+    w = np.repeat(rng.normal(size=n // 3), 3)
+    z = (rng.random(n // 3) < 1 / (1 + np.exp(-w[::3])))[groups]
+    eta = np.where(z, 0.5 + X[:, 0], 1.5 - 0.5 * X[:, 0]) + 0.3 * X[:, 1]
+    kwargs: dict = {}
+    if family == "poisson":
+        kwargs["offset"] = rng.normal(scale=0.2, size=n)
+        y = rng.poisson(np.exp(eta + kwargs["offset"])).astype(float)
+    elif family == "binomial":
+        kwargs["trials"] = rng.integers(1, 15, n).astype(float)
+        y = rng.binomial(kwargs["trials"].astype(int), 1 / (1 + np.exp(-eta))).astype(float)
+    else:
+        y = eta + 0.4 * rng.standard_t(3, n)
+    return X, y, groups, w[:, None], kwargs
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial", "student_t"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_family_information_is_minus_the_hessian(family, seed):
+    """Every family through the same Louis assembly, with its own derivatives; grouped, with
+    a concomitant variable and a shared coefficient."""
+    X, y, groups, W, kwargs = _family_data(family, seed)
+    res = fit_structured(
+        X,
+        y,
+        2,
+        groups=groups,
+        concomitant=W,
+        shared=[1],
+        family=family,
+        random_state=seed,
+        **kwargs,
+    )
+    kwargs.update(groups=groups, concomitant=W)
+    info, labels = si.observed_information(res, X, y, **kwargs)
+    assert len(labels) == res.n_parameters == info.shape[0]
+    theta = si._theta(res, si._prepare(res, None, None))
+
+    def f(t):
+        return si.log_likelihood_at(t, res, X, y, **kwargs)
+
+    assert f(theta) == pytest.approx(res.log_likelihood, rel=1e-12)
+    H = _finite_difference_hessian(f, theta)
+    # as above; the Student-t's own second derivatives are differences (1e-9): 1e-5 holds
+    np.testing.assert_allclose(info, -H, atol=1e-5 * np.abs(info).max())
+    se = si.standard_errors(res, X, y, **kwargs)
+    assert ("sigma" in se) == (family == "student_t") == ("df" in se)
+    assert np.all(np.isfinite(se["coef"])) and np.all(se["coef"] > 0)
