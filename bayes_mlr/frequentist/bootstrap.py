@@ -57,6 +57,12 @@ def bootstrap_standard_errors(
         ``coef`` (K, p), ``sigma`` (K,), read-only: the standard deviation over the aligned
         replicates that neither failed nor ended degenerate or spurious.
 
+    Raises
+    ------
+    NotImplementedError
+        For a model with groups, concomitant variables, shared coefficients or a family other
+        than the Gaussian (the replicates would refit a different model).
+
     Warns
     -----
     BootstrapWarning
@@ -67,6 +73,13 @@ def bootstrap_standard_errors(
     if not isinstance(kind, str) or kind not in BOOTSTRAP_KINDS:
         raise ValueError(f"kind must be one of {BOOTSTRAP_KINDS}; got {kind!r}.")
     model._check_fitted()
+    if model.result_.structured:
+        raise NotImplementedError(
+            "bootstrap_standard_errors refits the plain Gaussian mixture: it does not redraw "
+            "groups, concomitant variables, shared coefficients, offsets or trials, nor "
+            f"responses of the {model.result_.family.name!r} family. Use standard_errors_ (the "
+            "observed information of the whole model) or sample_posterior()."
+        )
     rng = np.random.default_rng(random_state)
     X, y, sw = model._fit_X, model._fit_y, model._fit_sample_weight
     n, K = X.shape[0], model.n_components_

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from bayes_mlr._validation import check_data
+from bayes_mlr.core.components import resolve_family
 from bayes_mlr.estimator import MixtureOfRegressions
 from bayes_mlr.exceptions import ConvergenceWarning, DegenerateFitWarning
 from bayes_mlr.simulate import draw_response
@@ -104,6 +105,10 @@ def select_n_components(
     n_init: int = 10,
     random_state: int | None = None,
     sample_weight: Any = None,
+    groups: Any = None,
+    concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
     **estimator_kwargs: Any,
 ):
     """Fit EM for each number of components and tabulate the criteria (flexmix's
@@ -124,9 +129,11 @@ def select_n_components(
     random_state : int or None
         Seed of every fit (the same for each K).
     sample_weight : array-like of shape (n_samples,), optional
+    groups, concomitant, offset, trials : array-like, optional
+        As in :meth:`~bayes_mlr.MixtureOfRegressions.fit`, for every K.
     **estimator_kwargs
-        Other arguments of :class:`~bayes_mlr.MixtureOfRegressions` (``variance``,
-        ``spurious``, ``min_weight``, ...).
+        Other arguments of :class:`~bayes_mlr.MixtureOfRegressions` (``family``,
+        ``variance``, ``shared``, ``spurious``, ``min_weight``, ...).
 
     Returns
     -------
@@ -158,7 +165,15 @@ def select_n_components(
     for k in ks:
         model = MixtureOfRegressions(
             k, n_init=n_init, random_state=random_state, **estimator_kwargs
-        ).fit(X_arr, y_arr, sample_weight=sw)
+        ).fit(
+            X_arr,
+            y_arr,
+            sample_weight=sw,
+            groups=groups,
+            concomitant=concomitant,
+            offset=offset,
+            trials=trials,
+        )
         rows.append(criteria_row(model, X_arr, y_arr, sw))
     return criteria_table(rows)
 
@@ -292,6 +307,14 @@ def bootstrap_lrt(
         raise ValueError(f"n_jobs must be a positive integer or None; got {n_jobs!r}.")
     if "sample_weight" in estimator_kwargs:
         raise TypeError("bootstrap_lrt does not take sample_weight")
+    structure = ("shared", "groups", "concomitant", "offset", "trials")
+    family = resolve_family(estimator_kwargs.get("family", "gaussian"))
+    if family.name != "gaussian" or any(estimator_kwargs.get(k) is not None for k in structure):
+        raise NotImplementedError(
+            "bootstrap_lrt simulates from the plain Gaussian mixture; it does not simulate "
+            f"{family.name!r} responses, groups, concomitant variables, shared coefficients, "
+            "offsets or trials. Compare such models with select_n_components (BIC, ICL)."
+        )
     X_arr, y_arr, _, _ = check_data(X, y, None)
     MixtureOfRegressions(k1, **estimator_kwargs)  # unknown arguments fail here, before fitting
     seeds = np.random.SeedSequence(random_state)

@@ -321,3 +321,29 @@ def test_student_t_with_fixed_df_and_shared_variance():
     table = model.summary()
     assert "df" not in set(table["parameter"])
     assert table.header["df"] == "fixed at 3"
+
+
+# -- frequentist tools with families -----------------------------------------------------------
+
+
+def test_select_n_components_takes_the_family_and_its_row_data():
+    from bayes_mlr import select_n_components
+
+    X, y, off, _, _ = _counts(0, 600)
+    table = select_n_components(
+        X, y, range(1, 4), family="poisson", offset=off, random_state=0, n_init=4
+    )
+    assert table.attrs["best_bic"] == 2
+    # BIC counts K (p + 1) coefficients and K − 1 weights: no sigma
+    assert list(table["n_parameters"]) == [3, 7, 11]
+
+
+def test_bootstraps_refuse_what_they_would_get_wrong():
+    from bayes_mlr import bootstrap_lrt
+
+    X, y, off, _, _ = _counts(0, 200)
+    model = MixtureOfRegressions(2, family="poisson", random_state=0).fit(X, y, offset=off)
+    with pytest.raises(NotImplementedError, match="observed information"):
+        model.bootstrap_standard_errors(n_boot=5)
+    with pytest.raises(NotImplementedError, match="'poisson' responses"):
+        bootstrap_lrt(X, y, (1, 2), n_boot=3, family="poisson")
