@@ -299,7 +299,8 @@ class EMResult:
     def __repr__(self) -> str:
         return (
             f"EMResult(n_components={self.n_components}, n_features={self.n_features}, "
-            f"variance={self.variance!r}, log_likelihood={self.log_likelihood:.6g}, "
+            + (f"family={self.family!r}, " if self.family.name != "gaussian" else "")
+            + f"variance={self.variance!r}, log_likelihood={self.log_likelihood:.6g}, "
             f"n_iter={self.n_iter}, converged={self.converged}, degenerate={self.degenerate}, "
             f"spurious={self.spurious})"
         )
@@ -309,7 +310,9 @@ class EMResult:
             repr(self),
             f"{'':>10}" + "".join(f"{f'component {j}':>14}" for j in range(self.n_components)),
         ]
-        rows = [("weights", self.weights), ("intercept", self.intercept), ("sigma", self.sigma)]
+        rows = [("weights", self.weights), ("intercept", self.intercept)]
+        rows += [("sigma", self.sigma)] * bool(self.family.has_sigma)
+        rows += [("df", self.df)] * (self.df is not None)
         rows += [(f"coef[{k}]", self.coef[:, k]) for k in range(self.n_features)]
         for name, values in rows:
             lines.append(f"{name:>10}" + "".join(f"{v:>14.6g}" for v in values))
