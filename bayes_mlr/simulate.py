@@ -1,4 +1,9 @@
-"""Simulated data with known truth, for tests, notebooks and the demo."""
+"""Simulated data with known truth, for tests, notebooks and the demo.
+
+:func:`simulate` draws from a mixture of regressions with Gaussian components (the default),
+or with Poisson (log link, optional exposure), binomial (logit link, a number of trials per row)
+or Student-t components (``family=``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SimulatedData", "default_truth", "draw_response", "simulate"]
+__all__ = ["FAMILIES", "SimulatedData", "default_truth", "draw_response", "simulate"]
+
+#: The families :func:`simulate` draws from.
+FAMILIES = ("gaussian", "poisson", "binomial", "student_t")
+#: Defaults of the family settings: the t's degrees of freedom and the binomial trials range.
+DEFAULT_DF = 4.0
+DEFAULT_TRIALS = (5, 30)
 
 
 @dataclass(frozen=True)
@@ -20,13 +31,21 @@ class SimulatedData:
     z : ndarray of shape (n_samples,) of int
         True component labels (equal within a group).
     truth : dict
-        ``weights`` (K,), ``intercept`` (K,), ``coef`` (K, p), ``sigma`` (K,); with
-        concomitant variables also ``concomitant_intercept`` (K,) and ``concomitant_coef``
-        (K, r), row 0 zeros (``weights`` are then the mean prior over the rows).
+        ``weights`` (K,), ``intercept`` (K,), ``coef`` (K, p), ``sigma`` (K,) (not for the
+        Poisson and binomial families), ``df`` (K,) (Student-t); with concomitant variables
+        also ``concomitant_intercept`` (K,) and ``concomitant_coef`` (K, r), row 0 zeros
+        (``weights`` are then the mean prior over the rows).
     groups : ndarray of int, shape (n_samples,) or None
         Group of each row, when ``n_groups`` was given.
     concomitant : ndarray of shape (n_samples, r) or None
         Concomitant variables, standard normal (constant within a group).
+    offset : ndarray of shape (n_samples,) or None
+        Poisson with ``exposure``: ``log`` of each row's exposure, added to the linear
+        predictor.
+    trials : ndarray of shape (n_samples,) or None
+        Binomial: the number of trials of each row (``y`` counts the successes).
+    family : str
+        The family the data were drawn from.
     """
 
     X: np.ndarray
@@ -35,21 +54,41 @@ class SimulatedData:
     truth: dict[str, np.ndarray]
     groups: np.ndarray | None = None
     concomitant: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    trials: np.ndarray | None = None
+    family: str = "gaussian"
 
 
-def default_truth(n_components: int = 2, n_features: int = 1) -> dict[str, np.ndarray]:
-    """Well-separated parameters: intercepts spread over [-3, 3], alternating slopes."""
+def default_truth(
+    n_components: int = 2, n_features: int = 1, family: str = "gaussian"
+) -> dict[str, np.ndarray]:
+    """Well-separated parameters: intercepts spread over [-3, 3], alternating slopes.
+
+    For ``family="poisson"`` the intercepts spread over [0.5, 2.5] and the slopes are halved
+    (log means of moderate counts); for ``"binomial"`` they spread over [-1.5, 1.5]; neither
+    has a ``sigma``. ``"student_t"`` adds ``df`` (4 for every component).
+    """
     K, p = n_components, n_features
     intercept = np.linspace(-3.0, 3.0, K) if K > 1 else np.zeros(1)
     signs = np.where(np.arange(K) % 2 == 0, 1.0, -1.0)
     coef = signs[:, None] * (1.0 + np.arange(K)[:, None] * 0.5) * np.ones((K, p))
     coef = coef / np.sqrt(np.arange(1, p + 1))[None, :]
-    return {
+    truth = {
         "weights": np.full(K, 1.0 / K),
         "intercept": intercept,
         "coef": coef,
         "sigma": np.full(K, 0.5),
     }
+    if family == "poisson":
+        truth["intercept"] = np.linspace(0.5, 2.5, K) if K > 1 else np.ones(1)
+        truth["coef"] = 0.5 * coef
+    elif family == "binomial":
+        truth["intercept"] = np.linspace(-1.5, 1.5, K) if K > 1 else np.zeros(1)
+    if family in ("poisson", "binomial"):
+        del truth["sigma"]
+    if family == "student_t":
+        truth["df"] = np.full(K, DEFAULT_DF)
+    return truth
 
 
 def simulate(
@@ -65,8 +104,13 @@ def simulate(
     n_groups: int | None = None,
     concomitant_intercept=None,
     concomitant_coef=None,
+    family: str = "gaussian",
+    df=None,
+    trials=None,
+    exposure=None,
 ) -> SimulatedData:
-    """Draw ``(X, y)`` from ``y ~ Σ_j π_j N(intercept_j + coef_j·x, σ_j²)`` with ``x ~ N(0, I)``.
+    """Draw ``(X, y)`` from ``y ~ Σ_j π_j N(intercept_j + coef_j·x, σ_j²)`` with ``x ~ N(0, I)``
+    (or another component family).
 
     Parameters
     ----------
@@ -86,6 +130,19 @@ def simulate(
         A concomitant model: ``w ~ N(0, I_r)`` (one draw per group) and prior weights
         ``softmax_j(concomitant_intercept_j + w·concomitant_coef_j)``; row 0 is the reference
         and must be zero. ``weights`` must then be left out.
+    family : {"gaussian", "poisson", "binomial", "student_t"}, default="gaussian"
+        The distribution of ``y`` given its component ``j``, with ``η = intercept_j +
+        coef_j·x``: ``N(η, σ_j²)``; ``Poisson(exposure · exp(η))``; ``Binomial(m,
+        expit(η))`` with ``m`` trials; ``η + σ_j t_ν_j``. The Gaussian draws are those of
+        earlier versions, number for number.
+    df : float or array-like of shape (K,), optional
+        Student-t degrees of freedom (default 4).
+    trials : int or (low, high), optional
+        Binomial: every row's number of trials, or a range each row's is drawn from
+        uniformly (both ends included); default (5, 30).
+    exposure : (low, high), optional
+        Poisson: each row's exposure ``h ~ U(low, high)``, the offset ``log h`` kept in
+        :attr:`SimulatedData.offset`; default none (exposure 1, no offset).
 
     Returns
     -------
@@ -99,25 +156,51 @@ def simulate(
     >>> sim.groups.shape, sim.concomitant.shape, sim.truth["concomitant_coef"].shape
     ((200,), (200, 1), (2, 1))
     """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}; got {family!r}.")
+    glm = family in ("poisson", "binomial")
+    for name, value, owner in (
+        ("sigma", sigma if glm else None, "the gaussian and student_t families"),
+        ("df", df if family != "student_t" else None, "the student_t family"),
+        ("trials", trials if family != "binomial" else None, "the binomial family"),
+        ("exposure", exposure if family != "poisson" else None, "the poisson family"),
+    ):
+        if value is not None:
+            raise ValueError(f"{name} applies to {owner}, not to {family!r}.")
     if coef is not None:
         coef_arr = np.atleast_2d(np.asarray(coef, dtype=float))
         n_components, n_features = coef_arr.shape
-    base = default_truth(n_components, n_features)
+    base = default_truth(n_components, n_features, family)
     given = {"weights": weights, "intercept": intercept, "coef": coef, "sigma": sigma}
+    if glm:
+        del given["sigma"]
     truth = {k: np.asarray(v if v is not None else base[k], dtype=float) for k, v in given.items()}
     K = truth["weights"].shape[0]
     truth["coef"] = truth["coef"].reshape(K, -1)
-    truth["sigma"] = np.broadcast_to(truth["sigma"], (K,)).copy()
+    if not glm:
+        truth["sigma"] = np.broadcast_to(truth["sigma"], (K,)).copy()
+    if family == "student_t":
+        truth["df"] = np.broadcast_to(np.asarray(DEFAULT_DF if df is None else df, float), (K,))
+        truth["df"] = truth["df"].copy()
+        if not np.all(np.isfinite(truth["df"]) & (truth["df"] > 0)):
+            raise ValueError(f"df must be positive; got {df!r}.")
     if not np.isclose(truth["weights"].sum(), 1.0) or np.any(truth["weights"] < 0):
         raise ValueError("weights must be non-negative and sum to one.")
-    if np.any(truth["sigma"] <= 0):
+    if not glm and np.any(truth["sigma"] <= 0):
         raise ValueError("sigma must be positive.")
+    low_high = _range_of("trials", DEFAULT_TRIALS if trials is None else trials, integer=True)
+    exposure_range = None if exposure is None else _range_of("exposure", exposure)
     rng = np.random.default_rng(random_state)
     p = truth["coef"].shape[1]
     X = rng.normal(size=(n_samples, p))
-    if n_groups is None and concomitant_coef is None:
+    if family == "gaussian" and n_groups is None and concomitant_coef is None:
         y, z = draw_response(truth, X, rng, return_labels=True)
         return SimulatedData(X, y, z, truth)
+    if n_groups is None and concomitant_coef is None:
+        w = truth["weights"]
+        z = rng.choice(K, size=n_samples, p=w / w.sum())
+        y, rows = _family_response(family, truth, X, z, low_high, exposure_range, rng)
+        return SimulatedData(X, y, z, truth, family=family, **rows)
     if n_groups is not None and not 1 <= int(n_groups) <= n_samples:
         raise ValueError(f"n_groups must be in [1, n_samples]; got {n_groups!r}.")
     G = n_samples if n_groups is None else int(n_groups)
@@ -150,9 +233,43 @@ def simulate(
     u = rng.random(G)[:, None]
     z_groups = (u > np.cumsum(np.exp(log_prior), axis=1)).sum(axis=1).clip(max=K - 1)
     z = z_groups[groups]
+    groups_out = groups if n_groups is not None else None
+    if family != "gaussian":
+        y, rows = _family_response(family, truth, X, z, low_high, exposure_range, rng)
+        return SimulatedData(X, y, z, truth, groups_out, W, family=family, **rows)
     mean = truth["intercept"][z] + np.einsum("ij,ij->i", X, truth["coef"][z])
     y = mean + truth["sigma"][z] * rng.normal(size=n_samples)
-    return SimulatedData(X, y, z, truth, groups if n_groups is not None else None, W)
+    return SimulatedData(X, y, z, truth, groups_out, W)
+
+
+def _range_of(name: str, value, *, integer: bool = False) -> tuple[float, float]:
+    """``(low, high)`` from one number or a pair; positive, ``low <= high`` (integers for the
+    trials)."""
+    values = np.atleast_1d(np.asarray(value, dtype=float))
+    if values.shape not in ((1,), (2,)):
+        raise ValueError(f"{name} must be a number or a (low, high) pair; got {value!r}.")
+    low, high = float(values[0]), float(values[-1])
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
+        raise ValueError(f"{name} must be positive with low <= high; got {value!r}.")
+    if integer and (low != int(low) or high != int(high)):
+        raise ValueError(f"{name} must be whole numbers; got {value!r}.")
+    return low, high
+
+
+def _family_response(family, truth, X, z, trials, exposure, rng):
+    """``y`` of a non-Gaussian family at the rows' components ``z``, and the per-row data
+    drawn with it (``offset``, ``trials``) as keywords of :class:`SimulatedData`."""
+    n = X.shape[0]
+    eta = truth["intercept"][z] + np.einsum("ij,ij->i", X, truth["coef"][z])
+    if family == "student_t":
+        return eta + truth["sigma"][z] * rng.standard_t(truth["df"][z], size=n), {}
+    if family == "poisson":
+        offset = None if exposure is None else np.log(rng.uniform(*exposure, size=n))
+        mean = np.exp(eta if offset is None else eta + offset)
+        return rng.poisson(mean).astype(float), {"offset": offset}
+    m = rng.integers(int(trials[0]), int(trials[1]) + 1, size=n).astype(float)
+    p = 1.0 / (1.0 + np.exp(-eta))
+    return rng.binomial(m.astype(np.int64), p).astype(float), {"trials": m}
 
 
 def draw_response(params, X: np.ndarray, rng: np.random.Generator, *, return_labels: bool = False):
