@@ -47,10 +47,12 @@ __all__ = [
     "em_summary",
     "fresh_directory",
     "load_model",
+    "parameter_names",
     "read_datatree",
     "read_json",
     "save_model",
     "to_jsonable",
+    "training_data_hash",
     "write_bytes",
     "write_dataset",
     "write_datatree",
@@ -61,8 +63,14 @@ __all__ = [
 MODEL_FILE = "model.json"
 #: Training data files are ``data-<first 16 hex digits of their SHA-256>.nc``.
 DATA_PREFIX = "data-"
-MODEL_SCHEMA_VERSION = 1
-EM_SCHEMA_VERSION = 1
+#: 2: component families (``family`` and ``result_.family`` as ``{"__family__": ...}``; the
+#: training ``offset`` and ``trials`` in the data file). Version 1 files load unchanged
+#: (Gaussian, no offset or trials).
+MODEL_SCHEMA_VERSION = 2
+#: 2: ``family``; ``parameters``, ``standard_errors``, ``dims`` and ``optima`` hold only the
+#: family's parameters (no ``sigma`` for Poisson and binomial, ``df`` for Student-t); the data
+#: hash covers ``offset`` and ``trials`` where the fit has them.
+EM_SCHEMA_VERSION = 2
 _NETCDF_ENGINE = "h5netcdf"
 # Training data of the estimator, stored in netCDF rather than in model.json.
 _DATA_ATTRS = {
@@ -72,14 +80,18 @@ _DATA_ATTRS = {
     # grouped and concomitant models: group codes (0 .. n_groups - 1) and the (n, r) variables
     "_fit_groups": "groups",
     "_fit_concomitant": "concomitant",
+    # Poisson and binomial families: the offset and the number of trials of each row
+    "_fit_offset": "offset",
+    "_fit_trials": "trials",
 }
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-_PARAMS = ("weights", "intercept", "coef", "sigma")
+_PARAMS = ("weights", "intercept", "coef", "sigma", "df")
 _DIMS = {
     "weights": ["component"],
     "intercept": ["component"],
     "coef": ["component", "feature"],
     "sigma": ["component"],
+    "df": ["component"],
 }
 
 
@@ -358,7 +370,7 @@ def _row_blocks(arr: Any) -> Iterator[np.ndarray]:
         yield np.ascontiguousarray(np.asarray(block, dtype="<f8"))
 
 
-def data_hash(X: Any, y: Any) -> str:
+def data_hash(X: Any, y: Any, *extra: Any) -> str:
     """SHA-256 (hex) of the data: ``X`` then ``y`` as little-endian float64 bytes, C order.
 
     Parameters
@@ -366,6 +378,10 @@ def data_hash(X: Any, y: Any) -> str:
     X : array-like or dask array of shape (n_samples, n_features)
     y : array-like or dask array of shape (n_samples,)
         Dask arrays are read one row chunk at a time.
+    *extra : array-like of shape (n_samples,) or None
+        Further per-row data hashed after ``y`` in this order (a fit's ``offset`` and
+        ``trials``, :func:`training_data_hash`); None entries are skipped, so data without them
+        hash as ``X`` and ``y`` alone.
 
     Returns
     -------
@@ -374,10 +390,41 @@ def data_hash(X: Any, y: Any) -> str:
         are held in numpy or Dask arrays.
     """
     h = hashlib.sha256()
-    for arr in (X, y):
+    for arr in (X, y, *(a for a in extra if a is not None)):
         for block in _row_blocks(arr):
             h.update(block.tobytes(order="C"))
     return h.hexdigest()
+
+
+def training_data_hash(model: Any) -> str:
+    """:func:`data_hash` of a fitted estimator's training data: ``X``, ``y``, then its
+    ``offset`` and ``trials`` where the fit has them (``em.json``'s ``data.sha256``)."""
+    return data_hash(
+        model._fit_X,
+        model._fit_y,
+        getattr(model, "_fit_offset", None),
+        getattr(model, "_fit_trials", None),
+    )
+
+
+def _family_of(model: Any) -> Any:
+    """The component family of a fitted estimator (Gaussian for a fit without one)."""
+    from bayes_mlr.core.components import resolve_family
+
+    family = getattr(model.result_, "family", None)
+    return resolve_family("gaussian" if family is None else family)
+
+
+def parameter_names(model: Any) -> tuple[str, ...]:
+    """The component parameters of a fitted estimator's family, as ``em.json`` lists them:
+    ``weights``, ``intercept``, ``coef``, then ``sigma`` (Gaussian, Student-t) and ``df``
+    (Student-t)."""
+    family = _family_of(model)
+    return tuple(
+        name
+        for name in _PARAMS
+        if (name != "sigma" or family.has_sigma) and (name != "df" or family.has_df)
+    )
 
 
 def _settings(model: Any) -> dict[str, Any]:
@@ -388,6 +435,8 @@ def _settings(model: Any) -> dict[str, Any]:
             value = "custom start values"
         elif name == "random_state" and isinstance(value, np.random.Generator):
             value = "numpy Generator"
+        elif name == "family" and not isinstance(value, str | type(None)):
+            value = value.to_dict()  # a family object: its name and options
         out[name] = value
     return out
 
@@ -419,39 +468,55 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
     -------
     dict
         Keys: ``schema_version``, ``format`` (``"bayes_mlr.core.em"``), ``bayes_mlr_version``,
-        ``n_components``, ``n_features``, ``n_obs``, ``feature_names``, ``dims``,
+        ``family`` (``name``, ``"gaussian"``, ``"poisson"``, ``"binomial"`` or
+        ``"student_t"``, and its options, e.g. ``df``: null when estimated), ``n_components``,
+        ``n_features``, ``n_obs``, ``feature_names``, ``dims`` (of the parameters listed),
         ``parameters`` and ``standard_errors`` (each ``weights`` (K,), ``intercept`` (K,),
-        ``coef`` (K, p) as nested lists, ``sigma`` (K,); the standard errors also
+        ``coef`` (K, p) as nested lists, ``sigma`` (K,) for the families with a scale
+        (Gaussian, Student-t; absent for Poisson and binomial), ``df`` (K,) for Student-t (a fixed
+        ``df`` has standard errors 0, as a fixed ``sigma``); the standard errors also
         ``concomitant_intercept`` (K,) and ``concomitant_coef`` (K, r) with concomitant
-        variables), ``shared`` (``intercept``: bool, ``features``: names), ``n_groups``
+        variables), ``offset`` and ``trials`` (whether the fit had them), ``shared``
+        (``intercept``: bool, ``features``: names), ``n_groups``
         (null without groups), ``concomitant`` (null, or ``names``, ``reference_component``,
         ``intercept`` (K,) and ``coef`` (K, r)), ``log_likelihood``, ``bic``,
         ``aic``, ``icl``, ``n_parameters``, ``converged``, ``n_iter``, ``degenerate``, ``spurious``,
         ``spurious_components``, ``standard_errors_finite``,
         ``log_likelihood_trace``, ``optima`` (the distinct optima EM's restarts reached, best
         first: ``log_likelihood``, ``n_runs``, ``converged``, ``degenerate``, ``spurious`` and
-        the parameters), ``settings`` (constructor arguments) and ``data``
-        (``sha256`` of X and y, see :func:`data_hash`, ``n_obs``, plus ``source``).
+        the parameters but ``df``), ``settings`` (constructor arguments) and ``data``
+        (``sha256`` of X and y, then offset and trials where the fit has them, see
+        :func:`training_data_hash`, ``n_obs``, plus ``source``).
         Non-finite numbers (a singular standard error) are ``null``.
+
+        Schema version 2 added ``family``, ``offset``, ``trials`` and ``df``, and left ``sigma``
+        out for the families without one (version 1 had only Gaussian fits).
     """
     from bayes_mlr._version import __version__
 
     model._check_fitted()
     X, y, sw = model._fit_X, model._fit_y, model._fit_sample_weight
     structure = model._training_structure()
-    params = {name: np.asarray(getattr(model, f"{name}_")) for name in _PARAMS}
-    se = model.standard_errors_
+    names = parameter_names(model)
+    params = {name: np.asarray(getattr(model, f"{name}_")) for name in names}
+    se = dict(model.standard_errors_)
+    finite = bool(all(np.all(np.isfinite(v)) for v in se.values()))
+    if "df" in names and "df" not in se:  # fixed degrees of freedom: nothing estimated
+        se["df"] = np.full(model.n_components_, np.nan)
     return {
         "schema_version": EM_SCHEMA_VERSION,
         "format": "bayes_mlr.core.em",
         "bayes_mlr_version": __version__,
+        "family": _family_of(model).to_dict(),
         "n_components": int(model.n_components_),
         "n_features": int(model.n_features_in_),
         "n_obs": int(X.shape[0]),
         "feature_names": list(model.feature_names),
-        "dims": _DIMS,
+        "dims": {name: _DIMS[name] for name in names},
         "parameters": params,
         "standard_errors": {name: np.asarray(value) for name, value in se.items()},
+        "offset": structure.get("offset") is not None,
+        "trials": structure.get("trials") is not None,
         "shared": {
             "intercept": bool(model.result_.shared_intercept),
             "features": [
@@ -471,7 +536,7 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
         "spurious": bool(getattr(model.result_, "spurious", False)),
         "separated": bool(getattr(model.result_, "separated", False)),
         # False when the observed information is singular in some direction (NaN SEs)
-        "standard_errors_finite": bool(all(np.all(np.isfinite(v)) for v in se.values())),
+        "standard_errors_finite": finite,
         "spurious_components": np.asarray(
             getattr(model.result_, "spurious_components", np.zeros(model.n_components_, bool))
         ),
@@ -483,14 +548,15 @@ def em_summary(model: Any, *, source: Any = None) -> dict[str, Any]:
                 "converged": bool(o.converged),
                 "degenerate": bool(o.degenerate),
                 "spurious": bool(np.any(o.spurious_components)),
-                **{name: np.asarray(getattr(o, name)) for name in _PARAMS},
+                **{name: np.asarray(getattr(o, name)) for name in names if name != "df"},
             }
             for o in (getattr(model.result_, "optima", None) or ())
         ],
         "settings": _settings(model),
         "data": {
-            "sha256": data_hash(X, y),
-            "hashed": "X then y, little-endian float64, C order",
+            "sha256": training_data_hash(model),
+            "hashed": "X then y (then offset, trials where the fit has them), little-endian "
+            "float64, C order",
             "n_obs": int(X.shape[0]),
             "sample_weight": sw is not None,
             "source": dict(source) if source is not None else None,
@@ -938,12 +1004,16 @@ def save_model(model: Any, directory: str | os.PathLike) -> Path:
     arrays: dict[str, np.ndarray] = {}
     attributes: dict[str, Any] = {}
     data_attrs: dict[str, str | None] = {}
+    dtypes: dict[str, str] = {}  # stored as float64; other dtypes (group codes) come back
     for name, value in state.items():
         if name in _DATA_ATTRS:
             if value is None:
                 data_attrs[name] = None
             else:
                 lazy = is_dask_collection(value)
+                dtype = np.dtype(value.dtype if lazy else np.asarray(value).dtype)
+                if dtype != np.float64:
+                    dtypes[_DATA_ATTRS[name]] = dtype.str
                 arrays[_DATA_ATTRS[name]] = value if lazy else np.asarray(value, dtype=np.float64)
                 data_attrs[name] = _DATA_ATTRS[name]
         else:
@@ -975,6 +1045,8 @@ def save_model(model: Any, directory: str | os.PathLike) -> Path:
             data_file = _content_name(digests)
             write_dataset(_data_dataset(arrays, names), directory / data_file)
         document["data"] = {"file": data_file, "attributes": data_attrs, "sha256": digests}
+        if dtypes:
+            document["data"]["dtypes"] = dtypes
         if row_chunks is not None:
             document["data"]["row_chunks"] = row_chunks
     text = json.dumps(document, indent=1, allow_nan=False, ensure_ascii=False)
@@ -1057,11 +1129,17 @@ def load_model(directory: str | os.PathLike, cls: type) -> Any:
             }
             writeable = dict.fromkeys(arrays, True)
         _verify_digests(arrays, info["sha256"], data_path, path)
+        dtypes = info.get("dtypes", {})
         for attr, key in info["attributes"].items():
             if key is None:
                 setattr(model, attr, None)
                 continue
             arr = arrays[key]
+            if key in dtypes:  # e.g. integer group codes, stored as float64
+                dtype = np.dtype(dtypes[key])
+                if dtype.kind not in "biuf":
+                    raise ValueError(f"malformed {MODEL_FILE}: data dtype {dtypes[key]!r}")
+                arr = arr.astype(dtype)
             if not is_dask_collection(arr):
                 arr = np.ascontiguousarray(arr)
                 arr.setflags(write=writeable[key])

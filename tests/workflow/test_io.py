@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayes_mlr import MixtureOfRegressions
+import bayes_mlr
+from bayes_mlr import MixtureOfRegressions, simulate
 from bayes_mlr.results import EMResult
 from bayes_mlr.workflow import io
 from tests.conftest import TRUTH_2, TRUTH_3, make_data
+from tests.workflow import families
 
 
 def assert_same(a, b, where="model"):
@@ -455,3 +457,146 @@ def test_atomic_writes_never_touch_the_umask(tmp_path, monkeypatch):
     assert path.read_text() == "hello"
     assert (path.stat().st_mode & 0o777) == (0o666 & ~current)
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary file left
+
+
+# -- component families ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=list(families.CASES), ids=list(families.CASES))
+def family_case(request):
+    build, frame = families.CASES[request.param]
+    model = build()
+    _ = model.standard_errors_  # cached, so that they are saved too
+    return request.param, model, None if frame is None else frame()
+
+
+def test_family_round_trip_is_exact_and_predicts_alike(tmp_path, family_case):
+    _, model, frame = family_case
+    model.save(tmp_path / "m")
+    loaded = MixtureOfRegressions.load(tmp_path / "m")
+    assert_models_identical(model, loaded)
+    assert loaded.result_.family == model.result_.family
+    structure = model._training_structure()
+    X, y = model._fit_X, model._fit_y
+    # prediction, scores and criteria on the training rows, bit for bit
+    for method in ("predict_components", "predict"):
+        kwargs = {k: structure[k] for k in ("offset", "trials")}
+        if method == "predict" and structure["concomitant"] is not None:
+            kwargs["concomitant"] = structure["concomitant"]
+        assert (
+            getattr(loaded, method)(X, **kwargs).tobytes()
+            == getattr(model, method)(X, **kwargs).tobytes()
+        )
+    rows = {k: v for k, v in structure.items() if k != "groups"}  # score_samples: per row
+    assert (
+        loaded.score_samples(X, y, **rows).tobytes() == model.score_samples(X, y, **rows).tobytes()
+    )
+    assert loaded.bic(X, y, **structure) == model.bic(X, y, **structure)
+    for key, value in model.standard_errors_.items():
+        assert loaded.standard_errors_[key].tobytes() == value.tobytes()
+    if frame is not None:  # a formula fit: its offset / trials expressions work on a frame
+        state, kept = loaded._formula_state(), model._formula_state()
+        assert (state.offset, state.trials) == (kept.offset, kept.trials)
+        assert loaded.predict(frame).tobytes() == model.predict(frame).tobytes()
+
+
+def test_offset_and_trials_are_data_variables_not_json(tmp_path):
+    model = families.seizure()
+    model.save(tmp_path)
+    document = json.loads((tmp_path / "model.json").read_text())
+    assert document["schema_version"] == io.MODEL_SCHEMA_VERSION == 2
+    assert "_fit_offset" not in document["attributes"]
+    assert document["data"]["attributes"]["_fit_offset"] == "offset"
+    assert document["data"]["attributes"]["_fit_trials"] is None
+    assert document["params"]["family"] == "poisson"
+    assert document["attributes"]["result_"]["__object__"]["fields"]["family"] == {
+        "__family__": {"__dict__": {"name": "poisson"}}
+    }
+    (data_file,) = tmp_path.glob("data-*.nc")
+    with xr.open_dataset(data_file) as ds:
+        np.testing.assert_array_equal(ds["offset"].values, np.log(families.seizure_frame().Hours))
+        assert ds["offset"].dims == ("obs",)
+
+
+def test_a_family_object_with_options_round_trips(tmp_path):
+    model = families.student_t(df=4.0)
+    model.save(tmp_path)
+    loaded = MixtureOfRegressions.load(tmp_path)
+    assert loaded.family == bayes_mlr.StudentT(df=4.0)
+    np.testing.assert_array_equal(loaded.df_, [4.0, 4.0])
+
+
+def test_lazy_offset_is_streamed_and_loaded_lazily(tmp_path):
+    da = pytest.importorskip("dask.array")
+    data = simulate(600, family="poisson", exposure=(0.5, 2.0), random_state=0)
+    X = da.from_array(data.X, chunks=(200, 1))
+    y, offset = da.from_array(data.y, chunks=200), da.from_array(data.offset, chunks=200)
+    model = MixtureOfRegressions(2, family="poisson", random_state=0, n_init=2)
+    model.fit(X, y, offset=offset)
+    model.save(tmp_path)
+    loaded = MixtureOfRegressions.load(tmp_path)
+    assert io.is_dask_collection(loaded._fit_offset)
+    assert loaded._fit_offset.chunks == ((200, 200, 200),)
+    np.testing.assert_array_equal(loaded._fit_offset.compute(), data.offset)
+    assert loaded.log_likelihood(data.X, data.y, offset=data.offset) == model.log_likelihood(
+        data.X, data.y, offset=data.offset
+    )
+
+
+def test_a_version_1_file_loads_as_gaussian(tmp_path):
+    # a model.json of schema 1 (before families): no family argument, no result_.family
+    data = make_data(200)
+    model = MixtureOfRegressions(2, random_state=0).fit(data.X, data.y)
+    model.save(tmp_path)
+    document = json.loads((tmp_path / "model.json").read_text())
+    document["schema_version"] = 1
+    del document["params"]["family"]
+    fields = document["attributes"]["result_"]["__object__"]["fields"]
+    del fields["family"], fields["df"]
+    for key in ("_fit_offset", "_fit_trials"):
+        del document["data"]["attributes"][key]
+        document["order"].remove(key)
+    (tmp_path / "model.json").write_text(json.dumps(document))
+    loaded = MixtureOfRegressions.load(tmp_path)
+    assert loaded.family == "gaussian" and loaded.result_.family.name == "gaussian"
+    assert loaded.predict(data.X).tobytes() == model.predict(data.X).tobytes()
+    assert loaded.bic(data.X, data.y) == model.bic(data.X, data.y)
+
+
+@pytest.mark.parametrize(
+    "build, names",
+    [
+        (families.seizure, ["weights", "intercept", "coef"]),
+        (families.betablocker, ["weights", "intercept", "coef"]),
+        (families.student_t, ["weights", "intercept", "coef", "sigma", "df"]),
+    ],
+    ids=["poisson", "binomial", "student_t"],
+)
+def test_em_summary_of_each_family(tmp_path, build, names):
+    model = build()
+    em = json.loads(io.write_json(tmp_path / "em.json", io.em_summary(model)).read_text())
+    family = model.result_.family
+    assert em["schema_version"] == io.EM_SCHEMA_VERSION == 2
+    assert em["family"] == family.to_dict()
+    assert list(em["parameters"]) == names == list(em["dims"])
+    assert set(em["standard_errors"]) == set(names)
+    for name in names:
+        assert em["parameters"][name] == getattr(model, f"{name}_").tolist()
+    assert all(set(o) >= set(names) - {"df"} and "df" not in o for o in em["optima"])
+    assert ("sigma" in em["optima"][0]) == family.has_sigma
+    structure = model._training_structure()
+    assert em["offset"] == (structure["offset"] is not None)
+    assert em["trials"] == (structure["trials"] is not None)
+    assert em["bic"] == model.bic(model._fit_X, model._fit_y, **structure)
+    assert em["n_parameters"] == model.result_.n_parameters
+    # the hash covers the offset and the trials: the same X, y with other ones differ
+    assert em["data"]["sha256"] == io.training_data_hash(model)
+    extra = structure["offset"] if structure["offset"] is not None else structure["trials"]
+    assert (em["data"]["sha256"] == io.data_hash(model._fit_X, model._fit_y)) == (extra is None)
+
+
+def test_em_summary_of_a_fixed_df_records_the_family_option():
+    em = io.em_summary(families.student_t(df=4.0))
+    assert em["family"] == {"name": "student_t", "df": 4.0}
+    assert em["settings"]["family"] == {"name": "student_t", "df": 4.0}
+    np.testing.assert_array_equal(em["parameters"]["df"], [4.0, 4.0])
