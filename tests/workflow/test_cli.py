@@ -128,7 +128,7 @@ def test_run_writes_every_artifact(run):
 def test_em_json(run):
     out, _, _ = run
     em = io.read_json(out / "em.json")
-    assert em["schema_version"] == 1
+    assert em["schema_version"] == io.EM_SCHEMA_VERSION == 2
     for key in (
         "parameters",
         "standard_errors",
