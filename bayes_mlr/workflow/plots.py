@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io as _io
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ PLOT_FILES = {
 VECTOR_FORMATS = ("pdf", "svg")
 #: Resolution of the PNG files (dots per inch): sharp in print and on high-density screens.
 DEFAULT_DPI = 150
-_PARAMS = ("weights", "intercept", "coef", "sigma")
+_PARAMS = ("weights", "intercept", "coef", "sigma", "df")
 _MAX_PANELS = 9
 _RUG_Y = -0.04  # where plot_mixing draws its rug, below the probabilities
 _MAX_BAND_DRAWS = 1000
@@ -249,6 +250,112 @@ def _em_line_covariance(model: Any) -> list[np.ndarray] | None:
 # --------------------------------------------------------------------------------------------
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def _expit(eta: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(eta)
+
+
+def _identity(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+#: Link and inverse link of each family with a non-identity link (canonical links).
+_LINKS = {"poisson": (np.log, np.exp), "binomial": (_logit, _expit)}
+_LOG_OF = re.compile(r"^\s*(?:np\.|numpy\.)?log\((?P<inner>.+)\)\s*$")
+
+
+@dataclass
+class _ResponseScale:
+    """How :func:`plot_fit` draws a family's response and component means.
+
+    ``shown`` (n,) is the response as drawn: ``y`` (Gaussian, Student-t), the rate
+    ``y / exp(offset)`` (Poisson: the curves are ``exp(η)``, the mean per unit of exposure) or
+    the proportion ``y / trials`` (binomial: the curves are ``expit(η + reference)``).
+    ``offset`` (n,) is the part of each row's linear predictor that ``shown`` still carries (a
+    binomial offset), ``reference`` the offset of the curves (its mean). ``link`` and
+    ``inverse`` map between the response and the linear predictor.
+    """
+
+    family: str
+    shown: np.ndarray
+    offset: np.ndarray | float
+    reference: float
+    label: str
+    link: Any = _identity
+    inverse: Any = _identity
+    divisor: np.ndarray | None = None  # shown = y / divisor (exposure, trials)
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        """Where the shown response lives: counts from 0, proportions in [0, 1]."""
+        return {"poisson": (0.0, None), "binomial": (0.0, 1.0)}.get(self.family, (None, None))
+
+    def show(self, values: np.ndarray) -> np.ndarray:
+        """Responses (``y`` or replicates of it, last axis the rows) as drawn."""
+        return values if self.divisor is None else values / self.divisor
+
+    def partial(self, eta_full: np.ndarray, eta_part: np.ndarray) -> np.ndarray:
+        """Partial residuals on the link scale, drawn on the response scale: each observation
+        moved by the change of its component's linear predictor when the other variables go
+        to their typical values (``y - μ(x) + μ(x')`` for an identity link; a count or
+        proportion of 0 stays 0, a proportion of 1 stays 1)."""
+        with np.errstate(divide="ignore"):
+            moved = self.link(self.shown) - (eta_full + self.offset) + (eta_part + self.reference)
+        return self.inverse(moved)
+
+
+def _response_scale(
+    model: Any, y: np.ndarray, offset: Any, trials: Any, response: str
+) -> _ResponseScale:
+    """The :class:`_ResponseScale` of a fit's family for the rows ``y`` with their ``offset``
+    and ``trials`` (None where the fit has none)."""
+    family = model.result_.family.name
+    state = model._formula_state()
+    if family == "poisson":
+        if offset is None:
+            return _ResponseScale(family, y, 0.0, 0.0, response, *_LINKS[family])
+        expression = getattr(state, "offset", None)
+        match = _LOG_OF.match(expression) if expression else None
+        exposure = match["inner"].strip() if match else f"exp({expression or 'offset'})"
+        divisor = np.exp(np.asarray(offset, dtype=float))
+        label = f"{response} / {exposure}"
+        return _ResponseScale(family, y / divisor, 0.0, 0.0, label, *_LINKS[family], divisor)
+    if family == "binomial":
+        m = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+        expression = getattr(state, "trials", None) or "trials"
+        label = f"{response} / {expression}" if trials is not None else f"{response} (0/1)"
+        rows = 0.0 if offset is None else np.asarray(offset, dtype=float)
+        reference = float(np.mean(rows)) if offset is not None else 0.0
+        return _ResponseScale(family, y / m, rows, reference, label, *_LINKS[family], m)
+    return _ResponseScale(family, y, 0.0, 0.0, response)
+
+
+def _family_phrase(model: Any) -> str:
+    """The component model for titles: ``variance = component`` (Gaussian), ``Poisson, offset
+    np.log(Hours)``, ``binomial, trials Total``, ``Student-t, df = 2.1, 7.9``."""
+    family = model.result_.family
+    state = model._formula_state()
+    structure = model._training_structure()
+    if family.name == "poisson" or family.name == "binomial":
+        text = "Poisson" if family.name == "poisson" else "binomial"
+        for key in ("offset", "trials"):
+            if structure.get(key) is not None:
+                text += f", {key} {getattr(state, key, None) or '(array)'}"
+        return text
+    text = f"variance = {model.variance}"
+    if family.name == "student_t":
+        df = np.asarray(getattr(model, "df_", []), dtype=float)
+        fixed = getattr(family, "df", None) is not None
+        values = f"{float(df[0]):.3g} (fixed)" if fixed else ", ".join(f"{v:.3g}" for v in df)
+        text = f"Student-t errors, df = {values}, {text}"
+    return text
+
+
 @dataclass
 class _Panel:
     """One panel of :func:`plot_fit`: a variable on the x axis and the encoded rows to draw.
@@ -256,7 +363,9 @@ class _Panel:
     ``x`` (n,) places the points; ``grid`` (T,) the curve, whose encoded features are
     ``grid_features`` (T, p); ``partial_features`` (n, p) are the encoded observations with every
     other variable at its typical value (the partial residuals). ``levels`` names the
-    categories of a categorical variable (then ``x`` and ``grid`` are level codes).
+    categories of a categorical variable (then ``x`` and ``grid`` are level codes). ``rows``
+    (n,) marks the observations the panel shows (None: all), for a panel of one level of a
+    categorical variable that interacts with ``name``.
     """
 
     name: str
@@ -266,6 +375,7 @@ class _Panel:
     partial_features: np.ndarray
     held: str
     levels: list[str] | None = None
+    rows: np.ndarray | None = None
 
 
 def _typical(column: Any, by_level: bool = False) -> Any:
@@ -313,11 +423,16 @@ def _formula_panels(frame: Any, model_spec: Any, feature_names: Sequence[str]) -
     """One panel per original variable of a formula's right-hand side.
 
     Curves and partial residuals are encoded through ``model_spec`` (the transforms and
-    categories of the fit), with the other variables at their typical values.
+    categories of the fit), with the other variables at their typical values. A numeric
+    variable that shares a term with categorical ones (``y ~ g * x``) gets one panel per
+    observed combination of their levels instead, each over the range of ``x`` at that
+    combination, and the categorical variables get no panel of their own: held at one value of
+    ``x``, their comparison would hold only there (and may lie where a level has no data).
     """
     import pandas as pd
 
-    required = set(model_spec.required_variables)
+    populated = _populated(model_spec, frame)
+    required = {str(v) for v in populated.required_variables}
     variables = [str(c) for c in frame.columns if str(c) in required]
     by_level = {v: _by_level(frame, v, feature_names) for v in variables}
     typical = {v: _typical(frame[v], by_level[v]) for v in variables}
@@ -330,6 +445,8 @@ def _formula_panels(frame: Any, model_spec: Any, feature_names: Sequence[str]) -
 
             warnings.simplefilter("ignore", DataMismatchWarning)
             matrix = pd.DataFrame(model_spec.get_model_matrix(table, na_action="ignore"))
+        if len(matrix) != len(table):  # pragma: no cover - na_action="ignore" keeps every row
+            raise ValueError("the formula dropped rows while encoding the plot grid")
         matrix.columns = [str(c) for c in matrix.columns]
         return matrix[list(feature_names)].to_numpy(dtype=float)
 
@@ -342,34 +459,99 @@ def _formula_panels(frame: Any, model_spec: Any, feature_names: Sequence[str]) -
                 out[v] = pd.Series([typical[v]] * len(out), index=out.index, dtype=dtype)
         return out
 
-    panels = []
-    for v in variables[:_MAX_PANELS]:
+    partners = _interactions(populated, variables)
+    panels: list[_Panel] = []
+    for v in variables:
+        if len(panels) >= _MAX_PANELS:
+            break
         column = frame[v]
-        partial = encode(held_at(frame, v))
+        if by_level[v] and any(not by_level[o] for o in partners[v]):
+            continue  # drawn through the panels of the numeric variables it interacts with
         if by_level[v]:
-            cats = (
-                list(column.cat.categories)
-                if isinstance(column.dtype, pd.CategoricalDtype)
-                else sorted(column.dropna().unique(), key=str)
-            )
+            partial = encode(held_at(frame, v))
+            cats = _levels_of(column)
             codes = {c: i for i, c in enumerate(cats)}
             x = column.map(codes).to_numpy(dtype=float)
             grid = np.arange(len(cats), dtype=float)
             base = held_at(frame.iloc[[0] * len(cats)].reset_index(drop=True), v)
             base[v] = pd.Series(cats, dtype=column.dtype)
-            levels = [str(c) for c in cats]
-        else:
+            others = [f"{o} = {_format_value(typical[o])}" for o in variables if o != v]
+            held = ("at " + ", ".join(others)) if others else ""
+            panels.append(_Panel(v, x, grid, encode(base), partial, held, [str(c) for c in cats]))
+            continue
+        # A numeric variable that interacts with categorical ones (y ~ g * x) gets one panel
+        # per observed combination of their levels, over the range of x at that combination:
+        # one curve at the most frequent level would run where that level has no data.
+        split = [o for o in variables if by_level[o] and o in partners[v]]
+        combos = (
+            frame[split].drop_duplicates().sort_values(split).to_dict("records") if split else [{}]
+        )
+        for combo in combos:
+            rows = np.ones(n, dtype=bool)
+            for o, level in combo.items():
+                rows &= (frame[o] == level).to_numpy()
+            keep = {v, *combo}
+            partial = encode(_with_levels(held_at(frame, v), frame, combo))
             x = column.to_numpy(dtype=float)
-            grid = np.linspace(np.nanmin(x), np.nanmax(x), _GRID_SIZE)
-            base = held_at(frame.iloc[[0] * grid.size].reset_index(drop=True), v)
+            grid = np.linspace(np.nanmin(x[rows]), np.nanmax(x[rows]), _GRID_SIZE)
+            base = _with_levels(
+                held_at(frame.iloc[[0] * grid.size].reset_index(drop=True), v), frame, combo
+            )
             base[v] = grid
-            levels = None
-        others = [f"{o} = {_format_value(typical[o])}" for o in variables if o != v]
-        held = ("at " + ", ".join(others)) if others else ""
-        panels.append(_Panel(v, x, grid, encode(base), partial, held, levels))
-    if len(partial) != n:  # pragma: no cover - na_action="ignore" keeps every row
-        raise ValueError("the formula dropped rows while encoding the plot grid")
-    return panels
+            fixed = [f"{o} = {_format_value(level)}" for o, level in combo.items()]
+            others = [f"{o} = {_format_value(typical[o])}" for o in variables if o not in keep]
+            held = ", ".join(fixed + (["at " + ", ".join(others)] if others else []))
+            panels.append(
+                _Panel(v, x, grid, encode(base), partial, held, None, rows if combo else None)
+            )
+    return panels[:_MAX_PANELS]
+
+
+def _levels_of(column: Any) -> list[Any]:
+    """The categories of a categorical column (its order, or sorted as text)."""
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return list(column.cat.categories)
+    return sorted(column.dropna().unique(), key=str)
+
+
+def _with_levels(table: Any, frame: Any, combo: dict[str, Any]) -> Any:
+    """``table`` with the categorical columns of ``combo`` set to its levels."""
+    import pandas as pd
+
+    for o, level in combo.items():
+        table[o] = pd.Series([level] * len(table), index=table.index, dtype=frame[o].dtype)
+    return table
+
+
+def _populated(model_spec: Any, frame: Any) -> Any:
+    """The spec of a fresh encoding of ``frame`` by ``model_spec``: a spec rebuilt from its
+    formula (a loaded model) knows which variables and terms it reads (a categorical column,
+    ``Treatment``) only once it has encoded data."""
+    from formulaic.errors import DataMismatchWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataMismatchWarning)
+            return model_spec.get_model_matrix(frame, na_action="ignore").model_spec
+    except Exception:  # the caller's own encoding reports the problem
+        return model_spec
+
+
+def _interactions(model_spec: Any, variables: Sequence[str]) -> dict[str, set[str]]:
+    """For each variable, the other variables that share a term of the (populated) formula
+    with it (``Treatment * np.log(Day)``: Treatment and Day)."""
+    out: dict[str, set[str]] = {v: set() for v in variables}
+    try:
+        terms = list(model_spec.term_variables.values())
+    except RuntimeError:  # a spec without term information: no interactions
+        terms = []
+    for names in terms:
+        present = {str(name) for name in names} & set(variables)
+        for v in present:
+            out[v] |= present - {v}
+    return out
 
 
 def _design_of(model: Any, data: Any, formula: str | None):
@@ -401,11 +583,40 @@ def _design_of(model: Any, data: Any, formula: str | None):
     return design, frame.reset_index(drop=True)
 
 
+def _family_data_of_frame(model: Any, frame: Any) -> dict[str, Any]:
+    """``offset`` and ``trials`` of the rows of a raw data frame, from the expressions of a
+    formula fit (``from_formula(offset="np.log(Hours)")``); None where the fit has none.
+
+    Raises
+    ------
+    ValueError
+        The fit has an offset (trials) but no expression to compute it from a frame.
+    """
+    from bayes_mlr.formula import evaluate_expression
+
+    state = model._formula_state()
+    out = {}
+    for name in ("offset", "trials"):
+        expression = getattr(state, name, None) if state is not None else None
+        if expression is not None:
+            out[name] = evaluate_expression(expression, frame, name)
+        elif getattr(model, f"_fit_{name}", None) is not None:
+            raise ValueError(
+                f"the model was fitted with {name}= as an array, so data= cannot give the rows' "
+                f"{name}: fit with from_formula(..., {name}='expression'), or pass X, y and "
+                f"{name}="
+            )
+        else:
+            out[name] = None
+    return out
+
+
 def _fit_inputs(
     model: Any, X: Any, y: Any, data: Any, formula: str | None, structure: dict[str, Any]
 ):
     """The arrays, panels, default response label and structure (``groups``,
-    ``concomitant`` keywords of ``responsibilities``) of :func:`plot_fit`."""
+    ``concomitant``, ``offset``, ``trials`` keywords of ``responsibilities``) of
+    :func:`plot_fit`."""
     state = model._formula_state()
     if data is not None:
         if X is not None or y is not None:
@@ -415,11 +626,17 @@ def _fit_inputs(
         X_arr = design.X.to_numpy(dtype=float)
         panels = _formula_panels(frame, spec, model.feature_names)
         conc = None if design.concomitant is None else design.concomitant.to_numpy(dtype=float)
-        structure = {"groups": design.groups, "concomitant": conc}
+        structure = {
+            "groups": design.groups,
+            "concomitant": conc,
+            **_family_data_of_frame(model, frame),
+        }
         return X_arr, np.asarray(design.y, dtype=float), panels, design.response, structure
     if X is None and y is None:
         X_arr, y_arr = np.asarray(model._fit_X, dtype=float), np.asarray(model._fit_y)
-        structure = model._training_structure()
+        structure = {
+            k: None if v is None else np.asarray(v) for k, v in model._training_structure().items()
+        }
     elif X is None or y is None:
         raise ValueError("pass both X and y, or neither (to use the training data)")
     else:
@@ -443,6 +660,8 @@ def plot_fit(
     random_state: int = 0,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
 ):
     """The data coloured by responsibility, with each component's fitted curve and its bands.
 
@@ -487,6 +706,9 @@ def plot_fit(
         their own).
     concomitant : array-like of shape (n_samples, r), optional
         The concomitant variables of the rows of ``X`` (required then for a model with them).
+    offset, trials : array-like of shape (n_samples,), optional
+        The offset and number of trials of the rows of ``X`` (required then for a model
+        fitted with them; the training data and ``data`` bring their own).
 
     Returns
     -------
@@ -496,6 +718,18 @@ def plot_fit(
     -----
     MissingBandWarning
         A band that cannot be computed (singular information, a posterior without ``coef``).
+
+    Notes
+    -----
+    Curves are component means on the response scale. Poisson: the points are the rates
+    ``y / exp(offset)`` (``Seizures / Hours`` for ``offset="np.log(Hours)"``) and the curves
+    ``exp(η_j)``, the mean count per unit of exposure. Binomial: the points are the
+    proportions ``y / trials`` and the curves ``expit(η_j)``. Bands are the EM (Wald) and
+    posterior intervals of ``η_j`` mapped through the inverse link, so they stay positive (in
+    [0, 1]); partial residuals are taken on the link scale (a zero count stays zero). Student-t
+    components are drawn as Gaussian ones (their curve is the regression line); the bands
+    are intervals for the line, not for ``y``, so they need no σ (families without one, Poisson
+    and binomial, are drawn alike).
     """
     from scipy.stats import norm
 
@@ -503,11 +737,17 @@ def plot_fit(
     if not 0.0 < float(ci_prob) < 1.0:
         raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}")
     X_arr, y_arr, panels, default_response, structure = _fit_inputs(
-        model, X, y, data, formula, {"groups": groups, "concomitant": concomitant}
+        model,
+        X,
+        y,
+        data,
+        formula,
+        {"groups": groups, "concomitant": concomitant, "offset": offset, "trials": trials},
     )
     response = response or default_response
     K, p = model.coef_.shape
     resp = model.responsibilities(X_arr, y_arr, **structure)
+    scale = _response_scale(model, y_arr, structure["offset"], structure["trials"], response)
     component = resp.argmax(axis=1)
     colors = _colors(K)
     point_colors = np.clip(resp @ colors, 0.0, 1.0)
@@ -528,6 +768,7 @@ def plot_fit(
     tail = (1 - ci_prob) / 2
     fitted = model.intercept_[component] + np.einsum("ij,ij->i", X_arr, model.coef_[component])
     shared = np.asarray(getattr(model, "shared_", np.zeros(p, dtype=bool)), dtype=bool)
+    outlier = _t_outliers(model, y_arr, fitted, component)
 
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
@@ -540,37 +781,57 @@ def plot_fit(
         part = model.intercept_[component] + np.einsum(
             "ij,ij->i", panel.partial_features, model.coef_[component]
         )
-        points = y_arr - fitted + part if several else y_arr
+        drawn = shown if panel.rows is None else shown[panel.rows[shown]]
+        # partial residuals where the panel holds other variables at typical values (a panel
+        # of one level of an interacting factor may hold nothing: its points are the data)
+        moved = several and not np.array_equal(panel.partial_features[drawn], X_arr[drawn])
+        points = scale.partial(fitted, part) if moved else scale.shown
         x = panel.x
         if panel.levels is not None:  # jitter the points of a level
             x = x + rng.uniform(-0.3, 0.3, size=x.size)
+        size = 10 if drawn.size <= 1000 else 4
+        kept = drawn if outlier is None else drawn[~outlier[drawn]]
         ax.scatter(
-            x[shown],
-            points[shown],
-            c=point_colors[shown],
-            s=10 if shown.size <= 1000 else 4,
+            x[kept],
+            points[kept],
+            c=point_colors[kept],
+            s=size,
             alpha=0.6,
             linewidths=0,
-            rasterized=shown.size > 2000,
+            rasterized=drawn.size > 2000,
         )
+        if outlier is not None and outlier[drawn].any():  # open circles: downweighted by t
+            far = drawn[outlier[drawn]]
+            ax.scatter(
+                x[far],
+                points[far],
+                facecolors="none",
+                edgecolors=point_colors[far],
+                s=size * 2,
+                alpha=0.8,
+                linewidths=0.8,
+            )
         G = np.column_stack([np.ones(panel.grid.size), panel.grid_features])  # (T, p + 1)
         for j in range(K):
             beta = np.concatenate([[model.intercept_[j]], model.coef_[j]])
-            curve = G @ beta
-            half = None
+            eta = G @ beta + scale.reference
+            band = None
             if em_cov is not None and np.all(np.isfinite(em_cov[j])):
                 var = np.einsum("ti,ij,tj->t", G, em_cov[j], G)
                 half = z * np.sqrt(np.maximum(var, 0.0))
+                band = (scale.inverse(eta - half), scale.inverse(eta + half))
             post = None
             if draws is not None:
                 a, b = draws
-                curves = a[:, j, None] + b[:, j] @ panel.grid_features.T  # (S, T)
+                curves = scale.inverse(
+                    a[:, j, None] + b[:, j] @ panel.grid_features.T + scale.reference
+                )  # (S, T)
                 post = (curves.mean(axis=0), *np.quantile(curves, [tail, 1 - tail], axis=0))
             if panel.levels is None:
-                _draw_curve(ax, panel.grid, curve, half, post, colors[j])
+                _draw_curve(ax, panel.grid, scale.inverse(eta), band, post, colors[j])
             else:
-                offset = (j - (K - 1) / 2) * 0.12
-                _draw_levels(ax, panel.grid + offset, curve, half, post, colors[j])
+                offset_x = (j - (K - 1) / 2) * 0.12
+                _draw_levels(ax, panel.grid + offset_x, scale.inverse(eta), band, post, colors[j])
         if panel.levels is not None:
             ax.set_xticks(panel.grid, panel.levels)
         varying = np.ptp(panel.grid_features, axis=0) > 0
@@ -578,7 +839,11 @@ def plot_fit(
             ax.set_xlabel(f"{panel.name} (coefficient shared by all components)")
         else:
             ax.set_xlabel(panel.name)
-        ax.set_ylabel(f"{response} (partial residual)" if several else response)
+        ax.set_ylabel(f"{scale.label} (partial residual)" if moved else scale.label)
+        if scale.family in _LINKS:  # counts and proportions: from 0 (to at most 1)
+            top = ax.get_ylim()[1]
+            top = min(top, 1.0) if scale.family == "binomial" else top
+            ax.set_ylim(-0.02 * top, top * 1.02)
         if panel.held:
             ax.set_title(panel.held, fontsize="small", wrap=True)
     _fit_legend(
@@ -587,17 +852,54 @@ def plot_fit(
         ci_prob,
         with_posterior=draws is not None,
         with_em_band=em_cov is not None,
+        mean_label=_mean_label(scale),
+        with_outliers=outlier is not None and bool(outlier.any()),
     )
     state = model._formula_state()
     shown_formula = formula or (state.formula if state is not None else None)
     if shown_formula is None:
         shown_formula = f"{response} ~ {' + '.join(model.feature_names)}"
-    title = f"{shown_formula}: K = {K}, variance = {model.variance}"
+    title = f"{shown_formula}: K = {K}, {_family_phrase(model)}"
     title += "".join(f", {part}" for part in _structure_phrases(model))
     if len(panels) == _MAX_PANELS and p > _MAX_PANELS:
         title += f" (first {_MAX_PANELS} panels)"
-    fig.suptitle(title)
+    fig.suptitle(_wrapped(title, fig.get_figwidth()))
     return fig
+
+
+def _wrapped(title: str, width_inches: float) -> str:
+    """A title broken into lines that fit a figure ``width_inches`` wide (about ten
+    characters per inch at the title's size)."""
+    import textwrap
+
+    # lines break between phrases, never inside "variance = component"
+    title = title.replace(" = ", "\u00a0=\u00a0")
+    return textwrap.fill(title, width=max(40, int(width_inches * 10)), break_long_words=False)
+
+
+#: Student-t fits: points whose E-step weight ``u`` is below this are drawn as open circles.
+T_OUTLIER_WEIGHT = 0.1
+
+
+def _t_outliers(model: Any, y: np.ndarray, fitted: np.ndarray, component: np.ndarray):
+    """For a Student-t fit, which observations the t tails downweight: the E-step weight
+    ``u_i = (ν_c + 1) / (ν_c + δ_i²)``, ``δ_i = (y_i − μ_c(x_i)) / σ_c`` in the most probable
+    component ``c``, below :data:`T_OUTLIER_WEIGHT` (None for other families)."""
+    if model.result_.family.name != "student_t":
+        return None
+    df = np.asarray(model.df_, dtype=float)[component]
+    delta = (y - fitted) / np.asarray(model.sigma_, dtype=float)[component]
+    return (df + 1.0) / (df + delta**2) < T_OUTLIER_WEIGHT
+
+
+def _mean_label(scale: _ResponseScale) -> str:
+    """The legend entry of the EM curves: what a curve is on the response scale."""
+    if scale.family == "poisson":
+        exposure = " / " in scale.label  # drawn as a rate: the mean per unit of exposure
+        return "EM fit: component mean\nexp(η)" + (" per unit of exposure" if exposure else "")
+    if scale.family == "binomial":
+        return "EM fit: component mean\nexpit(η), a proportion"
+    return "EM fit"
 
 
 def _structure_phrases(model: Any) -> list[str]:
@@ -620,10 +922,10 @@ def _structure_phrases(model: Any) -> list[str]:
     return out
 
 
-def _draw_curve(ax, grid, curve, half, post, color) -> None:
+def _draw_curve(ax, grid, curve, band, post, color) -> None:
     ax.plot(grid, curve, color=color, lw=2)
-    if half is not None:
-        ax.fill_between(grid, curve - half, curve + half, color=color, alpha=0.25, lw=0)
+    if band is not None:
+        ax.fill_between(grid, *band, color=color, alpha=0.25, lw=0)
     if post is not None:
         mean, lo, hi = post
         ax.plot(grid, mean, color=color, lw=1.5, ls="--")
@@ -631,10 +933,11 @@ def _draw_curve(ax, grid, curve, half, post, color) -> None:
             ax.plot(grid, edge, color=color, lw=1, ls=":")
 
 
-def _draw_levels(ax, x, value, half, post, color) -> None:
+def _draw_levels(ax, x, value, band, post, color) -> None:
     """Point estimates per level of a categorical variable, with their intervals."""
+    yerr = None if band is None else np.vstack([value - band[0], band[1] - value])
     ax.errorbar(
-        x, value, yerr=half, fmt="o", color=color, ms=6, lw=3, alpha=0.8, capsize=0, zorder=3
+        x, value, yerr=yerr, fmt="o", color=color, ms=6, lw=3, alpha=0.8, capsize=0, zorder=3
     )
     if post is not None:
         mean, lo, hi = post
@@ -653,12 +956,21 @@ def _draw_levels(ax, x, value, half, post, color) -> None:
         )
 
 
-def _fit_legend(fig, colors, ci_prob, *, with_posterior, with_em_band) -> None:
+def _fit_legend(
+    fig,
+    colors,
+    ci_prob,
+    *,
+    with_posterior,
+    with_em_band,
+    mean_label="EM fit",
+    with_outliers=False,
+) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     handles = [Line2D([], [], color=c, lw=2, label=f"component {j}") for j, c in enumerate(colors)]
-    handles.append(Line2D([], [], color="0.3", lw=2, label="EM fit"))
+    handles.append(Line2D([], [], color="0.3", lw=2, label=mean_label))
     if with_em_band:
         handles.append(Patch(color="0.3", alpha=0.25, label=f"EM {ci_prob:.0%} band (SE)"))
     if with_posterior:
@@ -676,6 +988,18 @@ def _fit_legend(fig, colors, ci_prob, *, with_posterior, with_em_band) -> None:
             label="points: colour mixes the\ncomponents by responsibility",
         )
     )
+    if with_outliers:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="o",
+                mfc="none",
+                color="0.5",
+                label=f"open: outliers, t weight\nu < {T_OUTLIER_WEIGHT:g} in their component",
+            )
+        )
     # outside the axes, below the title: the legend never hides the title or the data
     fig.legend(handles=handles, loc="outside right center", fontsize="small", frameon=False)
 
@@ -706,7 +1030,7 @@ def _mixing_panels_of_frame(frame: Any, state: Any) -> list[_MixingPanel]:
     from formulaic.errors import DataMismatchWarning
 
     spec = state.concomitant_spec
-    required = set(spec.required_variables)
+    required = {str(v) for v in _populated(spec, frame).required_variables}
     variables = [str(c) for c in frame.columns if str(c) in required]
     names = list(state.concomitant_names)
 
@@ -1124,6 +1448,7 @@ class _Group:
     dim: str = "feature"
     components: tuple[int, ...] | None = None  # the components shown (None: all)
     shared: bool = False  # one value for all components: drawn once
+    log_scale: bool = False  # drawn on a log axis (degrees of freedom)
 
     def component_ids(self, K: int) -> list[int]:
         return list(range(K)) if self.components is None else list(self.components)
@@ -1150,6 +1475,10 @@ def _groups(post: Any) -> list[_Group]:
                     )
                 else:
                     groups.append(_Group(name, f"coef of {f}", f))
+        elif name == "df":
+            shared_df = "component" not in post[name].dims
+            title = "df" + (" (shared)" if shared_df else "") + " (log scale)"
+            groups.append(_Group(name, title, log_scale=True))
         elif "component" not in post[name].dims:
             groups.append(_Group(name, f"{name} (shared)"))
         elif name == "intercept" and _is_shared(post[name]):
@@ -1216,6 +1545,8 @@ def plot_trace(posterior: Any):
     A chain in another mode (or another labelling) shows as a density that disagrees with the
     others and a trace at another level. A coefficient all components share is drawn once, in
     grey; concomitant coefficients are drawn for components 1 .. K-1 (0 is the reference).
+    Degrees of freedom of Student-t components (``df``) are drawn on a log axis. A family
+    without sigma (Poisson, binomial) has no sigma row.
 
     Parameters
     ----------
@@ -1230,7 +1561,9 @@ def plot_trace(posterior: Any):
 
     post = _posterior_dataset(posterior)
     if post is None or not _var_names(posterior):
-        raise ValueError("the posterior has none of the variables weights, intercept, coef, sigma")
+        raise ValueError(
+            "the posterior has none of the variables weights, intercept, coef, sigma, df"
+        )
     groups = _groups(post)
     K = int(post.sizes.get("component", 1))
     colors = _colors(K)
@@ -1246,17 +1579,22 @@ def plot_trace(posterior: Any):
             shared = group.shared or (values.shape[2] == 1 and K > 1 and group.components is None)
             color = "0.25" if shared else colors[ids[j]]
             chain_values = values[:, :, j]
-            bw_j = _bandwidth(chain_values)
-            grid = _grid_for(chain_values, bw_j)
+            # degrees of freedom: densities of log df, drawn on a log axis
+            scaled = np.log(chain_values) if group.log_scale else chain_values
+            bw_j = _bandwidth(scaled)
+            grid = _grid_for(scaled, bw_j)
             for c in range(n_chains):
                 left.plot(
-                    grid,
-                    _density(chain_values[c], grid, bw_j),
+                    np.exp(grid) if group.log_scale else grid,
+                    _density(scaled[c], grid, bw_j),
                     color=color,
                     lw=1,
                     ls=styles[c % len(styles)],
                 )
                 right.plot(chain_values[c], color=color, lw=0.5, alpha=0.6, ls="-")
+        if group.log_scale:
+            left.set_xscale("log")
+            right.set_yscale("log")
         left.set_title(group.title, fontsize="medium")
         left.set_yticks([])
         left.set_ylabel("density")
@@ -1375,7 +1713,8 @@ def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
     """Forest plot of EM (normal approximation) beside the posterior, one panel per group.
 
     The groups are ``weights``, ``intercept``, the slopes of each feature (``coef of x``) and
-    ``sigma``, each on its own axis so that a small slope or sigma is not squeezed to a dot by
+    ``sigma`` (and ``df`` of Student-t components, on a log axis, its EM interval normal on
+    ``log df``), each on its own axis so that a small slope or sigma is not squeezed to a dot by
     a large intercept; a coefficient all components share is one row (``shared``), and a model
     with concomitant variables adds their intercepts and slopes for components 1 .. K-1
     (component 0 is the reference). Per component: EM as ``estimate +- z SE`` and the
@@ -1431,7 +1770,11 @@ def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
             ax.plot([mid], [y0], "o", color=post_color, ms=5, mfc="white")
         if em is not None:
             for y0, value, se in zip(rows + 0.15, *em, strict=True):
-                if np.isfinite(se):
+                if np.isfinite(se) and group.log_scale:  # normal on log df (delta method)
+                    lo, l50, _, h50, hi = value * np.exp(se / value * z)
+                    ax.plot([lo, hi], [y0, y0], color=em_color, lw=1.2)
+                    ax.plot([l50, h50], [y0, y0], color=em_color, lw=3.5, solid_capstyle="butt")
+                elif np.isfinite(se):
                     lo, l50, _, h50, hi = value + se * z
                     ax.plot([lo, hi], [y0, y0], color=em_color, lw=1.2)
                     ax.plot([l50, h50], [y0, y0], color=em_color, lw=3.5, solid_capstyle="butt")
@@ -1440,6 +1783,8 @@ def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
                 ax.plot([value], [y0], "s", color=em_color, ms=5, mfc="white")
         ax.set_yticks(rows, _group_labels(group, m, K))
         ax.set_ylim(-0.7, m - 0.3)
+        if group.log_scale:
+            ax.set_xscale("log")
         ax.set_title(group.title, fontsize="medium")
         ax.grid(axis="x", alpha=0.3)
     if missing:
@@ -1469,8 +1814,10 @@ def _replicate_y(model: Any, posterior: Any, n_replicates: int, rng: np.random.G
     Uses the ``posterior_predictive`` group's ``y`` when the posterior has one; otherwise, for
     ``R`` evenly spaced draws, each observation's component is drawn from the weights (with
     concomitant variables, from its own prior; with groups, one component per group) and
-    ``y_rep ~ Normal(intercept_z + x . coef_z, sigma_z)``. (One helper, to be replaced by a
-    public ``posterior_predictive`` when the package has one.)
+    ``y_rep`` from the component's family at ``η = intercept_z + x . coef_z``: Normal(η, σ_z),
+    η + σ_z t_{ν_z}, Poisson(exp(offset + η)) or Binomial(trials, expit(offset + η))
+    (:func:`_draw_given`). (One helper, to be replaced by a public ``posterior_predictive``
+    when the package has one.)
     """
     if "posterior_predictive" in posterior.children:
         pp = posterior["posterior_predictive"].to_dataset()
@@ -1491,23 +1838,61 @@ def _replicate_y(model: Any, posterior: Any, n_replicates: int, rng: np.random.G
     intercept = (
         _stacked(post, "intercept", K)[pick] if "intercept" in post else np.zeros((pick.size, K))
     )
-    if "sigma" in post:
-        sigma = _stacked(post, "sigma", K)[pick]
-    else:  # variance="fixed": the known sigma
-        sigma = np.broadcast_to(np.asarray(model.sigma_, dtype=float), (pick.size, K))
+    family = model.result_.family
+    nuisance = {}  # (R, K) draws of sigma and df, as the family has them
+    for name, has in (("sigma", family.has_sigma), ("df", family.has_df)):
+        if name in post:
+            nuisance[name] = _stacked(post, name, K)[pick]
+        elif has:  # fixed (variance="fixed", StudentT(df=...)): the model's value
+            value = np.asarray(getattr(model, f"{name}_"), dtype=float)
+            nuisance[name] = np.broadcast_to(value, (pick.size, K))
     weights = _stacked(post, "weights", K)[pick] if "weights" in post else np.ones((pick.size, K))
     structure = model._training_structure()
+    rows = {k: _plain(structure[k]) for k in ("offset", "trials")}
+
+    def draw(r: int, z: np.ndarray) -> np.ndarray:
+        eta = intercept[r, z] + np.einsum("ij,ij->i", X, coef[r, z])
+        params = {k: v[r, z] for k, v in nuisance.items()}
+        return _draw_given(family.name, eta, params, rows, rng)
+
     if structure["groups"] is not None or structure["concomitant"] is not None:
         prior = _row_priors(model, post, pick, weights)
-        return _replicate_structured(X, prior, intercept, coef, sigma, structure["groups"], rng)
+        return _replicate_structured(prior, draw, structure["groups"], rng)
     cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
     out = np.empty((pick.size, X.shape[0]))
     for r in range(pick.size):
         u = rng.uniform(size=X.shape[0])
         z = np.minimum(np.searchsorted(cumulative[r], u, side="right"), K - 1)
-        mu = intercept[r, z] + np.einsum("ij,ij->i", X, coef[r, z])
-        out[r] = rng.normal(mu, sigma[r, z])
+        out[r] = draw(r, z)
     return out
+
+
+def _plain(values: Any) -> np.ndarray | None:
+    """Per-row training data as a float array (a Dask array computed), or None."""
+    return None if values is None else np.asarray(values, dtype=float)
+
+
+def _draw_given(
+    family: str,
+    eta: np.ndarray,
+    params: dict[str, np.ndarray],
+    rows: dict[str, np.ndarray | None],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """One draw of ``y`` per row given its linear predictor ``eta`` (n,) (the offset not
+    included), the row's ``sigma`` and ``df`` in ``params`` and the ``offset`` and ``trials``
+    of the rows (None where the fit has none)."""
+    offset = 0.0 if rows.get("offset") is None else rows["offset"]
+    if family == "poisson":
+        return rng.poisson(np.exp(eta + offset)).astype(float)
+    if family == "binomial":
+        from scipy.special import expit
+
+        trials = 1 if rows.get("trials") is None else np.rint(rows["trials"]).astype(np.int64)
+        return rng.binomial(trials, expit(eta + offset)).astype(float)
+    if family == "student_t":
+        return eta + params["sigma"] * rng.standard_t(params["df"])
+    return rng.normal(eta, params["sigma"])
 
 
 def _row_priors(model: Any, post: Any, pick: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -1526,9 +1911,10 @@ def _row_priors(model: Any, post: Any, pick: np.ndarray, weights: np.ndarray) ->
     return prior / prior.sum(axis=2, keepdims=True)
 
 
-def _replicate_structured(X, prior, intercept, coef, sigma, groups, rng) -> np.ndarray:
+def _replicate_structured(prior, draw, groups, rng) -> np.ndarray:
     """Replicates of a grouped or concomitant model: one component per group (each row its own
-    group without groups) drawn from the group's prior, then ``y`` given the components."""
+    group without groups) drawn from the group's prior, then ``y`` given the components
+    (``draw(r, z)``: replicate ``r``'s ``y`` at the rows' components ``z``)."""
     R, n, K = prior.shape
     if groups is None:
         first, inverse = np.arange(n), np.arange(n)
@@ -1539,8 +1925,23 @@ def _replicate_structured(X, prior, intercept, coef, sigma, groups, rng) -> np.n
         cumulative = np.cumsum(prior[r, first], axis=1)  # (G, K): constant within a group
         u = rng.uniform(size=first.size)[:, None]
         z = np.minimum((u > cumulative).sum(axis=1), K - 1)[inverse]
-        mu = intercept[r, z] + np.einsum("ij,ij->i", X, coef[r, z])
-        out[r] = rng.normal(mu, sigma[r, z])
+        out[r] = draw(r, z)
+    return out
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs) -> np.ndarray:
+    """Quantiles ``probs`` of each row of ``values`` (the last axis) with the row weights
+    ``weights`` (the inverse of the weighted empirical distribution function, as
+    ``np.quantile(..., method="inverted_cdf")`` for equal weights); shape ``(..., len(probs))``.
+    """
+    order = np.argsort(values, axis=-1)
+    ordered = np.take_along_axis(values, order, axis=-1)
+    cumulative = np.cumsum(np.asarray(weights, dtype=float)[order], axis=-1)
+    cumulative /= cumulative[..., -1:]
+    out = np.empty((*values.shape[:-1], len(probs)))
+    for k, prob in enumerate(probs):
+        index = np.minimum((cumulative < prob).sum(axis=-1), values.shape[-1] - 1)
+        out[..., k] = np.take_along_axis(ordered, index[..., None], axis=-1)[..., 0]
     return out
 
 
@@ -1559,7 +1960,12 @@ def plot_ppc(
     ``y`` as a thick one, all with the observed data's bandwidth (sample weights, if the fit
     had them, weight every density). If the model describes the data, the observed curve lies
     within the bundle of replicates. The titles give posterior predictive p-values,
-    ``P(T(y_rep) >= T(y))``, of the mean and the standard deviation (near 0 or 1: misfit).
+    ``P(T(y_rep) >= T(y))``, of the mean and the standard deviation (near 0 or 1: misfit);
+    for Student-t components, which may have no mean or variance, of the median and the
+    interquartile range.
+    Poisson and binomial fits are checked on the response as :func:`plot_fit` draws it (the
+    rate ``y / exposure`` with an offset, the proportion ``y / trials``), with the densities
+    reflected at 0 (and 1) so that none leaks below 0 (above 1).
 
     Parameters
     ----------
@@ -1592,30 +1998,57 @@ def plot_ppc(
     sw = getattr(model, "_fit_sample_weight", None)
     sw = None if sw is None else np.asarray(sw, dtype=float)
     y_rep = _replicate_y(model, posterior, n_replicates, rng)
+    structure = model._training_structure()
+    scale = _response_scale(
+        model, y, _plain(structure["offset"]), _plain(structure["trials"]), response
+    )
+    y, y_rep, response = scale.shown, scale.show(y_rep), scale.label
     bw = _bandwidth(y)
+    low, high = scale.bounds
     lo = min(y.min(), np.quantile(y_rep, 0.001)) - 3 * bw
     hi = max(y.max(), np.quantile(y_rep, 0.999)) + 3 * bw
+    # heavy tails (Student-t with small df) may replicate far beyond the data: the view stays
+    # within half the data's range of it (mass outside still counts in each density)
+    reach = 0.5 * (y.max() - y.min()) + 3 * bw
+    lo, hi = max(lo, y.min() - reach), min(hi, y.max() + reach)
+    lo, hi = (lo if low is None else low), (hi if high is None else high)
     grid = np.linspace(lo, hi, 400)
+
+    def density(values: np.ndarray) -> np.ndarray:
+        """Kernel density, reflected at the bounds of counts and proportions (so that no
+        mass falls below 0 or above 1)."""
+        out = _density(values, grid, bw, sw)
+        for bound in (b for b in (low, high) if b is not None):
+            out = out + _density(2 * bound - values, grid, bw, sw)
+        return out
+
     fig = _new_figure(7.5, 4.6)
     ax = fig.subplots()
     for rep in y_rep:
-        ax.plot(grid, _density(rep, grid, bw, sw), color="tab:blue", lw=0.6, alpha=0.2)
-    ax.plot(grid, _density(y, grid, bw, sw), color="black", lw=2.2)
+        ax.plot(grid, density(rep), color="tab:blue", lw=0.6, alpha=0.2)
+    ax.plot(grid, density(y), color="black", lw=2.2)
 
     def stat(values, kind):
-        """Weighted mean or sd of each replicate (the last axis), or of the data."""
+        """Weighted mean, sd, median or interquartile range of each replicate (the last
+        axis), or of the data."""
         w = np.ones(values.shape[-1]) if sw is None else np.asarray(sw, dtype=float)
+        if kind in ("median", "IQR"):
+            q = _weighted_quantiles(values, w, [0.25, 0.5, 0.75])
+            return q[..., 1] if kind == "median" else q[..., 2] - q[..., 0]
         mean = values @ w / w.sum()
         if kind == "mean":
             return mean
         return np.sqrt(((values - np.asarray(mean)[..., None]) ** 2) @ w / w.sum())
 
-    p_values = {k: float(np.mean(stat(y_rep, k) >= stat(y, k))) for k in ("mean", "sd")}
+    # t components may have no mean or variance (df <= 2): robust statistics instead
+    kinds = ("median", "IQR") if model.result_.family.name == "student_t" else ("mean", "sd")
+    p_values = {k: float(np.mean(stat(y_rep, k) >= stat(y, k))) for k in kinds}
     ax.set_xlabel(response)
     ax.set_ylabel("density")
     ax.set_ylim(bottom=0)
+    ax.set_xlim(lo, hi)
     ax.set_title(
-        f"posterior predictive p-values: mean {p_values['mean']:.2f}, sd {p_values['sd']:.2f}",
+        "posterior predictive p-values: " + ", ".join(f"{k} {v:.2f}" for k, v in p_values.items()),
         fontsize="medium",
     )
     handles = [

@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from scipy import stats
 
-from bayes_mlr import MixtureOfRegressions
-from bayes_mlr.workflow import plots
+from bayes_mlr import MixtureOfRegressions, simulate
+from bayes_mlr.workflow import io, plots
 from tests.conftest import TRUTH_3, make_data
+from tests.workflow import families
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -47,18 +49,18 @@ def fake_posterior(model, chains=2, draws=60, seed=0):
         "intercept": (("chain", "draw", "component"), draw("intercept")),
         "coef": (("chain", "draw", "component", "feature"), draw("coef")),
     }
-    if model.variance == "component":
+    family = model.result_.family
+    if not family.has_sigma:  # Poisson, binomial: no sigma
+        pass
+    elif model.variance == "component":
         post["sigma"] = (("chain", "draw", "component"), draw("sigma"))
     elif model.variance == "shared":
         post["sigma"] = (("chain", "draw"), draw("sigma")[..., 0])
+    if family.has_df and family.df is None:  # Student-t with estimated df
+        post["df"] = (("chain", "draw", "component"), np.abs(draw("df")))
     em = {}
-    dims = {
-        "weights": ("component",),
-        "intercept": ("component",),
-        "coef": ("component", "feature"),
-        "sigma": ("component",),
-    }
-    for name, d in dims.items():
+    for name in io.parameter_names(model):
+        d = ("component", "feature") if name == "coef" else ("component",)
         em[name] = (d, getattr(model, f"{name}_"))
         em[f"{name}_se"] = (d, se[name])
     return xr.DataTree.from_dict(
@@ -357,28 +359,16 @@ def test_structured_replicates_draw_one_component_per_group():
     groups = np.repeat(np.arange(400), 3)
     n, R = groups.size, 5
     prior = np.broadcast_to([0.3, 0.7], (R, n, 2))
-    y_rep = plots._replicate_structured(
-        np.zeros((n, 1)),
-        prior,
-        np.tile([0.0, 100.0], (R, 1)),
-        np.zeros((R, 2, 1)),
-        np.full((R, 2), 1e-9),
-        groups,
-        np.random.default_rng(0),
-    )
+
+    def draw(r, z):  # replicate r's y at the rows' components z
+        return np.array([0.0, 100.0])[z]
+
+    y_rep = plots._replicate_structured(prior, draw, groups, np.random.default_rng(0))
     z = (y_rep > 50).reshape(R, 400, 3)
     assert (z == z[:, :, :1]).all()  # the rows of a group share their component
     # the share of component 1 over 2000 group draws: 0.7 +- 0.01 (sd), 4 sd allowed
     assert z[:, :, 0].mean() == pytest.approx(0.7, abs=0.04)
-    ungrouped = plots._replicate_structured(
-        np.zeros((n, 1)),
-        prior,
-        np.tile([0.0, 100.0], (R, 1)),
-        np.zeros((R, 2, 1)),
-        np.full((R, 2), 1e-9),
-        None,
-        np.random.default_rng(0),
-    )
+    ungrouped = plots._replicate_structured(prior, draw, None, np.random.default_rng(0))
     mixed = (ungrouped > 50).reshape(R, 400, 3)
     assert not (mixed == mixed[:, :, :1]).all()  # without groups each row draws its own
 
@@ -515,4 +505,214 @@ def test_integer_columns_encoded_by_level_are_drawn_by_level():
     fig = plots.plot_fit(fit, data=frame)
     time_panel, diet_panel = [ax for ax in fig.axes if ax.get_visible()][:2]
     assert "Diet = 1" in time_panel.get_title() and "Time = 10.7" in diet_panel.get_title()
+    plt.close(fig)
+
+
+# -- component families (issue #12) --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seizure():
+    return families.seizure()
+
+
+@pytest.fixture(scope="module")
+def betablocker():
+    return families.betablocker()
+
+
+@pytest.fixture(scope="module")
+def robust():
+    return families.student_t()
+
+
+def visible_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def test_poisson_fit_plot_shows_rates_and_exp_eta_per_treatment(seizure):
+    frame = families.seizure_frame()
+    fig = plots.plot_fit(seizure, data=frame)
+    # Treatment interacts with log(Day): one Day panel per treatment, over its own days (the
+    # curve at the most frequent level, "Yes", would run through days 1-27, where no row has it)
+    no, yes = visible_axes(fig)
+    assert (no.get_title(), yes.get_title()) == ("Treatment = No", "Treatment = Yes")
+    assert no.get_xlabel() == yes.get_xlabel() == "Day"
+    assert no.get_ylabel() == "Seizures / Hours"  # the data, not partial residuals
+    assert "Poisson, offset np.log(Hours)" in fig.texts[0].get_text()  # the suptitle
+    for ax, level in ((no, "No"), (yes, "Yes")):
+        rows = frame[frame.Treatment == level]
+        points = ax.collections[0].get_offsets()
+        np.testing.assert_array_equal(points[:, 0], rows.Day)
+        np.testing.assert_allclose(points[:, 1], rows.Seizures / rows.Hours, rtol=1e-12)
+        # the EM curves: each component's mean per hour, exp(eta), from predict_components
+        day = ax.lines[0].get_xdata()
+        assert (day.min(), day.max()) == (rows.Day.min(), rows.Day.max())
+        grid = pd.DataFrame({"Treatment": level, "Day": day, "Hours": 1.0})
+        expected = seizure.predict_components(grid)
+        for j, line in enumerate(ax.lines[:2]):
+            np.testing.assert_allclose(line.get_ydata(), expected[:, j], rtol=1e-10)
+        band = ax.collections[1].get_paths()[0].vertices[:, 1]  # EM band: positive rates
+        assert band.min() > 0
+        assert ax.get_ylim()[0] < 0 < points[:, 1].min() + 1e-12  # counts from 0 on
+    plt.close(fig)
+
+
+def test_binomial_fit_plot_shows_proportions_and_expit_eta(betablocker):
+    frame = families.betablocker_frame()
+    fig = plots.plot_fit(betablocker, data=frame)
+    (ax,) = visible_axes(fig)
+    assert ax.get_ylabel() == "Deaths / Total"
+    assert ax.get_xlabel() == "Treatment (coefficient shared by all components)"
+    np.testing.assert_allclose(
+        np.sort(ax.collections[0].get_offsets()[:, 1]), np.sort(frame.Deaths / frame.Total)
+    )
+    # per component and level: expit(eta), the mean of one trial
+    levels = pd.DataFrame({"Treatment": ["Control", "Treated"], "Center": 1, "Total": 1})
+    expected = betablocker.predict_components(levels)
+    markers = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(markers) == 3
+    for j, line in enumerate(markers):
+        np.testing.assert_allclose(line.get_ydata(), expected[:, j], rtol=1e-10)
+    low, high = ax.get_ylim()
+    assert -0.03 <= low < 0 and high <= 1.03
+    assert "binomial, trials Total" in fig.texts[0].get_text()
+    plt.close(fig)
+
+
+def test_student_t_fit_plot_marks_the_outliers_it_downweights(robust):
+    fig = plots.plot_fit(robust, data=families.robust_frame())
+    (ax,) = visible_axes(fig)
+    resp = robust.responsibilities(robust._fit_X, robust._fit_y)
+    c = resp.argmax(axis=1)
+    mu = robust.intercept_[c] + robust._fit_X[:, 0] * robust.coef_[c, 0]
+    delta = (robust._fit_y - mu) / robust.sigma_[c]
+    u = (robust.df_[c] + 1) / (robust.df_[c] + delta**2)
+    filled, open_ = ax.collections[:2]
+    assert len(open_.get_offsets()) == np.sum(u < plots.T_OUTLIER_WEIGHT) > 5  # the 5% shifted
+    assert len(filled.get_offsets()) + len(open_.get_offsets()) == robust._fit_y.size
+    assert np.all(open_.get_facecolors()[:, 3] == 0)  # open circles
+    # the line is the regression line (the t's location), as for the Gaussian
+    x = ax.lines[0].get_xdata()
+    np.testing.assert_allclose(
+        ax.lines[0].get_ydata(), robust.intercept_[0] + robust.coef_[0, 0] * x
+    )
+    title = fig.texts[0].get_text().replace("\u00a0", " ")
+    assert "Student-t errors, df = " in title
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(text.startswith("open: outliers") for text in legend)
+    plt.close(fig)
+
+
+def test_poisson_partial_residuals_are_taken_on_the_log_scale():
+    data = simulate(
+        300, intercept=[0.5, 1.5], coef=[[0.5, 0.3], [-0.4, 0.2]], family="poisson",
+        exposure=(0.5, 2.0), random_state=0,
+    )  # fmt: skip
+    model = MixtureOfRegressions(2, family="poisson", random_state=0)
+    model.fit(pd.DataFrame(data.X, columns=["x", "w"]), data.y, offset=data.offset)
+    fig = plots.plot_fit(model)  # the training data, with their offset
+    first = visible_axes(fig)[0]
+    assert first.get_ylabel() == "y / exp(offset) (partial residual)"
+    c = model.responsibilities(model._fit_X, model._fit_y, offset=data.offset).argmax(axis=1)
+    w_mean = data.X[:, 1].mean()
+    rate = data.y / np.exp(data.offset)
+    # each rate times exp(coef_w (mean w - w)): a zero count stays zero
+    expected = rate * np.exp(model.coef_[c, 1] * (w_mean - data.X[:, 1]))
+    np.testing.assert_allclose(first.collections[0].get_offsets()[:, 1], expected, rtol=1e-9)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="fitted with offset="):
+        plots.plot_fit(model, X=data.X, y=data.y)  # new rows need their offset
+    fig = plots.plot_fit(model, X=data.X, y=data.y, offset=data.offset)
+    plt.close(fig)
+
+
+def test_interactions_with_a_factor_split_the_panels_of_a_gaussian_fit_too():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"g": rng.choice(["a", "b"], 300), "x": rng.normal(size=300)})
+    frame["x"] += np.where(frame.g == "b", 5.0, 0.0)  # the levels cover different x
+    frame["y"] = np.where(rng.random(300) < 0.5, 1.0, -1.0) * frame.x + rng.normal(size=300)
+    model = MixtureOfRegressions.from_formula("y ~ g * x", frame, n_init=2, random_state=0)
+    fig = plots.plot_fit(model, data=frame)
+    a, b = visible_axes(fig)
+    assert (a.get_title(), b.get_title()) == ("g = a", "g = b")
+    for ax, level in ((a, "a"), (b, "b")):
+        x = frame.x[frame.g == level]
+        assert (ax.lines[0].get_xdata().min(), ax.lines[0].get_xdata().max()) == (x.min(), x.max())
+        assert ax.get_ylabel() == "y"
+    plt.close(fig)
+
+
+def test_posterior_figures_of_each_family(seizure, robust, tmp_path):
+    post = fake_posterior(seizure, draws=80)
+    written = plots.write_plots(tmp_path, seizure, post, data=families.seizure_frame())
+    assert set(written) == {"fit", "em_trace", "trace", "rank", "forest", "ppc"}
+    fig = plots.plot_trace(post)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert not any(t.startswith("sigma") for t in titles)  # a Poisson fit has no sigma
+    plt.close(fig)
+    fig = plots.plot_ppc(seizure, post)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "Seizures / Hours" and ax.lines[-1].get_xdata().min() == 0.0
+    assert "mean" in ax.get_title()
+    plt.close(fig)
+
+    post = fake_posterior(robust, draws=80)
+    fig = plots.plot_trace(post)
+    (df_density,) = [ax for ax in fig.axes if ax.get_title() == "df (log scale)"]
+    assert df_density.get_xscale() == "log"
+    plt.close(fig)
+    fig = plots.plot_forest(post)
+    (df_panel,) = [ax for ax in fig.axes if ax.get_title() == "df (log scale)"]
+    assert df_panel.get_xscale() == "log"
+    # EM: df_j with its interval normal on log df, exp(log df_j +- z se_j / df_j)
+    em_square = [line for line in df_panel.lines if line.get_marker() == "s"]
+    np.testing.assert_allclose(
+        sorted(float(line.get_xdata()[0]) for line in em_square), np.sort(robust.df_)
+    )
+    plt.close(fig)
+    fig = plots.plot_ppc(robust, post)
+    assert "median" in fig.axes[0].get_title() and "IQR" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def test_replicates_of_each_family_come_from_its_distribution():
+    rng = np.random.default_rng(0)
+    eta = np.full(20000, 0.3)
+    counts = plots._draw_given("poisson", eta, {}, {"offset": np.log(np.full(20000, 2.0))}, rng)
+    assert counts.mean() == pytest.approx(2 * np.exp(0.3), rel=0.02)  # sd of the mean 0.4%
+    m = np.full(20000, 7.0)
+    successes = plots._draw_given("binomial", eta, {}, {"trials": m}, rng)
+    assert successes.max() <= 7 and successes.mean() == pytest.approx(
+        7 / (1 + np.exp(-0.3)), rel=0.01
+    )
+    t = plots._draw_given("student_t", eta, {"sigma": 2.0, "df": np.full(20000, 3.0)}, {}, rng)
+    # the t(3) IQR is 1.53 sigma; its sampling sd here is about 1%
+    q1, q3 = np.quantile(t - 0.3, [0.25, 0.75])
+    assert (q3 - q1) / 2.0 == pytest.approx(2 * stats.t(3).ppf(0.75), rel=0.05)
+
+
+def test_a_loaded_formula_fit_draws_the_same_panels(seizure, tmp_path):
+    # a spec rebuilt from its formula does not know its categorical columns until it has
+    # encoded data (formulaic): fit.png of `bayes-mlr report` lost the Treatment panels
+    seizure.save(tmp_path)
+    loaded = MixtureOfRegressions.load(tmp_path)
+    frame = families.seizure_frame()
+    before, after = plots.plot_fit(seizure, data=frame), plots.plot_fit(loaded, data=frame)
+    assert [ax.get_title() for ax in visible_axes(after)] == ["Treatment = No", "Treatment = Yes"]
+    for a, b in zip(visible_axes(before), visible_axes(after), strict=True):
+        for u, v in zip(a.lines, b.lines, strict=True):
+            np.testing.assert_array_equal(u.get_ydata(), v.get_ydata())
+    plt.close(before)
+    plt.close(after)
+
+
+def test_a_loaded_concomitant_fit_draws_its_text_column(tmp_path):
+    frame = pd.read_csv(families.PEERS.parent / "structure" / "concomitant_sim3.csv")
+    model = MixtureOfRegressions.from_formula(
+        "y ~ x", frame, 3, concomitant="~ z2", n_init=2, random_state=0
+    )
+    model.save(tmp_path)
+    fig = plots.plot_mixing(MixtureOfRegressions.load(tmp_path), data=frame)
+    assert [ax.get_xlabel() for ax in visible_axes(fig)] == ["z2"]
     plt.close(fig)
