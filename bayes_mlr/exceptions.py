@@ -32,10 +32,12 @@ class SpuriousFitWarning(DegenerateFitWarning):
 
 
 class SeparationWarning(UserWarning):
-    """A logistic part of the model separates the data: the concomitant variables predict the
-    components (almost) perfectly, so the maximum likelihood coefficients are infinite. EM
-    stops at large finite values; their size and standard errors mean nothing, though the
-    regression coefficients of each component may still be fine. The fit is flagged
+    """Some maximum likelihood coefficients are infinite, so EM stopped at large finite values
+    whose size and standard errors mean nothing. Either the concomitant variables predict the
+    components (almost) perfectly (the regression coefficients of each component may still be
+    fine), or, for a Poisson or binomial family, a component's linear predictor diverges:
+    complete or quasi-complete separation within the component, or a fitted mean collapsing to
+    the boundary (a Poisson mean of 0, a probability of 0 or 1). The fit is flagged
     (``EMResult.separated``)."""
 
 

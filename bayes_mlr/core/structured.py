@@ -46,6 +46,7 @@ from bayes_mlr._validation import (
 )
 from bayes_mlr.core import em
 from bayes_mlr.core.components import Family, resolve_family
+from bayes_mlr.core.components.glm import SEPARATION_SLOPE
 from bayes_mlr.core.data import InMemoryData, Scaler, blas_single_thread, moments
 from bayes_mlr.core.group_data import (
     GroupedData,
@@ -71,8 +72,9 @@ __all__ = [
 
 #: A concomitant slope (log odds per standard deviation of its variable) above this means the
 #: gating model separates the components: exp(15) ~ 3e6, far beyond any slope real data
-#: estimate, reached only when the Newton steps chase an infinite maximum.
-SEPARATION_LOGIT = 15.0
+#: estimate, reached only when the Newton steps chase an infinite maximum. The same threshold
+#: as a GLM component's slopes (:data:`bayes_mlr.core.components.glm.SEPARATION_SLOPE`).
+SEPARATION_LOGIT = SEPARATION_SLOPE
 #: Step halvings of a GLM's Newton M-step before the iteration is taken as it is.
 MAX_HALVINGS = 30
 #: Newton steps that fit a GLM's random start to its own random responsibilities.
@@ -630,7 +632,7 @@ def _separated_components(best: _StructuredRun, family: Family) -> bool:
     warnings.warn(
         f"family={family.name!r}: the linear predictor of component(s) {which} (before the "
         "canonical reordering) diverges: a slope beyond "
-        f"{SEPARATION_LOGIT:g} per standard deviation of its column, or a fitted mean "
+        f"{SEPARATION_SLOPE:g} per standard deviation of its column, or a fitted mean "
         "collapsing to the boundary (a Poisson mean of 0, a probability of 0 or 1). The data "
         "separate within that component (complete or quasi-complete separation), so some "
         "maximum likelihood coefficients are infinite; their values and standard errors are "
