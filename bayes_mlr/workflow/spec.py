@@ -14,6 +14,9 @@ settings and, optionally, diagnostic thresholds and the K range of ``select-k``:
     variance = "component"       # component | shared | fixed (then sigma = ...)
     concomitant = "~ region"     # mixing weights: a multinomial logit in these variables
     shared = "~ age"             # one coefficient of age for all components
+    # family = "poisson"         # gaussian | poisson | binomial | student_t (then df = ...)
+    # offset = "np.log(Hours)"   # poisson, binomial: added to the linear predictor
+    # trials = "Total"           # binomial: the number of trials of each row
     [em]
     n_init = 10
     random_state = 0
@@ -70,6 +73,14 @@ __all__ = [
 ]
 
 VARIANCES = ("component", "shared", "fixed")
+FAMILY_NAMES = ("gaussian", "poisson", "binomial", "student_t")
+#: The families with a sigma (the others' variance is a function of the mean).
+SIGMA_FAMILIES = ("gaussian", "student_t")
+#: Columns of simulated data that hold each row's exposure (Poisson) and number of trials
+#: (binomial), and the [model] offset / trials that read them by default.
+SIMULATED_EXPOSURE = "exposure"
+SIMULATED_TRIALS = "trials"
+SIMULATED_OFFSET = f"np.log({SIMULATED_EXPOSURE})"
 INITS = ("auto", "random", "subsets", "short_runs")
 SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
@@ -103,6 +114,10 @@ class SimulateSpec:
     concomitant_intercept: list[float] | None = None
     concomitant_coef: list[list[float]] | None = None
     concomitant_names: list[str] | None = None
+    family: str = "gaussian"
+    df: list[float] | float | None = None
+    trials: list[int] | int | None = None
+    exposure: list[float] | None = None
 
     @property
     def n_components(self) -> int:
@@ -132,6 +147,16 @@ class SimulateSpec:
         formula = "y ~ " + " + ".join(self.names())
         return formula + (f" | {SIMULATED_GROUP}" if self.n_groups is not None else "")
 
+    def row_columns(self) -> dict[str, str]:
+        """The per-row columns the family adds (``exposure`` of a Poisson simulation with an
+        exposure range, ``trials`` of a binomial one), by the [model] key that reads them,
+        with the expression it reads them by: ``{"offset": "np.log(exposure)"}``."""
+        if self.family == "poisson" and self.exposure is not None:
+            return {"offset": SIMULATED_OFFSET}
+        if self.family == "binomial":
+            return {"trials": SIMULATED_TRIALS}
+        return {}
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -146,13 +171,31 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """``[model]``."""
+    """``[model]``.
+
+    ``family`` is the component family (``df`` fixes the degrees of freedom of Student-t
+    components); ``offset`` and ``trials`` are expressions over the data's columns
+    (``"np.log(Hours)"``, ``"Total"``), evaluated like :func:`bayes_mlr.formula.
+    evaluate_expression`.
+    """
 
     n_components: int = 2
     variance: str = "component"
     sigma: float | None = None
     concomitant: str | None = None
     shared: str | None = None
+    family: str = "gaussian"
+    df: float | None = None
+    offset: str | None = None
+    trials: str | None = None
+
+    def family_object(self) -> Any:
+        """``family=`` of the estimator: the name, or ``StudentT(df=df)`` with a fixed df."""
+        if self.family == "student_t" and self.df is not None:
+            from bayes_mlr.core.components import StudentT
+
+            return StudentT(df=self.df)
+        return self.family
 
 
 @dataclass(frozen=True)
@@ -275,6 +318,7 @@ class Spec:
             spurious=self.em.spurious,
             min_weight=self.em.min_weight,
             shared=shared,
+            family=self.model.family_object(),
         )
 
     @property
@@ -386,7 +430,11 @@ class _Reader:
         if not isinstance(value, str):
             raise self.fail(key, f"must be a string; got {value!r}")
         if choices is not None and value not in choices:
-            raise self.fail(key, f"must be one of {', '.join(map(repr, choices))}; got {value!r}")
+            close = difflib.get_close_matches(value, choices, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.fail(
+                key, f"must be one of {', '.join(map(repr, choices))}; got {value!r}{hint}"
+            )
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -437,6 +485,10 @@ def _parse_simulate(table: Any, source: str) -> SimulateSpec:
             "concomitant_intercept",
             "concomitant_coef",
             "concomitant_names",
+            "family",
+            "df",
+            "trials",
+            "exposure",
         ),
     )
     if not r.has("n"):
@@ -481,11 +533,13 @@ def _parse_simulate(table: Any, source: str) -> SimulateSpec:
             "weights", f"must be non-negative and sum to 1; got {weights} (sum {sum(weights):g})"
         )
     intercept = r.vector("intercept", K)
+    family = r.string("family", "gaussian", FAMILY_NAMES)
     sigma: Any = r.raw("sigma")
     if sigma is not None and not isinstance(sigma, list):
         sigma = r.number("sigma", None, positive=True)
     elif sigma is not None:
         sigma = r.vector("sigma", K, positive=True)
+    df, trials, exposure = _parse_simulated_family(r, family, K)
     random_state = r.integer("random_state", None, low=0)
     names = r.raw("feature_names")
     if names is not None:
@@ -510,9 +564,14 @@ def _parse_simulate(table: Any, source: str) -> SimulateSpec:
     features = names or [f"x{k}" for k in range(p)]
     if n_groups is not None and SIMULATED_GROUP in features:
         raise r.fail("feature_names", f"cannot hold {SIMULATED_GROUP!r} (the column of the groups)")
+    row_column = {"poisson": SIMULATED_EXPOSURE, "binomial": SIMULATED_TRIALS}.get(family)
+    if row_column is not None and row_column in features:
+        raise r.fail(
+            "feature_names", f"cannot hold {row_column!r} (the column of the {family} rows' data)"
+        )
     if gamma is not None:
         columns = conc_names or [f"w{k}" for k in range(len(gamma[0]))]
-        clash = sorted((set(features) | {"y", SIMULATED_GROUP}) & set(columns))
+        clash = sorted((set(features) | {"y", SIMULATED_GROUP, row_column or "y"}) & set(columns))
         if clash:
             raise r.fail(
                 "concomitant_names",
@@ -531,7 +590,55 @@ def _parse_simulate(table: Any, source: str) -> SimulateSpec:
         concomitant_intercept=alpha,
         concomitant_coef=gamma,
         concomitant_names=conc_names,
+        family=family,
+        df=df,
+        trials=trials,
+        exposure=exposure,
     )
+
+
+def _parse_simulated_family(r: _Reader, family: str, K: int) -> tuple[Any, Any, Any]:
+    """``df`` (Student-t), ``trials`` (binomial) and ``exposure`` (Poisson) of
+    ``[data.simulate]``, each refused with another family; ``sigma`` refused for the families
+    without one."""
+    owners = {"df": "student_t", "trials": "binomial", "exposure": "poisson"}
+    for key, owner in owners.items():
+        if r.has(key) and family != owner:
+            raise r.fail(key, f'is only used with family = "{owner}"; family is {family!r}')
+    if r.has("sigma") and family not in SIGMA_FAMILIES:
+        raise r.fail(
+            "sigma",
+            f"is not used with family = {family!r}: its variance is a function of its mean",
+        )
+    df: Any = r.raw("df")
+    if df is not None:
+        df = (
+            r.vector("df", K, positive=True)
+            if isinstance(df, list)
+            else r.number("df", None, positive=True)
+        )
+    trials: Any = r.raw("trials")
+    if trials is not None:
+        pair = isinstance(trials, list)
+        values = trials if pair else [trials]
+        if (
+            len(values) not in ((2,) if pair else (1,))
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
+            or values[0] > values[-1]
+        ):
+            raise r.fail(
+                "trials",
+                f"must be a positive integer (every row's) or a range [low, high] of them; "
+                f"got {trials!r}",
+            )
+    exposure: Any = r.raw("exposure")
+    if exposure is not None:
+        exposure = r.vector("exposure", positive=True)
+        if len(exposure) != 2 or exposure[0] > exposure[1]:
+            raise r.fail(
+                "exposure", f"must be a range [low, high] of positive numbers; got {exposure!r}"
+            )
+    return df, trials, exposure
 
 
 def _parse_simulated_concomitant(
@@ -698,6 +805,40 @@ def _one_sided(r: _Reader, key: str) -> str | None:
         raise r.fail(key, str(exc)) from None
 
 
+def _expression(r: _Reader, key: str, default: str | None) -> str | None:
+    """``[model] offset`` or ``trials``: a non-empty expression over the data's columns."""
+    text = r.string(key, default)
+    if text is not None and not text.strip():
+        raise r.fail(key, 'must be an expression over the data\'s columns, e.g. "np.log(Hours)"')
+    return None if text is None else text.strip()
+
+
+def family_problem(model: ModelSettings) -> tuple[str, str] | None:
+    """The first ``[model]`` setting that does not go with ``model.family``, as ``(key,
+    message)`` (the message starts with the verb; callers put the key or option in front), or
+    None. Used by the spec parser and by the command line's options alike.
+    """
+    family = model.family
+    if model.df is not None and family != "student_t":
+        return "df", f'is only used with family = "student_t"; family is {family!r}'
+    if model.offset is not None and family not in ("poisson", "binomial"):
+        return (
+            "offset",
+            f'applies to family = "poisson" or "binomial" (added to the linear predictor, '
+            f"e.g. a log exposure); family is {family!r}",
+        )
+    if model.trials is not None and family != "binomial":
+        return "trials", f'applies to family = "binomial" only; family is {family!r}'
+    if family not in SIGMA_FAMILIES and (model.variance != "component" or model.sigma is not None):
+        key = "variance" if model.variance != "component" else "sigma"
+        return (
+            key,
+            f"is not used with family = {family!r}: it has no sigma (its variance is a "
+            "function of its mean); leave it out",
+        )
+    return None
+
+
 def _parse_priors(table: Any, source: str) -> dict[str, dict[str, Any]]:
     r = _Reader(table, "posterior.priors", source, tuple(PRIOR_ARGUMENTS))
     out: dict[str, dict[str, Any]] = {}
@@ -773,8 +914,23 @@ def parse_spec(
         document.get("model", {}),
         "model",
         source,
-        ("n_components", "variance", "sigma", "concomitant", "shared"),
+        (
+            "n_components",
+            "family",
+            "variance",
+            "sigma",
+            "df",
+            "offset",
+            "trials",
+            "concomitant",
+            "shared",
+        ),
     )
+    sim = data.simulate
+    # simulated data: the model's family defaults to the simulation's, and its offset and
+    # trials to the columns the simulation adds
+    family = m.string("family", sim.family if sim is not None else "gaussian", FAMILY_NAMES)
+    defaults = sim.row_columns() if sim is not None and sim.family == family else {}
     variance = m.string("variance", "component", VARIANCES)
     sigma = m.number("sigma", None, positive=True)
     if variance == "fixed" and sigma is None:
@@ -787,7 +943,14 @@ def parse_spec(
         sigma=sigma,
         concomitant=_one_sided(m, "concomitant"),
         shared=_one_sided(m, "shared"),
+        family=family,
+        df=m.number("df", None, positive=True),
+        offset=_expression(m, "offset", defaults.get("offset")),
+        trials=_expression(m, "trials", defaults.get("trials")),
     )
+    problem = family_problem(model)
+    if problem is not None:
+        raise m.fail(*problem)
 
     e = _Reader(
         document.get("em", {}),
@@ -810,6 +973,7 @@ def parse_spec(
             ("[model] concomitant", model.concomitant is not None),
             ("[model] shared", model.shared is not None),
             ("a grouping term '| g' in [data] formula", _is_grouped(data)),
+            (f"[model] family = {model.family!r}", model.family != "gaussian"),
         )
         if present
     ]
@@ -970,6 +1134,8 @@ class LoadedData:
         with the grouping column, the concomitant design and the shared features of
         ``[model] concomitant`` and ``shared``
         (:func:`bayes_mlr.formula.structured_design`).
+    offset, trials : ndarray of shape (n_samples,) or None
+        ``[model] offset`` and ``trials`` evaluated on the rows of ``X``.
     """
 
     X: Any
@@ -981,6 +1147,8 @@ class LoadedData:
     truth: dict[str, np.ndarray] | None
     source: dict[str, Any]
     design: Any = None
+    offset: np.ndarray | None = None
+    trials: np.ndarray | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -1050,11 +1218,13 @@ def simulated_frame(
     -------
     frame : pandas.DataFrame
         The feature columns, the concomitant variables (``w0, ...`` or ``concomitant_names``),
-        the column ``group`` (with ``n_groups``) and ``y`` (and ``component``).
+        the column ``group`` (with ``n_groups``), ``exposure`` (Poisson with an exposure
+        range), ``trials`` (binomial) and ``y`` (and ``component``).
     truth : dict
-        ``weights``, ``intercept``, ``coef``, ``sigma`` that generated the data; with a
-        concomitant model also ``concomitant_intercept`` and ``concomitant_coef`` (``weights``
-        are then the mean prior over the rows).
+        ``weights``, ``intercept``, ``coef``, ``sigma`` (Gaussian and Student-t), ``df``
+        (Student-t) that generated the data; with a concomitant model also
+        ``concomitant_intercept`` and ``concomitant_coef`` (``weights`` are then the mean
+        prior over the rows).
     """
     import pandas as pd
 
@@ -1070,6 +1240,7 @@ def simulated_frame(
         n_groups=sim.n_groups,
         concomitant_intercept=sim.concomitant_intercept,
         concomitant_coef=sim.concomitant_coef,
+        **_simulated_family(sim),
     )
     frame = pd.DataFrame(data.X, columns=sim.names())
     if data.concomitant is not None:
@@ -1077,10 +1248,58 @@ def simulated_frame(
             frame[name] = data.concomitant[:, k]
     if data.groups is not None:
         frame[SIMULATED_GROUP] = data.groups
+    if data.offset is not None:
+        frame[SIMULATED_EXPOSURE] = np.exp(data.offset)
+    if data.trials is not None:
+        frame[SIMULATED_TRIALS] = data.trials.astype(np.int64)
     frame["y"] = data.y
     if labels:
         frame["component"] = data.z
     return frame, {k: np.asarray(v) for k, v in data.truth.items()}
+
+
+def _simulated_family(sim: SimulateSpec) -> dict[str, Any]:
+    """The family keywords of :func:`bayes_mlr.simulate` from ``[data.simulate]`` (none for
+    Gaussian data, whose draws stay those of earlier versions)."""
+    if sim.family == "gaussian":
+        return {}
+    out: dict[str, Any] = {"family": sim.family}
+    for key in ("df", "trials", "exposure"):
+        if getattr(sim, key) is not None:
+            out[key] = getattr(sim, key)
+    return out
+
+
+def _row_data(spec: Spec, frame: Any, design: Any, y: np.ndarray) -> dict[str, Any]:
+    """``[model] offset`` and ``trials`` evaluated on the rows the formula kept, checked with
+    the response against the family before any fit; errors name the key."""
+    from bayes_mlr.core.components import resolve_family
+    from bayes_mlr.formula import FormulaError, evaluate_expression
+
+    model = spec.model
+    rows = frame.loc[design.X.index] if hasattr(design.X, "index") else frame
+    out: dict[str, Any] = {"offset": None, "trials": None}
+    where = f"{spec.path}: [model] " if spec.path is not None else "the model's "
+    for key in out:
+        expression = getattr(model, key)
+        if expression is None:
+            continue
+        try:
+            out[key] = evaluate_expression(expression, rows, key)
+        except FormulaError as exc:
+            raise SpecError(f"{where}{key} {expression!r} does not fit the data: {exc}") from exc
+    try:
+        family = resolve_family(model.family_object())
+        family.check_response(np.asarray(y, dtype=float), out["offset"], out["trials"])
+    except ValueError as exc:
+        given = [f"{k} {getattr(model, k)!r}" for k in out if out[k] is not None]
+        text = str(exc).replace("pass trials= for", "set [model] trials for")
+        raise SpecError(
+            f"{where}family = {model.family!r}"
+            + (f" with {' and '.join(given)}" if given else "")
+            + f" does not fit the data: {text}"
+        ) from exc
+    return out
 
 
 def _check_model_variables(spec: Spec, frame: Any) -> None:
@@ -1173,6 +1392,10 @@ def load_data(spec: Spec) -> LoadedData:
             frame = frame.loc[design.X.index]
         sample_weight = np.asarray(frame[data.sample_weight], dtype=float)
         source["sample_weight"] = data.sample_weight
+    rows = _row_data(spec, frame, design, design.y)
+    for key, value in rows.items():
+        if value is not None:
+            source[key] = getattr(model, key)
     X = design.X.reset_index(drop=True)
     return LoadedData(
         X=X,
@@ -1184,4 +1407,5 @@ def load_data(spec: Spec) -> LoadedData:
         truth=truth,
         source=source,
         design=design,
+        **rows,
     )

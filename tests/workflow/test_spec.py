@@ -654,3 +654,170 @@ def test_grouping_column_missing_is_a_formula_error(tmp_path):
     )
     with pytest.raises(SpecError, match=r"\[data\] formula: .*grouping column 'subject' is not"):
         load_data(load_spec(spec_file))
+
+
+# -- component families (issue #12) ----------------------------------------------------------
+
+PEERS = Path(__file__).resolve().parents[1] / "peers" / "families"
+SEIZURE = {"path": str(PEERS / "seizure_poisson.csv"), "formula": "Seizures ~ np.log(Day)"}
+BETABLOCKER = {
+    "path": str(PEERS / "betablocker_grouped_shared.csv"),
+    "formula": "Deaths ~ Treatment",
+}
+
+
+def test_family_keys_are_read_and_reach_the_estimator():
+    import bayes_mlr
+
+    spec = spec_of(
+        {"name": "x", "data": SEIZURE, "model": {"family": "poisson", "offset": "np.log(Hours)"}}
+    )
+    assert (spec.model.family, spec.model.offset, spec.model.trials) == (
+        "poisson",
+        "np.log(Hours)",
+        None,
+    )
+    assert spec.estimator().family == "poisson"
+    t = spec_of({"name": "x", "data": SIMULATED, "model": {"family": "student_t", "df": 4}})
+    assert t.estimator().family == bayes_mlr.StudentT(df=4.0)
+    assert spec_of({"name": "x", "data": SIMULATED}).estimator().family == "gaussian"
+
+
+def test_offset_and_trials_are_evaluated_on_the_data():
+    spec = spec_of(
+        {"name": "x", "data": SEIZURE, "model": {"family": "poisson", "offset": "np.log(Hours)"}}
+    )
+    data = load_data(spec)
+    frame = pd.read_csv(PEERS / "seizure_poisson.csv")
+    np.testing.assert_array_equal(data.offset, np.log(frame.Hours))
+    assert data.trials is None and data.source["offset"] == "np.log(Hours)"
+    data = load_data(
+        spec_of(
+            {"name": "x", "data": BETABLOCKER, "model": {"family": "binomial", "trials": "Total"}}
+        )
+    )
+    np.testing.assert_array_equal(data.trials, pd.read_csv(PEERS / "betablocker_shared.csv").Total)
+
+
+def test_simulated_families_default_the_model_to_their_own():
+    poisson = {"simulate": {**SIMULATED["simulate"], "family": "poisson", "exposure": [0.5, 2]}}
+    spec = spec_of({"name": "x", "data": poisson})
+    assert (spec.model.family, spec.model.offset) == ("poisson", "np.log(exposure)")
+    data = load_data(spec)
+    assert data.frame.columns.tolist() == ["x0", "exposure", "y"]
+    np.testing.assert_allclose(np.exp(data.offset), data.frame.exposure)
+    assert "sigma" not in data.truth
+    binomial = {"simulate": {**SIMULATED["simulate"], "family": "binomial", "trials": [2, 9]}}
+    spec = spec_of({"name": "x", "data": binomial})
+    assert (spec.model.family, spec.model.trials) == ("binomial", "trials")
+    data = load_data(spec)
+    assert data.trials.min() >= 2 and data.trials.max() <= 9
+    assert (data.y <= data.trials).all()
+    t = {"simulate": {**SIMULATED["simulate"], "family": "student_t", "df": [3, 8]}}
+    data = load_data(spec_of({"name": "x", "data": t}))
+    np.testing.assert_array_equal(data.truth["df"], [3.0, 8.0])
+    # another [model] family: no defaults taken from the simulation
+    spec = spec_of({"name": "x", "data": binomial, "model": {"family": "poisson"}})
+    assert spec.model.trials is None
+
+
+FAMILY_ERRORS = [
+    (
+        {"model": {"family": "poison"}},
+        r"\[model\] family must be one of 'gaussian', 'poisson', 'binomial', 'student_t'; "
+        r"got 'poison' \(did you mean 'poisson'\?\)",
+    ),
+    ({"model": {"df": 4}}, r'\[model\] df is only used with family = "student_t"'),
+    ({"model": {"family": "student_t", "df": 0}}, r"\[model\] df must be positive"),
+    (
+        {"model": {"offset": "np.log(h)"}},
+        r'\[model\] offset applies to family = "poisson" or "binomial" .*family is '
+        r"'gaussian'",
+    ),
+    (
+        {"model": {"family": "poisson", "trials": "m"}},
+        r'\[model\] trials applies to family = "binomial" only; family is \'poisson\'',
+    ),
+    (
+        {"model": {"family": "binomial", "variance": "shared"}},
+        r"\[model\] variance is not used with family = 'binomial': it has no sigma",
+    ),
+    ({"model": {"family": "poisson", "offset": " "}}, r"\[model\] offset must be an expression"),
+    ({"model": {"family": "poisson", "offset": 1.0}}, r"\[model\] offset must be a string"),
+    (
+        {"model": {"family": "poisson"}, "em": {"min_weight": 0.05}},
+        r"\[em\] min_weight is not available with \[model\] family = 'poisson'",
+    ),
+    (
+        {"simulate": {"family": "poisson", "sigma": 0.5}},
+        r"\[data.simulate\] sigma is not used with family = 'poisson'",
+    ),
+    ({"simulate": {"df": 3}}, r'\[data.simulate\] df is only used with family = "student_t"'),
+    (
+        {"simulate": {"family": "binomial", "trials": [9, 2]}},
+        r"\[data.simulate\] trials must be a positive integer .* or a range",
+    ),
+    (
+        {"simulate": {"family": "binomial", "trials": 2.5}},
+        r"\[data.simulate\] trials must be a positive integer",
+    ),
+    (
+        {"simulate": {"family": "poisson", "exposure": [2.0]}},
+        r"\[data.simulate\] exposure must be a range \[low, high\]",
+    ),
+    (
+        {"simulate": {"family": "poisson", "exposure": [1, 2], "feature_names": ["exposure"]}},
+        r"\[data.simulate\] feature_names cannot hold 'exposure'",
+    ),
+    (
+        {"simulate": {"family": "gamma"}},
+        r"\[data.simulate\] family must be one of",
+    ),
+]
+
+
+@pytest.mark.parametrize("change, message", FAMILY_ERRORS)
+def test_invalid_family_settings_name_the_key(change, message):
+    document = {"name": "x", "data": {"simulate": dict(SIMULATED["simulate"])}}
+    document["data"]["simulate"].update(change.get("simulate", {}))
+    for table in ("model", "em"):
+        if table in change:
+            document[table] = change[table]
+    with pytest.raises(SpecError, match=message):
+        spec_of(document)
+
+
+@pytest.mark.parametrize(
+    "data, model, message",
+    [
+        (
+            SEIZURE,
+            {"family": "poisson", "offset": "np.log(Hourz)"},
+            r"\[model\] offset 'np.log\(Hourz\)' does not fit the data: .*Hourz",
+        ),
+        (
+            BETABLOCKER,
+            {"family": "binomial"},
+            r"\[model\] family = 'binomial' does not fit the data: .* set \[model\] trials",
+        ),
+        (
+            {**BETABLOCKER, "formula": "Total ~ Treatment"},
+            {"family": "binomial", "trials": "Deaths"},
+            r"\[model\] family = 'binomial' with trials 'Deaths' does not fit the data: .*"
+            r"between 0 and trials",
+        ),
+        (
+            {**SEIZURE, "formula": "np.log(Seizures + 1) ~ Day"},
+            {"family": "poisson"},
+            r"\[model\] family = 'poisson' does not fit the data: .*counts",
+        ),
+    ],
+    ids=["unknown-column", "binomial-without-trials", "more-successes", "poisson-not-counts"],
+)
+def test_family_data_errors_name_the_key_before_any_fit(tmp_path, data, model, message):
+    path = tmp_path / "spec.toml"
+    lines = ["[data]"] + [f"{k} = {v!r}" for k, v in data.items()]
+    lines += ["[model]"] + [f"{k} = {v!r}" for k, v in model.items()]
+    path.write_text("\n".join(lines).replace("'", '"') + "\n")
+    with pytest.raises(SpecError, match=rf"spec.toml: {message}"):
+        load_data(load_spec(path))
