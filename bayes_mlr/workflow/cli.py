@@ -142,6 +142,28 @@ def _add_em_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--sigma", type=_positive_float, help="the known sigma (--variance fixed)")
     g.add_argument(
+        "--family",
+        choices=("gaussian", "poisson", "binomial", "student_t"),
+        help="the distribution of y within a component: normal (default), Poisson counts (log "
+        "link), binomial successes (logit link), Student-t errors (robust to outliers)",
+    )
+    g.add_argument(
+        "--df",
+        type=_positive_float,
+        help="fixed degrees of freedom of --family student_t (default: estimated)",
+    )
+    g.add_argument(
+        "--offset",
+        metavar="EXPR",
+        help="poisson, binomial: an expression over the data's columns added to the linear "
+        "predictor, e.g. 'np.log(Hours)'",
+    )
+    g.add_argument(
+        "--trials",
+        metavar="EXPR",
+        help="binomial: the number of trials of each row, e.g. 'Total' (y counts successes)",
+    )
+    g.add_argument(
         "--concomitant",
         metavar="FORMULA",
         help="concomitant variables of the mixing weights (a multinomial logit in them), e.g. "
@@ -292,6 +314,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=_floats, help="mixing proportions, e.g. 0.6,0.4")
     p.add_argument("--intercept", type=_floats, help="intercepts, e.g. -2,2")
     p.add_argument("--sigma", type=_floats, help="noise sd: one value or one per component")
+    p.add_argument(
+        "--family",
+        choices=("gaussian", "poisson", "binomial", "student_t"),
+        help="the distribution of y within a component (default gaussian)",
+    )
+    p.add_argument("--df", type=_floats, help="student_t: degrees of freedom (default 4)")
+    p.add_argument(
+        "--trials",
+        type=_floats,
+        metavar="M",
+        help="binomial: every row's number of trials, or a range low,high (default 5,30)",
+    )
+    p.add_argument(
+        "--exposure",
+        type=_floats,
+        metavar="LOW,HIGH",
+        help="poisson: each row's exposure ~ U(low, high), written as column 'exposure'",
+    )
     p.add_argument("--seed", type=_nonneg_int, metavar="N", help="random_state")
     p.add_argument(
         "--feature-names",
@@ -411,9 +451,16 @@ def _data_file_wording(args: argparse.Namespace) -> Iterator[None]:
     try:
         yield
     except SpecError as exc:
-        if Path(args.source).suffix.lower() == ".toml" or NA_DROP_HINT not in str(exc):
+        if Path(args.source).suffix.lower() == ".toml":
             raise
-        raise SpecError(str(exc).replace(NA_DROP_HINT, "use --na-action drop")) from exc
+        text = str(exc).replace(NA_DROP_HINT, "use --na-action drop")
+        text = re.sub(r"the model's family = '(\w+)'", r"--family \1", text)
+        for key in ("offset", "trials"):  # the spec built from the options
+            text = text.replace(f"the model's {key}", f"--{key}")
+        text = text.replace("set [model] trials", "pass --trials")
+        if text == str(exc):
+            raise
+        raise SpecError(text) from exc
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -430,7 +477,7 @@ def _headless_plots() -> None:
 
 def _spec_from_source(args: argparse.Namespace):
     """A Spec from SOURCE (.toml) or a data file with --formula, with the EM options applied."""
-    from bayes_mlr.workflow.spec import TABLE_SUFFIXES, load_spec, parse_spec
+    from bayes_mlr.workflow.spec import TABLE_SUFFIXES, family_problem, load_spec, parse_spec
 
     source = Path(args.source)
     na_action, weights = getattr(args, "na_action", None), getattr(args, "weights", None)
@@ -480,13 +527,32 @@ def _spec_from_source(args: argparse.Namespace):
         )
         if value is not None
     }
+    family_options = {
+        key: value
+        for key, value in (
+            ("family", args.family),
+            ("df", args.df),
+            ("offset", _expression_option("--offset", args.offset)),
+            ("trials", _expression_option("--trials", args.trials)),
+        )
+        if value is not None
+    }
+    if args.family is not None and args.family != model.family:
+        # another family: the spec's family settings do not carry over to it
+        family_options = {"df": None, "offset": None, "trials": None, **family_options}
     model = dataclasses.replace(
         model,
         variance=variance,
         sigma=sigma,
         n_components=args.n_components or model.n_components,
         **structure,
+        **family_options,
     )
+    problem = family_problem(model)
+    if problem is not None:
+        key, message = problem
+        given = f"--{key}" if getattr(args, key, None) is not None else f"the spec's [model] {key}"
+        raise UsageError(f"{PROG}: error: {given} {message}")
     em = spec.em
     em = dataclasses.replace(
         em,
@@ -494,12 +560,22 @@ def _spec_from_source(args: argparse.Namespace):
         random_state=args.seed if args.seed is not None else em.random_state,
     )
     spec = dataclasses.replace(spec, model=model, em=em)
-    if spec.structured and em.min_weight is not None:
+    if (spec.structured or model.family != "gaussian") and em.min_weight is not None:
         raise UsageError(
             f"{PROG}: error: the spec's [em] min_weight is not available with groups, "
-            "concomitant variables or shared coefficients"
+            "concomitant variables, shared coefficients or a non-Gaussian family"
         )
     return spec
+
+
+def _expression_option(flag: str, value: str | None) -> str | None:
+    """``--offset`` / ``--trials``: a non-empty expression over the data's columns."""
+    if value is not None and not value.strip():
+        raise UsageError(
+            f"{PROG}: error: {flag} must be an expression over the data's columns, e.g. "
+            "'np.log(Hours)'"
+        )
+    return None if value is None else value.strip()
 
 
 def _one_sided_option(flag: str, value: str) -> str:
@@ -562,7 +638,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from bayes_mlr.workflow import io
-    from bayes_mlr.workflow.run import _structure_phrases, fit_spec, summary_table
+    from bayes_mlr.workflow.run import _family_text, _structure_phrases, fit_spec, summary_table
 
     _out_folder(args.save, "--save")
     spec = _spec_from_source(args)
@@ -581,7 +657,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     table = summary_table(model, data.truth)
     print(
         f"{spec.name}: {data.formula}, n = {data.X.shape[0]}, K = {model.n_components}, "
-        f"variance = {model.variance}"
+        f"{_family_text(spec.model)}"
         + "".join(f", {part}" for part in _structure_phrases(data, spec))
     )
     print(
@@ -618,6 +694,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             overrides["sigma"] = args.sigma
         if args.seed is not None:
             overrides["random_state"] = args.seed
+        overrides.update(_simulated_family_options(args))
         table = {**{k: v for k, v in dataclasses.asdict(sim).items() if v is not None}, **overrides}
     else:
         if args.n is None or args.coef is None:
@@ -630,6 +707,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                 table[key] = getattr(args, key)
         if args.seed is not None:
             table["random_state"] = args.seed
+        table.update(_simulated_family_options(args))
     if args.feature_names:
         table["feature_names"] = [v.strip() for v in args.feature_names.split(",")]
     if isinstance(table.get("sigma"), list) and len(table["sigma"]) == 1:
@@ -659,6 +737,26 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         f"Wrote {out}: {sim.n} rows, columns {', '.join(map(str, frame.columns))}", file=sys.stderr
     )
     return EXIT_OK
+
+
+def _simulated_family_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``family``, ``df``, ``trials``, ``exposure`` of ``bayes-mlr simulate`` as
+    ``[data.simulate]`` keys (a single number for one value; trials as integers)."""
+    out: dict[str, Any] = {}
+    if args.family is not None:
+        out["family"] = args.family
+    if args.df is not None:
+        out["df"] = args.df[0] if len(args.df) == 1 else args.df
+    if args.trials is not None:
+        if not all(v == int(v) for v in args.trials):
+            raise UsageError(
+                f"{PROG} simulate: error: --trials must be whole numbers; got {args.trials}"
+            )
+        trials = [int(v) for v in args.trials]
+        out["trials"] = trials[0] if len(trials) == 1 else trials
+    if args.exposure is not None:
+        out["exposure"] = args.exposure
+    return out
 
 
 def _cmd_select_k(args: argparse.Namespace) -> int:

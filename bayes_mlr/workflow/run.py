@@ -62,7 +62,6 @@ ARTIFACTS = {
     "diagnostics": "diagnostics.json",
     "report": "report.md",
 }
-_PARAMS = ("weights", "intercept", "coef", "sigma")
 
 Echo = Callable[[str], None]
 # Warnings meant for developers of the libraries we call; a run does not report them.
@@ -171,7 +170,7 @@ def fit_spec(
     )
     n, p = data.X.shape
     echo(
-        f"EM: K = {model.n_components}, variance = {model.variance}, {model.n_init} starts "
+        f"EM: K = {model.n_components}, {_family_text(spec.model)}, {model.n_init} starts "
         f"(init = {model.init}) on {n} observations x {p} feature(s)"
         + "".join(f"; {part}" for part in _structure_phrases(data, spec))
     )
@@ -183,15 +182,33 @@ def fit_spec(
             sample_weight=data.sample_weight,
             groups=data.groups,
             concomitant=data.concomitant,
+            offset=data.offset,
+            trials=data.trials,
         )
     if data.design is not None:  # a saved model then encodes raw data frames, as from_formula's
-        model._remember_formula(data.design)
+        model._remember_formula(data.design, offset=spec.model.offset, trials=spec.model.trials)
     elapsed = time.perf_counter() - start
     echo(
         f"EM: {'converged' if model.converged_ else 'NOT converged'} after {model.n_iter_} "
         f"iterations in {elapsed:.2f} s, log-likelihood {model.log_likelihood_:.4f}"
     )
     return model, data
+
+
+def _family_text(model: ModelSettings) -> str:
+    """``variance = component`` (Gaussian), ``family = poisson, offset np.log(Hours)``,
+    ``family = student_t (df = 4), variance = component``: the component model in one line."""
+    if model.family == "gaussian":
+        return f"variance = {model.variance}"
+    text = f"family = {model.family}"
+    if model.df is not None:
+        text += f" (df = {model.df:g})"
+    for key in ("offset", "trials"):
+        if getattr(model, key) is not None:
+            text += f", {key} {getattr(model, key)}"
+    if model.family == "student_t":
+        text += f", variance = {model.variance}"
+    return text
 
 
 def _structure_phrases(data: LoadedData, spec: Spec | None = None) -> list[str]:
@@ -219,7 +236,8 @@ def summary_table(model: Any, truth: dict[str, np.ndarray] | None = None) -> Any
 
     A shared coefficient (or intercept) is one row, component ``"shared"``. A model with
     concomitant variables adds ``concomitant_intercept`` and ``concomitant_coef`` rows for
-    components 1 .. K-1 (component 0 is the reference, its entries are 0).
+    components 1 .. K-1 (component 0 is the reference, its entries are 0). The rows are the
+    family's parameters: no ``sigma`` for Poisson and binomial, ``df`` for Student-t.
 
     Returns
     -------
@@ -230,7 +248,9 @@ def summary_table(model: Any, truth: dict[str, np.ndarray] | None = None) -> Any
     """
     import pandas as pd
 
-    se = model.standard_errors_
+    from bayes_mlr.workflow.io import parameter_names
+
+    se = dict(model.standard_errors_)
     names = model.feature_names
     shared = np.asarray(getattr(model, "shared_", np.zeros(len(names), bool)), dtype=bool)
     shared_intercept = bool(getattr(model.result_, "shared_intercept", False))
@@ -254,8 +274,9 @@ def summary_table(model: Any, truth: dict[str, np.ndarray] | None = None) -> Any
         rows.append(row)
         index.append(label)
 
-    for name in _PARAMS:
+    for name in parameter_names(model):
         value = np.asarray(getattr(model, f"{name}_"))
+        se.setdefault(name, np.full(value.shape, np.nan))  # a fixed df has none
         later = []  # a parameter all components share: one row, after the others
         for idx in np.ndindex(value.shape):
             feature = names[idx[1]] if name == "coef" else None
@@ -509,6 +530,9 @@ def run_spec(
                 None if data.concomitant is None else [str(c) for c in data.concomitant.columns]
             ),
             "shared": spec.model.shared,
+            "family": spec.model.family,
+            "offset": spec.model.offset,
+            "trials": spec.model.trials,
         }
         manifest["truth"] = data.truth
         source = "simulated" if data.truth is not None else str(spec.data.path)
@@ -554,7 +578,7 @@ def run_spec(
                     **_sampler_kwargs(settings, cores),
                 )
             timings["posterior"] = time.perf_counter() - t0
-            tree.attrs["data_sha256"] = io.data_hash(model._fit_X, model._fit_y)
+            tree.attrs["data_sha256"] = io.training_data_hash(model)
             tree.attrs["spec_name"] = spec.name
             echo(
                 f"Posterior: sampled in {timings['posterior']:.1f} s "
@@ -653,7 +677,12 @@ def run_data(run: dict[str, Any], model: Any) -> LoadedData | None:
             na_action=recorded.get("na_action", "raise"),
         )
         structure = ModelSettings(
-            concomitant=recorded_model.get("concomitant"), shared=recorded_model.get("shared")
+            concomitant=recorded_model.get("concomitant"),
+            shared=recorded_model.get("shared"),
+            family=recorded_model.get("family", "gaussian"),
+            df=recorded_model.get("df"),
+            offset=recorded_model.get("offset"),
+            trials=recorded_model.get("trials"),
         )
         data = load_data(Spec(name=run.get("name") or "run", data=data_spec, model=structure))
     except (SpecError, TypeError, KeyError, ValueError, OSError) as exc:
@@ -664,9 +693,9 @@ def run_data(run: dict[str, Any], model: Any) -> LoadedData | None:
             stacklevel=2,
         )
         return None
-    if io.data_hash(data.X.to_numpy(dtype=float), data.y) != io.data_hash(
-        model._fit_X, model._fit_y
-    ):
+    if io.data_hash(
+        data.X.to_numpy(dtype=float), data.y, data.offset, data.trials
+    ) != io.training_data_hash(model):
         warnings.warn(
             f"the data at {recorded.get('path') or 'the simulation settings'} differ from the "
             "data the model was fitted on; fit.png shows the model's own training data, one "
@@ -715,7 +744,7 @@ def redraw_plots(
     posterior = None
     if (directory / ARTIFACTS["posterior"]).is_file() and ARTIFACTS["posterior"] in listed:
         posterior = io.read_datatree(directory / ARTIFACTS["posterior"])
-        expected = io.data_hash(model._fit_X, model._fit_y)
+        expected = io.training_data_hash(model)
         if posterior.attrs.get("data_sha256", expected) != expected:
             raise ValueError(
                 f"{directory}/{ARTIFACTS['posterior']} was sampled on other data than "

@@ -821,3 +821,153 @@ def test_simulate_a_structured_spec(tmp_path):
     by_group = frame.groupby("group")
     assert by_group.ngroups == 20
     assert (by_group["age"].nunique() == 1).all() and (by_group["component"].nunique() == 1).all()
+
+
+# -- component families (issue #12) ----------------------------------------------------------
+
+FAMILIES_DATA = Path(__file__).resolve().parents[1] / "peers" / "families"
+
+
+def test_fit_a_poisson_model_with_an_offset(tmp_path):
+    code, stdout, stderr = run_cli(
+        "fit",
+        FAMILIES_DATA / "seizure_poisson.csv",
+        "-f",
+        "Seizures ~ Treatment * np.log(Day)",
+        "--family",
+        "poisson",
+        "--offset",
+        "np.log(Hours)",
+        "-k",
+        "2",
+        "--seed",
+        "0",
+        "--save",
+        tmp_path / "m",
+    )
+    assert code == 0, stderr
+    assert "K = 2, family = poisson, offset np.log(Hours)" in stdout
+    assert "sigma" not in stdout
+    # flexmix's optimum (tests/peers/families: logLik -376.176205, BIC 796.8272)
+    assert "log-likelihood -376.176205" in stdout and "BIC 796.8272" in stdout
+    model = MixtureOfRegressions.load(tmp_path / "m")
+    assert model.result_.family.name == "poisson"
+    assert model._formula_state().offset == "np.log(Hours)"
+    frame = pd.read_csv(FAMILIES_DATA / "seizure_poisson.csv")
+    np.testing.assert_array_equal(model._fit_offset, np.log(frame.Hours))
+    em = io.read_json(tmp_path / "m" / "em.json")
+    assert em["family"] == {"name": "poisson"} and em["offset"] is True
+
+
+def test_fit_json_of_a_grouped_binomial_with_trials_and_a_shared_effect():
+    code, stdout, stderr = run_cli(
+        "fit",
+        FAMILIES_DATA / "betablocker_grouped_shared.csv",
+        "-f",
+        "Deaths ~ 1 | Center",
+        "--family",
+        "binomial",
+        "--trials",
+        "Total",
+        "--shared",
+        "~ Treatment",
+        "-k",
+        "3",
+        "--seed",
+        "0",
+        "--json",
+        "-q",
+    )
+    assert code == 0, stderr
+    em = json.loads(stdout)
+    assert em["family"] == {"name": "binomial"} and em["trials"] is True
+    assert list(em["parameters"]) == ["weights", "intercept", "coef"]
+    assert em["shared"]["features"] == ["Treatment[T.Treated]"] and em["n_groups"] == 22
+    assert em["log_likelihood"] == pytest.approx(-159.360520, abs=1e-5)  # flexmix's
+
+
+def test_fit_a_student_t_model_with_a_fixed_df(tmp_path):
+    csv = tmp_path / "robust.csv"
+    from tests.workflow.families import robust_frame
+
+    robust_frame().to_csv(csv, index=False)
+    code, stdout, stderr = run_cli(
+        "fit", csv, "-f", "y ~ x", "--family", "student_t", "--df", "4", "--seed", "0", "--json"
+    )
+    assert code == 0, stderr
+    em = json.loads(stdout)
+    assert em["family"] == {"name": "student_t", "df": 4.0}
+    assert em["parameters"]["df"] == [4.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--offset", "np.log(Hours)"], r"--offset applies to family = \"poisson\" or"),
+        (
+            ["--family", "poisson", "--trials", "Hours"],
+            r"--trials applies to family = \"binomial\"",
+        ),
+        (["--family", "poisson", "--df", "3"], r"--df is only used with family = \"student_t\""),
+        (["--family", "poisson", "--variance", "shared"], r"--variance is not used with family"),
+        (["--family", "poison"], r"argument --family: invalid choice: 'poison'"),
+        (["--family", "poisson", "--offset", "np.log(Hourz)"], r"--offset 'np.log\(Hourz\)'"),
+        (["--family", "binomial"], r"--family binomial does not fit the data: .*pass --trials"),
+        (["--family", "poisson", "--offset", " "], r"--offset must be an expression"),
+    ],
+)
+def test_family_options_are_checked_before_any_fit(options, message):
+    code, stdout, stderr = run_cli(
+        "fit", FAMILIES_DATA / "seizure_poisson.csv", "-f", "Seizures ~ Day", *options
+    )
+    assert code == 2 and stdout == ""
+    assert len(stderr.strip().splitlines()) == 1
+    assert re.search(message, stderr), stderr
+
+
+def test_family_options_override_a_spec(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(
+        '[data.simulate]\nn = 200\ncoef = [1.0, -1.0]\nfamily = "poisson"\n'
+        "exposure = [0.5, 2.0]\nrandom_state = 0\n[em]\nn_init = 2\nrandom_state = 0\n"
+    )
+    code, stdout, _ = run_cli("fit", path, "--json", "-q")
+    assert code == 0 and json.loads(stdout)["offset"] is True  # the simulation's exposure
+    # another family: the spec's offset does not carry over
+    code, stdout, stderr = run_cli("fit", path, "--family", "student_t", "--json", "-q")
+    assert code == 0, stderr
+    em = json.loads(stdout)
+    assert em["family"]["name"] == "student_t" and em["offset"] is False
+
+
+def test_simulate_families(tmp_path):
+    out = tmp_path / "b.csv"
+    code, _, stderr = run_cli(
+        "simulate", "--n", "60", "--coef", "1;-1", "--family", "binomial", "--trials", "3,8",
+        "--seed", "1", "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    frame = pd.read_csv(out)
+    assert frame.columns.tolist() == ["x0", "trials", "y"]
+    assert frame.trials.between(3, 8).all() and (frame.y <= frame.trials).all()
+    code, _, stderr = run_cli(
+        "simulate", "--n", "60", "--coef", "1;-1", "--family", "poisson", "--exposure", "1,3",
+        "--out", out,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert pd.read_csv(out).exposure.between(1, 3).all()
+    code, _, stderr = run_cli(
+        "simulate", "--n", "6", "--coef", "1;-1", "--trials", "3", "--out", out
+    )
+    assert code == 2 and "[data.simulate] trials is only used with family" in stderr
+
+
+def test_select_k_of_a_poisson_spec(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[data.simulate]\nn = 300\ncoef = [0.5, -0.5]\nintercept = [0.5, 2.0]\nfamily = "poisson"\n'
+        "random_state = 0\n[em]\nn_init = 2\nrandom_state = 0\n"
+    )
+    code, stdout, stderr = run_cli("select-k", path, "--k", "1-3", "--no-loo", "-q")
+    assert code == 0, stderr
+    assert "Best K by BIC: 2" in stdout

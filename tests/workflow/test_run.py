@@ -186,3 +186,102 @@ def test_select_k_of_a_structured_spec(combined):
     assert table.loc[2, "bic"] == pytest.approx(
         model.bic(model._fit_X, model._fit_y, **model._training_structure()), rel=1e-10
     )
+
+
+# -- component families (issue #12) ----------------------------------------------------------
+
+FAMILIES = Path(__file__).resolve().parents[1] / "peers" / "families"
+SEIZURE = f"""
+name = "seizure"
+[data]
+path = "{FAMILIES / "seizure_poisson.csv"}"
+formula = "Seizures ~ Treatment * np.log(Day)"
+[model]
+family = "poisson"
+offset = "np.log(Hours)"
+[em]
+n_init = 5
+random_state = 0
+[posterior]
+enabled = false
+"""
+
+
+@pytest.fixture(scope="module")
+def seizure_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("specs")
+    path = folder / "seizure.toml"
+    path.write_text(SEIZURE)
+    return run.run_spec(load_spec(path), folder / "run", progress=False, echo=quiet)
+
+
+def test_a_poisson_run_fits_and_records_the_family(seizure_run):
+    model, out = seizure_run.model, seizure_run.directory
+    direct = MixtureOfRegressions.from_formula(
+        "Seizures ~ Treatment * np.log(Day)",
+        pd.read_csv(FAMILIES / "seizure_poisson.csv"),
+        family="poisson",
+        offset="np.log(Hours)",
+        n_init=5,
+        random_state=0,
+    )
+    assert model.log_likelihood_ == pytest.approx(direct.log_likelihood_, rel=1e-12)
+    assert model.log_likelihood_ == pytest.approx(-376.176205, abs=1e-5)  # flexmix's
+    manifest = io.read_json(out / "run.json")
+    assert (manifest["data"]["family"], manifest["data"]["offset"]) == ("poisson", "np.log(Hours)")
+    em = io.read_json(out / "em.json")
+    assert em["family"] == {"name": "poisson"} and "sigma" not in em["parameters"]
+    assert em["data"]["source"]["offset"] == "np.log(Hours)"
+    # the saved model computes the offset of a new frame from its expression
+    loaded = MixtureOfRegressions.load(out / "model")
+    frame = pd.read_csv(FAMILIES / "seizure_poisson.csv")
+    np.testing.assert_array_equal(loaded.predict(frame), direct.predict(frame))
+    table = run.summary_table(model)
+    assert not any(label.startswith("sigma") for label in table.index)
+
+
+def test_a_poisson_run_is_redrawn_from_its_data(seizure_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(seizure_run.directory, copy)
+    data = run.run_data(io.read_json(copy / "run.json"), seizure_run.model)
+    assert data is not None  # the data file, formula and offset give the training data again
+    np.testing.assert_array_equal(data.offset, seizure_run.model._fit_offset)
+    written = run.redraw_plots(copy, dpi=60)
+    assert set(written) == {"fit", "em_trace"}
+    text = (copy / "report.md").read_text()
+    assert "Poisson components" in text
+
+
+def test_run_data_refuses_a_changed_offset_column(seizure_run, tmp_path):
+    frame = pd.read_csv(FAMILIES / "seizure_poisson.csv")
+    frame["Hours"] = frame["Hours"] + 1.0  # same X and y, another exposure
+    changed = tmp_path / "seizure.csv"
+    frame.to_csv(changed, index=False)
+    manifest = io.read_json(seizure_run.directory / "run.json")
+    manifest["spec"]["data"]["path"] = str(changed)
+    with pytest.warns(UserWarning, match="differ from the data the model was fitted on"):
+        assert run.run_data(manifest, seizure_run.model) is None
+
+
+def test_summary_table_of_a_student_t_fit_has_df_rows_with_the_truth():
+    spec = parse_spec(
+        {
+            "name": "t",
+            "data": {
+                "simulate": {
+                    "n": 300,
+                    "coef": [[1.5], [-1.0]],
+                    "intercept": [-2.0, 2.0],
+                    "family": "student_t",
+                    "df": 3.0,
+                    "random_state": 0,
+                }
+            },
+            "em": {"n_init": 3, "random_state": 0},
+        }
+    )
+    model, data = run.fit_spec(spec, echo=quiet, progress=False)
+    table = run.summary_table(model, data.truth)
+    assert table.loc["df[0]", "truth"] == 3.0
+    assert table.loc["df[1]", "em"] == model.df_[1]
+    assert table.loc["df[1]", "em_se"] == model.standard_errors_["df"][1]
