@@ -2126,7 +2126,7 @@ def write_plots(
         "fit": lambda: plot_fit(
             model, posterior, data=data, formula=formula, response=response, ci_prob=ci_prob
         ),
-        "mixing": lambda: plot_mixing(model, data=data, formula=formula),
+        "mixing": lambda: plot_mixing(model, data=data, formula=formula, ci_prob=ci_prob),
         "em_trace": lambda: plot_log_likelihood_trace(model),
         "trace": lambda: plot_trace(posterior),
         "rank": lambda: plot_rank(posterior),

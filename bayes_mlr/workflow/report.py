@@ -27,7 +27,7 @@ _FILES = {
     "posterior.nc": 'the posterior DataTree: `xarray.open_datatree("posterior.nc")`',
     "comparison.csv": "EM next to the posterior, one row per parameter",
     "diagnostics.json": "convergence checks, verdict and per-parameter R-hat / ESS",
-    "fit.png": "the data coloured by responsibility with each component's line and bands",
+    "fit.png": "the data coloured by responsibility with each component's mean curve and bands",
     "mixing.png": "the mixing weights (prior probability of each component) against each "
     "concomitant variable",
     "em_trace.png": "EM log-likelihood per iteration",
@@ -100,8 +100,10 @@ def _param_rows(em: dict[str, Any], truth: dict[str, Any] | None) -> list[list[s
     def add(label: str, value: Any, se: Any, true: Any) -> None:
         rows.append([label, _fmt(value), _fmt(se)] + ([_fmt(true)] if truth else []))
 
-    for name in ("weights", "intercept", "coef", "sigma"):
-        values, ses = em["parameters"][name], em["standard_errors"][name]
+    for name in em["parameters"]:  # the family's: no sigma (Poisson, binomial), df (t)
+        values, ses = em["parameters"][name], em["standard_errors"].get(name)
+        if ses is None:
+            ses = [None] * len(values)
         true = truth.get(name) if truth else None
         if name == "intercept" and shared_intercept:
             add("intercept[shared]", values[0], ses[0], _entry(true, 0))
@@ -137,6 +139,44 @@ def _param_rows(em: dict[str, Any], truth: dict[str, Any] | None) -> list[list[s
                     _entry(true_g, k, f),
                 )
     return rows
+
+
+#: How the report names each family's components.
+_FAMILY_TEXT = {
+    "gaussian": "normal (Gaussian) components",
+    "poisson": "Poisson components (log link)",
+    "binomial": "binomial components (logit link)",
+    "student_t": "Student-t components (robust to outliers)",
+}
+
+
+def _family_rows(em: dict[str, Any], data: dict[str, Any]) -> list[list[str]]:
+    """The data table's rows for the family's per-row data: the offset and the trials."""
+    rows = []
+    for key, what in (
+        ("offset", "added to each component's linear predictor"),
+        ("trials", "the number of trials of each row (the response counts successes)"),
+    ):
+        if em.get(key):
+            expression = data.get(key)
+            rows.append([key, (f"`{expression}`: " if expression else "") + what])
+    return rows
+
+
+def _family_sentence(em: dict[str, Any]) -> str:
+    """``K = 2 Poisson components (log link)`` or, for a Gaussian fit, the variance setting."""
+    family = (em.get("family") or {}).get("name", "gaussian")
+    s = em["settings"]
+    text = f"K = {em['n_components']} {_FAMILY_TEXT.get(family, family + ' components')}"
+    if family in ("gaussian", "student_t"):
+        variance = s.get("variance")
+        if variance == "fixed":
+            variance = f"fixed (sigma = {s.get('sigma')})"
+        text += f", variance = {variance}"
+    if family == "student_t":
+        df = (em.get("family") or {}).get("df")
+        text += f", degrees of freedom {'fixed at ' + _fmt(df) if df is not None else 'estimated'}"
+    return text
 
 
 def _group_row(em: dict[str, Any], data: dict[str, Any]) -> list[list[str]]:
@@ -292,19 +332,21 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
             f"column `{data['sample_weight']}`" if data.get("sample_weight") else "none",
         ],
         *_group_row(em, data),
-        ["sha256 of X and y", f"`{em['data']['sha256']}`"],
+        *_family_rows(em, data),
+        [
+            "sha256 of X and y"
+            + (" (and offset, trials)" if em.get("offset") or em.get("trials") else ""),
+            f"`{em['data']['sha256']}`",
+        ],
     ]
     out += ["## Data", "", markdown_table(["", ""], rows, "ll"), ""]
 
     # -- EM
     s = em["settings"]
-    variance = s.get("variance")
-    if variance == "fixed":
-        variance = f"fixed (sigma = {s.get('sigma')})"
     out += [
         "## EM estimates",
         "",
-        f"K = {em['n_components']} components, variance = {variance}, {s.get('n_init')} starts "
+        f"{_family_sentence(em)}, {s.get('n_init')} starts "
         f"(init = {s.get('init')}, random_state = {s.get('random_state')})."
         + _structure_sentences(em, data),
         "",
@@ -322,8 +364,11 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
             "rrrrr",
         ),
         "",
-        "Standard errors come from the observed information (delta method for weights and "
-        "sigma). BIC, AIC and ICL: lower is better."
+        "Standard errors come from the observed information (delta method for weights"
+        + (" and sigma" if "sigma" in em["parameters"] else "")
+        + (", and for df from log df" if "df" in em["parameters"] else "")
+        + "). BIC, AIC and ICL: lower is better."
+        + _family_note(em)
         + (
             " With concomitant variables the weights are the mean prior over the rows, and "
             "`concomitant_intercept[j]`, `concomitant_coef[j, variable]` are the multinomial "
@@ -343,7 +388,7 @@ def render_report(directory: str | Path, *, shown_as: str | Path | None = None) 
     out += [markdown_table(headers, _param_rows(em, truth)), ""]
     out += _optima_lines(em)
     for png, caption in (
-        ("fit.png", "Data and fitted lines"),
+        ("fit.png", "Data and fitted component means"),
         ("mixing.png", "Mixing weights against the concomitant variables"),
         ("em_trace.png", "EM log-likelihood trace"),
     ):
@@ -472,6 +517,27 @@ def _starts_text(sampling: dict[str, Any]) -> str:
     return "chains started at " + "; ".join(f"{c}: {s}" for c, s in enumerate(starts))
 
 
+def _family_note(em: dict[str, Any]) -> str:
+    """What a family's coefficients mean (nothing for the Gaussian)."""
+    family = (em.get("family") or {}).get("name", "gaussian")
+    if family == "poisson":
+        return (
+            " The intercept and coef are on the log scale: exp(coef) multiplies a component's "
+            "mean count" + (" per unit of exposure (the offset)" if em.get("offset") else "") + "."
+        )
+    if family == "binomial":
+        return (
+            " The intercept and coef are on the logit scale: exp(coef) multiplies a "
+            "component's odds of success."
+        )
+    if family == "student_t":
+        return (
+            " sigma is the scale of a component's t errors (their sd is sigma sqrt(df / (df - 2))"
+            " for df > 2); a small df gives heavy tails that absorb outliers."
+        )
+    return ""
+
+
 def _optima_lines(em: dict[str, Any]) -> list[str]:
     """The distinct optima EM's restarts reached (``em.json`` ``optima``)."""
     optima = em.get("optima") or []
@@ -479,6 +545,7 @@ def _optima_lines(em: dict[str, Any]) -> list[str]:
         runs = optima[0]["n_runs"] if optima else None
         return [f"Every EM run ({runs}) ended at this optimum.", ""] if runs else []
     rows = []
+    with_sigma = all("sigma" in o for o in optima)  # not for Poisson and binomial fits
     for i, o in enumerate(optima):
         flags = [f for f in ("degenerate", "spurious") if o.get(f)]
         rows.append(
@@ -487,16 +554,16 @@ def _optima_lines(em: dict[str, Any]) -> list[str]:
                 _fmt(o["log_likelihood"], 8),
                 str(o["n_runs"]),
                 ", ".join(_fmt(w, 3) for w in o["weights"]),
-                ", ".join(_fmt(v, 3) for v in o["sigma"]),
+                *([", ".join(_fmt(v, 3) for v in o["sigma"])] if with_sigma else []),
                 ", ".join(flags) or "—",
             ]
         )
+    headers = ["optimum", "log-likelihood", "runs", "weights"]
+    headers += ["sigma", "flags"] if with_sigma else ["flags"]
     return [
         f"EM's restarts reached {len(optima)} distinct optima (the fit is the best regular one):",
         "",
-        markdown_table(
-            ["optimum", "log-likelihood", "runs", "weights", "sigma", "flags"], rows, "lrrlll"
-        ),
+        markdown_table(headers, rows, "lrrlll" if with_sigma else "lrrll"),
         "",
     ]
 

@@ -17,6 +17,7 @@ from bayes_mlr.bayes.diagnostics import compare_em_posterior, diagnose
 from bayes_mlr.workflow import io, report
 from bayes_mlr.workflow.run import diagnosis_to_dict
 from tests.conftest import TRUTH_2, make_data
+from tests.workflow import families
 from tests.workflow.test_plots import fake_posterior
 
 
@@ -110,7 +111,7 @@ def test_plots_are_linked_when_present(fitted, tmp_path):
         run["artifacts"][name.removesuffix(".png")] = name
     io.write_json(folder / "run.json", run)
     text = report.render_report(folder)
-    assert "![Data and fitted lines](fit.png)" in text
+    assert "![Data and fitted component means](fit.png)" in text
     assert "![EM and posterior intervals](forest.png)" in text
     assert "rank.png" not in text
 
@@ -282,3 +283,56 @@ def test_shared_intercept_is_one_row(tmp_path):
     text = report.render_report(make_folder(tmp_path / "run", model, posterior=False))
     assert "| intercept[shared] |" in text and "intercept[0]" not in text
     assert "Shared by all components: `intercept`." in text
+
+
+# -- component families (issue #12) ----------------------------------------------------------
+
+
+def family_folder(path, model, data):
+    """An EM-only run folder of a family fit, with the run.json data record of a spec run."""
+    path.mkdir(parents=True, exist_ok=True)
+    io.write_json(path / "em.json", io.em_summary(model, source=data))
+    io.write_json(
+        path / "run.json",
+        {"name": "family", "data": data, "artifacts": {"em": "em.json"}, "truth": None},
+    )
+    return path
+
+
+def test_report_of_a_poisson_fit_states_the_family_and_offset(tmp_path):
+    model = families.seizure()
+    data = {"path": "seizure.csv", "formula": "Seizures ~ Treatment * np.log(Day)"}
+    text = report.render_report(family_folder(tmp_path, model, {**data, "offset": "np.log(Hours)"}))
+    assert "K = 2 Poisson components (log link), 10 starts" in text
+    assert "| offset | `np.log(Hours)`: added to each component's linear predictor |" in text
+    assert "sha256 of X and y (and offset, trials)" in text
+    assert "exp(coef) multiplies a component's mean count per unit of exposure" in text
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
+    assert "coef[1, Treatment[T.Yes]:np.log(Day)]" in rows
+    assert not any(r.startswith("sigma") for r in rows)
+    # EM's restarts reach flexmix's two optima (-376.18 and -380.77): a table without sigma
+    (header,) = [line for line in text.splitlines() if line.startswith("| optimum")]
+    assert header == "| optimum | log-likelihood | runs | weights | flags |"
+
+
+def test_report_of_a_binomial_fit_states_the_trials(tmp_path):
+    model = families.betablocker()
+    data = {"path": "betablocker.csv", "formula": "Deaths ~ 1 | Center", "trials": "Total"}
+    text = report.render_report(family_folder(tmp_path, model, data))
+    assert "K = 3 binomial components (logit link)" in text
+    assert "| trials | `Total`: the number of trials of each row" in text
+    assert "| coef[shared, Treatment[T.Treated]] |" in text
+    assert "odds of success" in text
+
+
+def test_report_of_a_student_t_fit_lists_df(tmp_path):
+    model = families.student_t()
+    text = report.render_report(family_folder(tmp_path, model, {"formula": "y ~ x"}))
+    assert "Student-t components (robust to outliers), variance = component, degrees of " in text
+    assert "freedom estimated" in text
+    for j in range(2):
+        assert f"| df[{j}] | {report._fmt(model.df_[j])} |" in text
+    assert "delta method for weights and sigma, and for df from log df" in text
+    fixed = families.student_t(df=4.0)
+    text = report.render_report(family_folder(tmp_path / "fixed", fixed, {"formula": "y ~ x"}))
+    assert "degrees of freedom fixed at 4" in text
