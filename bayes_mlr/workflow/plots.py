@@ -351,7 +351,11 @@ def _family_phrase(model: Any) -> str:
     if family.name == "student_t":
         df = np.asarray(getattr(model, "df_", []), dtype=float)
         fixed = getattr(family, "df", None) is not None
-        values = f"{float(df[0]):.3g} (fixed)" if fixed else ", ".join(f"{v:.3g}" for v in df)
+        values = (
+            f"{float(df[0]):.3g} (fixed)"
+            if fixed
+            else ", ".join(f"{v:.3g}" + (" (bound)" if _at_df_bound(v) else "") for v in df)
+        )
         text = f"Student-t errors, df = {values}, {text}"
     return text
 
@@ -875,6 +879,13 @@ def _wrapped(title: str, width_inches: float) -> str:
     # lines break between phrases, never inside "variance = component"
     title = title.replace(" = ", "\u00a0=\u00a0")
     return textwrap.fill(title, width=max(40, int(width_inches * 10)), break_long_words=False)
+
+
+def _at_df_bound(value: float) -> bool:
+    """Whether an EM estimate of a t's degrees of freedom sits on a bound of its search."""
+    from bayes_mlr.core.components.student_t import DF_MAX, DF_MIN
+
+    return bool(value >= DF_MAX * (1 - 1e-9) or value <= DF_MIN * (1 + 1e-9))
 
 
 #: Student-t fits: points whose E-step weight ``u`` is below this are drawn as open circles.
@@ -1757,7 +1768,7 @@ def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
     probs = [tail, 0.25, 0.5, 0.75, 1 - tail]
     z = norm.ppf(probs)
     em_color, post_color = "0.35", "tab:blue"
-    missing = []
+    missing, at_bound = [], []
     for ax, group in zip(axes, groups, strict=False):
         draws = _group_draws(post, group)
         m = draws.shape[2]
@@ -1770,7 +1781,9 @@ def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
             ax.plot([mid], [y0], "o", color=post_color, ms=5, mfc="white")
         if em is not None:
             for y0, value, se in zip(rows + 0.15, *em, strict=True):
-                if np.isfinite(se) and group.log_scale:  # normal on log df (delta method)
+                if group.name == "df" and _at_df_bound(value):
+                    at_bound.append(value)  # an estimate on its bound has no Wald interval
+                elif np.isfinite(se) and group.log_scale:  # normal on log df (delta method)
                     lo, l50, _, h50, hi = value * np.exp(se / value * z)
                     ax.plot([lo, hi], [y0, y0], color=em_color, lw=1.2)
                     ax.plot([l50, h50], [y0, y0], color=em_color, lw=3.5, solid_capstyle="butt")
@@ -1791,6 +1804,12 @@ def plot_forest(posterior: Any, *, ci_prob: float = 0.94):
         _warn_band(
             "forest plot: no EM interval where the standard error is NaN (singular observed "
             f"information): {', '.join(dict.fromkeys(missing))}"
+        )
+    if at_bound:
+        _warn_band(
+            "forest plot: no EM interval for df at the bound of its estimate "
+            f"({', '.join(f'{v:g}' for v in at_bound)}): a Wald interval means nothing there "
+            "(at the upper bound a component is practically normal)"
         )
     handles = [
         Line2D([], [], color=em_color, marker="s", mfc="white", lw=2, label="EM, normal approx."),
@@ -2011,7 +2030,7 @@ def plot_ppc(
     # within half the data's range of it (mass outside still counts in each density)
     reach = 0.5 * (y.max() - y.min()) + 3 * bw
     lo, hi = max(lo, y.min() - reach), min(hi, y.max() + reach)
-    lo, hi = (lo if low is None else low), (hi if high is None else high)
+    lo, hi = (lo if low is None else max(lo, low)), (hi if high is None else min(hi, high))
     grid = np.linspace(lo, hi, 400)
 
     def density(values: np.ndarray) -> np.ndarray:

@@ -531,9 +531,20 @@ def _family_note(em: dict[str, Any]) -> str:
             "component's odds of success."
         )
     if family == "student_t":
+        from bayes_mlr.core.components.student_t import DF_MAX
+
+        df = em["parameters"].get("df") or []
+        bound = [j for j, v in enumerate(df) if v is not None and v >= DF_MAX * (1 - 1e-9)]
         return (
             " sigma is the scale of a component's t errors (their sd is sigma sqrt(df / (df - 2))"
             " for df > 2); a small df gives heavy tails that absorb outliers."
+            + (
+                f" df of component(s) {bound} sits at {DF_MAX:g}, the upper bound of its "
+                "estimate: such a component is practically normal, and its df standard error "
+                "means nothing."
+                if bound
+                else ""
+            )
         )
     return ""
 

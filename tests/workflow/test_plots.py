@@ -716,3 +716,21 @@ def test_a_loaded_concomitant_fit_draws_its_text_column(tmp_path):
     fig = plots.plot_mixing(MixtureOfRegressions.load(tmp_path), data=frame)
     assert [ax.get_xlabel() for ax in visible_axes(fig)] == ["z2"]
     plt.close(fig)
+
+
+def test_forest_draws_no_em_interval_for_df_at_its_bound(robust):
+    from bayes_mlr.core.components.student_t import DF_MAX
+
+    post = fake_posterior(robust, draws=40)
+    em = post["em"].to_dataset()
+    df = em["df"].values.copy()
+    df[1] = DF_MAX  # as EM reports a practically normal component
+    post["em"] = xr.DataTree(em.assign(df=("component", df)))
+    with pytest.warns(plots.MissingBandWarning, match="no EM interval for df at the bound"):
+        fig = plots.plot_forest(post)
+    (panel,) = [ax for ax in fig.axes if ax.get_title() == "df (log scale)"]
+    em_lines = [line for line in panel.lines if line.get_color() == "0.35"]
+    # component 0: two interval lines and the square; component 1: the square alone
+    assert sum(line.get_marker() == "s" for line in em_lines) == 2
+    assert len(em_lines) == 2 + 1 + 1
+    plt.close(fig)
