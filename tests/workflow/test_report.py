@@ -336,3 +336,13 @@ def test_report_of_a_student_t_fit_lists_df(tmp_path):
     fixed = families.student_t(df=4.0)
     text = report.render_report(family_folder(tmp_path / "fixed", fixed, {"formula": "y ~ x"}))
     assert "degrees of freedom fixed at 4" in text
+
+
+def test_report_says_when_df_sits_at_its_bound(tmp_path):
+    from bayes_mlr.core.components.student_t import DF_MAX
+
+    model = families.student_t()
+    em = io.em_summary(model, source={"formula": "y ~ x"})
+    assert "upper bound" not in report._family_note(em)  # df 0.74 and 50.5
+    em["parameters"]["df"][1] = DF_MAX
+    assert "df of component(s) [1] sits at 200, the upper bound" in report._family_note(em)
