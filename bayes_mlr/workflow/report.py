@@ -533,7 +533,8 @@ def _family_note(em: dict[str, Any]) -> str:
     if family == "student_t":
         from bayes_mlr.core.components.student_t import DF_MAX
 
-        df = em["parameters"].get("df") or []
+        df = em["parameters"].get("df")
+        df = [] if df is None else list(df)
         bound = [j for j, v in enumerate(df) if v is not None and v >= DF_MAX * (1 - 1e-9)]
         return (
             " sigma is the scale of a component's t errors (their sd is sigma sqrt(df / (df - 2))"
