@@ -28,7 +28,7 @@ def test_shipped_specs_are_valid_and_load_their_data(path):
     spec = load_spec(path)
     assert spec.name == tomllib.loads(path.read_text())["name"]
     data = load_data(spec)
-    assert data.X.shape[0] == data.y.shape[0] > 100
+    assert data.X.shape[0] == data.y.shape[0] >= 44  # binomial.toml: 22 centres x 2 arms
     assert np.isfinite(data.y).all()
 
 
@@ -821,3 +821,19 @@ def test_family_data_errors_name_the_key_before_any_fit(tmp_path, data, model, m
     path.write_text("\n".join(lines).replace("'", '"') + "\n")
     with pytest.raises(SpecError, match=rf"spec.toml: {message}"):
         load_data(load_spec(path))
+
+
+def test_shipped_specs_cover_the_families():
+    specs = {p.stem: load_spec(p) for p in MODELS.glob("*.toml")}
+    poisson, binomial, robust = specs["poisson"], specs["binomial"], specs["robust"]
+    assert (poisson.model.family, poisson.model.offset) == ("poisson", "np.log(Hours)")
+    assert (binomial.model.family, binomial.model.trials) == ("binomial", "Total")
+    assert binomial.grouped and binomial.model.shared == "~ Treatment"
+    assert robust.model.family == "student_t"
+    frame = pd.read_csv(MODELS / "data" / "robust.csv")
+    assert frame.outlier.sum() >= 10 and (frame.y[frame.outlier == 1].abs() > 8).all()
+    # the data files are the peers' copies of flexmix's data sets
+    peers = Path(__file__).resolve().parents[1] / "peers" / "families"
+    pd.testing.assert_frame_equal(
+        pd.read_csv(MODELS / "data" / "seizure.csv"), pd.read_csv(peers / "seizure_poisson.csv")
+    )
