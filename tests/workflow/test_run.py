@@ -285,3 +285,37 @@ def test_summary_table_of_a_student_t_fit_has_df_rows_with_the_truth():
     assert table.loc["df[0]", "truth"] == 3.0
     assert table.loc["df[1]", "em"] == model.df_[1]
     assert table.loc["df[1]", "em_se"] == model.standard_errors_["df"][1]
+
+
+@pytest.mark.parametrize("family", ["binomial", "student_t"])
+def test_a_family_run_with_a_tiny_posterior(tmp_path, family):
+    # the pipeline with a posterior, 2 x 60 draws: every figure drawn from a real posterior of
+    # a family without sigma (binomial, grouped, a shared effect) and of one with df (t)
+    pytest.importorskip("bayes_mlr.bayes.families", reason="the posterior of families")
+    path = tmp_path / f"{family}.toml"
+    if family == "binomial":
+        data = (
+            f'[data]\npath = "{FAMILIES / "betablocker_grouped_shared.csv"}"\n'
+            'formula = "Deaths ~ 1 | Center"\n'
+            '[model]\nn_components = 3\nfamily = "binomial"\ntrials = "Total"\n'
+            'shared = "~ Treatment"\n'
+        )
+    else:
+        data = (
+            "[data.simulate]\nn = 200\ncoef = [[1.5], [-1.0]]\nintercept = [-2.0, 2.0]\n"
+            'family = "student_t"\ndf = 3.0\nrandom_state = 0\n'
+        )
+    path.write_text(
+        data + "[em]\nn_init = 2\nrandom_state = 0\n"
+        '[posterior]\ndraws = 60\ntune = 60\nchains = 2\ncores = 1\nsampler = "pymc"\n'
+        "random_seed = 1\n"
+    )
+    result = run.run_spec(load_spec(path), tmp_path / "run", progress=False, echo=quiet)
+    names = {p.name for p in result.directory.iterdir()}
+    assert {"posterior.nc", "comparison.csv", "diagnostics.json", "fit.png"} <= names
+    assert {"trace.png", "rank.png", "forest.png", "ppc.png"} <= names
+    comparison = pd.read_csv(result.directory / "comparison.csv", index_col="label")
+    assert any(label.startswith("sigma") for label in comparison.index) == (family != "binomial")
+    assert any(label.startswith("df") for label in comparison.index) == (family == "student_t")
+    text = (result.directory / "report.md").read_text()
+    assert "## Posterior" in text
