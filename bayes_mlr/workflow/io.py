@@ -9,7 +9,8 @@
 * :func:`save_model` / :func:`load_model` (``MixtureOfRegressions.save`` / ``.load``) store an
   estimator in a directory: ``model.json`` (constructor arguments and every fitted attribute,
   floats written so that they read back bit for bit) and ``data-<hash>.nc`` (the training
-  data, which standard errors and ``sample_posterior`` need). Loading parses JSON and reads
+  data, which standard errors and ``sample_posterior`` need: X, y and, where the fit has them,
+  sample weights, groups, concomitant variables, the offset and the trials). Loading parses JSON and reads
   netCDF arrays: it cannot run code.
 * :func:`em_summary` is the documented, stable ``em.json`` of a fitted estimator.
 * :func:`write_datatree` / :func:`read_datatree` store a posterior ``DataTree`` as netCDF
@@ -964,7 +965,9 @@ def save_model(model: Any, directory: str | os.PathLike) -> Path:
     encoded losslessly: float64 values as JSON numbers (``repr`` round-trips exactly), NaN and
     infinities as tagged strings, array dtypes, shapes and write flags, numpy scalar types and
     Generator states. ``data-<hash>.nc`` holds the training data ``X``, ``y`` (and
-    ``sample_weight``) as float64 netCDF variables; ``model.json`` names it and records the
+    ``sample_weight``, ``groups``, ``concomitant``, ``offset``, ``trials`` where the fit has
+    them) as float64 netCDF variables (other dtypes, such as integer group codes, are recorded
+    and restored); ``model.json`` names it and records the
     SHA-256 of each array, so that altered data are refused on loading. The data file is
     written first, then ``model.json`` (each atomically), then data files of earlier saves are
     removed: an interrupted save leaves the previous model loadable.
