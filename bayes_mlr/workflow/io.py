@@ -10,8 +10,8 @@
   estimator in a directory: ``model.json`` (constructor arguments and every fitted attribute,
   floats written so that they read back bit for bit) and ``data-<hash>.nc`` (the training
   data, which standard errors and ``sample_posterior`` need: X, y and, where the fit has them,
-  sample weights, groups, concomitant variables, the offset and the trials). Loading parses JSON and reads
-  netCDF arrays: it cannot run code.
+  sample weights, groups, concomitant variables, the offset and the trials). Loading parses
+  JSON and reads netCDF arrays: it cannot run code.
 * :func:`em_summary` is the documented, stable ``em.json`` of a fitted estimator.
 * :func:`write_datatree` / :func:`read_datatree` store a posterior ``DataTree`` as netCDF
   (``xarray.open_datatree`` opens it).
