@@ -10,6 +10,10 @@ Models with concomitant variables (a mixture of experts) have no ``weights`` pri
 weights are a softmax of a linear predictor, whose coefficients have the priors
 ``concomitant_intercept`` and ``concomitant_coef`` (see :func:`default_priors`).
 
+The component family (``family=`` of the estimator) decides the rest: Poisson and binomial
+components have their coefficients on the link scale and no ``sigma``; Student-t components add
+the degrees of freedom ``df`` (see :func:`default_priors`).
+
 numpy only: reading a spec and writing a report do not import PyMC. The PyMC model that uses
 these arguments is :func:`bayes_mlr.bayes.model.build_model`.
 """
@@ -31,6 +35,7 @@ PRIOR_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "sigma": ("sigma",),
     "concomitant_intercept": ("sigma",),
     "concomitant_coef": ("sigma",),
+    "df": ("alpha", "beta"),
 }
 #: The distribution of each parameter's prior (the names PyMC gives them). For the concomitant
 #: coefficients it is that of every component's logit coefficient; the model's parameters are
@@ -42,9 +47,18 @@ DISTRIBUTIONS = {
     "sigma": "HalfNormal",
     "concomitant_intercept": "Normal",
     "concomitant_coef": "Normal",
+    "df": "Gamma",
 }
 #: The priors that only a model with concomitant variables has.
 CONCOMITANT_PRIORS = ("concomitant_intercept", "concomitant_coef")
+#: The Gamma(alpha, beta) prior (rate beta) of the Student-t degrees of freedom: mean 20, mode
+#: 10, with about 5% of its mass below 3.6 (Juárez & Steel 2010).
+DF_PRIOR = {"alpha": 2.0, "beta": 0.1}
+#: Why a prior the defaults lack does not apply (:func:`merge_priors`).
+_NOT_APPLICABLE = {
+    "sigma": "the family has no sigma (its variance is a function of its mean)",
+    "df": "only Student-t components with estimated degrees of freedom have df",
+}
 
 
 def _weighted_mean_sd(values: np.ndarray, weight: np.ndarray | None) -> tuple[Any, Any]:
@@ -62,6 +76,8 @@ def default_priors(
     sample_weight: Any = None,
     *,
     concomitant: Any = None,
+    family: Any = None,
+    extra: Any = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Weakly informative priors scaled to the data.
 
@@ -93,6 +109,25 @@ def default_priors(
     components' log-odds at the mean of ``w`` differ by about ``Normal(0, 3.5)``. The
     ``weights`` entry then only fixes ``K`` (the weights are no free parameter).
 
+    The component family changes the regression priors (``family``; Gaussian by default):
+
+    * ``"student_t"``: as the Gaussian (``sigma`` is the scale of the t errors), plus
+      ``df[k] ~ Gamma(alpha = 2, beta = 0.1)`` (rate ``beta``: mean 20, mode 10; Juárez & Steel
+      2010, "Model-based clustering of non-Gaussian panel data based on skew-t distributions",
+      JBES 28), which keeps ``df`` away from 0 without ruling out heavy tails and lets the data
+      pull it towards the Gaussian; with ``StudentT(df=k)`` the degrees of freedom are fixed
+      and have no prior;
+    * ``"poisson"`` and ``"binomial"``: the coefficients act on the link scale (log rate,
+      log-odds), where a unit is a unit whatever the data, so the scales are those of
+      rstanarm's default priors for GLMs (Gabry & Goodrich, "Prior distributions for rstanarm
+      models") with y's spread left out: ``coef[k, j] ~ Normal(0, 2.5 / s_j)`` (a one-sd
+      change in ``x_j`` multiplies the rate or the odds by ``exp(2.5) = 12`` at one prior sd)
+      and ``intercept[k] ~ Normal(eta_0, 2.5 * sqrt(1 + sum_j (m_j / s_j) ** 2))``, centred
+      at the link of the intercept-only fit ``eta_0`` (log of the rate per unit of exposure,
+      ``log(sum w y / sum w exp(offset))``; logit of the success share,
+      ``logit(sum w y / sum w m)``) as the Gaussian intercept is at the mean of ``y``, and
+      ``Normal(eta_0, 2.5)`` at the mean of ``x``. There is no ``sigma``.
+
     A constant feature, concomitant variable or ``y`` uses scale 1 in place of a zero sd.
 
     Parameters
@@ -104,6 +139,13 @@ def default_priors(
         Replication weights.
     concomitant : array-like of shape (n, r), optional
         Concomitant variables (one row per observation).
+    family : str or Family, optional
+        The component family (a name or an object such as ``bayes_mlr.StudentT(df=4)``);
+        Gaussian by default.
+    extra : array-like of shape (n, m), optional
+        The family's row columns (:meth:`Family.row_columns <bayes_mlr.core.components.family.
+        Family.row_columns>`: offset, trials) for the intercept's centre; by default those of
+        ``y`` without offset or trials.
 
     Returns
     -------
@@ -111,8 +153,12 @@ def default_priors(
         ``{"weights": {"alpha": (K,)}, "intercept": {"mu": (), "sigma": ()},
         "coef": {"mu": (), "sigma": (p,)}, "sigma": {"sigma": ()}}``, the format of the
         ``priors`` argument of :func:`build_model`; with ``concomitant`` also
-        ``"concomitant_intercept": {"sigma": ()}`` and ``"concomitant_coef": {"sigma": (r,)}``.
+        ``"concomitant_intercept": {"sigma": ()}`` and ``"concomitant_coef": {"sigma": (r,)}``;
+        without ``"sigma"`` for Poisson and binomial components; with
+        ``"df": {"alpha": (), "beta": ()}`` for Student-t components with estimated ``df``.
     """
+    from bayes_mlr.core.components import resolve_family
+
     X = np.asarray(X, dtype=float)
     if X.ndim == 1:
         X = X[:, None]
@@ -120,6 +166,7 @@ def default_priors(
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     m_y, s_y = _weighted_mean_sd(y, sw)
     m_x, s_x = _weighted_mean_sd(X, sw)
+    fam = resolve_family("gaussian" if family is None else family)
     out = {
         "weights": {"alpha": np.full(n_components, 2.0)},
         "intercept": {
@@ -129,6 +176,18 @@ def default_priors(
         "coef": {"mu": np.asarray(0.0), "sigma": 2.5 * s_y / s_x},
         "sigma": {"sigma": np.asarray(s_y)},
     }
+    if not fam.has_sigma:  # a GLM: coefficients on the link scale, no sigma
+        rows = fam.row_columns(y, None, None) if extra is None else np.asarray(extra, float)
+        weight = np.ones(y.shape[0]) if sw is None else sw
+        eta_0 = fam.null_eta(fam.null_sums(y, rows, weight))
+        out["intercept"] = {
+            "mu": np.asarray(eta_0),
+            "sigma": np.asarray(2.5 * np.sqrt(1.0 + np.sum((m_x / s_x) ** 2))),
+        }
+        out["coef"] = {"mu": np.asarray(0.0), "sigma": 2.5 / s_x}
+        del out["sigma"]
+    if fam.has_df and getattr(fam, "df", None) is None:
+        out["df"] = {k: np.asarray(v) for k, v in DF_PRIOR.items()}
     if concomitant is not None:
         W = np.asarray(concomitant, dtype=float)
         W = W[:, None] if W.ndim == 1 else W
@@ -152,17 +211,18 @@ def merge_priors(
     Raises
     ------
     ValueError
-        An unknown prior or argument (names in :data:`PRIOR_ARGUMENTS`), or a concomitant prior
-        for a model without concomitant variables.
+        An unknown prior or argument (names in :data:`PRIOR_ARGUMENTS`), or a prior the model
+        does not have (a concomitant prior without concomitant variables, ``sigma`` for
+        Poisson or binomial components, ``df`` for any but Student-t components with estimated
+        degrees of freedom).
     """
     merged = {name: dict(values) for name, values in defaults.items()}
     for name, values in (priors or {}).items():
         if name not in PRIOR_ARGUMENTS:
             raise ValueError(f"unknown prior {name!r}; expected one of {sorted(PRIOR_ARGUMENTS)}")
         if name not in merged:
-            raise ValueError(
-                f"prior {name!r} does not apply: the model has no concomitant variables"
-            )
+            reason = _NOT_APPLICABLE.get(name, "the model has no concomitant variables")
+            raise ValueError(f"prior {name!r} does not apply: {reason}")
         for key, value in values.items():
             if key not in PRIOR_ARGUMENTS[name]:
                 raise ValueError(
@@ -184,6 +244,7 @@ def describe_priors(
     shared: Sequence[bool] | None = None,
     shared_intercept: bool = False,
     concomitant_names: Sequence[str] | None = None,
+    fixed_df: Any = None,
 ) -> dict[str, Any]:
     """The priors of a model as plain data: one row per parameter (and feature, for ``coef``).
 
@@ -192,14 +253,17 @@ def describe_priors(
     ``shared_intercept``) has one row with ``component="shared"``, as a shared sigma. With
     concomitant variables there is no ``weights`` row; ``concomitant_intercept`` has one row
     and ``concomitant_coef`` one per concomitant variable (its name in ``feature``), with the
-    prior of every component's logit coefficient (see :func:`default_priors`).
+    prior of every component's logit coefficient (see :func:`default_priors`). Student-t
+    components add ``df`` rows (Gamma, or ``"fixed"`` with ``fixed_df``); ``variance="none"``
+    (Poisson, binomial) has no ``sigma`` rows.
 
     Parameters
     ----------
     prior : dict
         The arguments in use, as :func:`merge_priors` returns them.
     feature_names : sequence of str, length p
-    variance : {"component", "shared", "fixed"}
+    variance : {"component", "shared", "fixed", "none"}
+        ``"none"``: a family without sigma.
     fit_intercept : bool
     fixed_sigma : array-like of shape (K,), optional
         The known sigma of ``variance="fixed"``.
@@ -211,6 +275,8 @@ def describe_priors(
         Whether the intercept is one number for all components.
     concomitant_names : sequence of str, length r, optional
         The concomitant variables (a model with a concomitant model).
+    fixed_df : float, optional
+        The known degrees of freedom of ``StudentT(df=...)`` components.
 
     Returns
     -------
@@ -291,7 +357,7 @@ def describe_priors(
                 "arguments": {"sigma": float(np.ravel(prior["sigma"]["sigma"])[0])},
             }
         )
-    else:
+    elif variance == "fixed":
         fixed = np.broadcast_to(np.asarray(fixed_sigma, dtype=float), (K,))
         for k in range(K):
             rows.append(
@@ -303,6 +369,22 @@ def describe_priors(
                     "arguments": {"value": float(fixed[k])},
                 }
             )
+    if "df" in prior:
+        add(
+            "df",
+            {a: np.broadcast_to(prior["df"][a], (K,)).astype(float) for a in ("alpha", "beta")},
+            None,
+        )
+    elif fixed_df is not None:
+        rows.append(
+            {
+                "parameter": "df",
+                "component": None,
+                "feature": None,
+                "distribution": "fixed",
+                "arguments": {"value": float(fixed_df)},
+            }
+        )
     if concomitant_names is not None and K > 1:
         conc = [str(c) for c in concomitant_names]
         rows.append(

@@ -21,6 +21,7 @@ numpy/scipy only. For large data the probabilities are computed on a random subs
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -72,6 +73,8 @@ def group_classification_probabilities(
     *,
     groups: np.ndarray | None = None,
     concomitant: np.ndarray | None = None,
+    family: Any = None,
+    extra: np.ndarray | None = None,
 ) -> np.ndarray:
     """``P(z_g = l | y_g, theta_s)`` for every draw ``s`` and group ``g`` of a structured model.
 
@@ -91,6 +94,12 @@ def group_classification_probabilities(
         Group index ``0 .. G-1`` of each row.
     concomitant : ndarray of shape (G, r), optional
         The concomitant variables of each group.
+    family : Family, optional
+        The component family (:mod:`bayes_mlr.core.components`), whose ``log_density`` gives
+        the rows' log densities; Gaussian by default. Student-t components need ``df`` (S, K)
+        in ``values``; Poisson and binomial ones ignore ``sigma``.
+    extra : ndarray of shape (n, m), optional
+        The family's row columns (offset, trials, ...); required for Poisson and binomial.
 
     Returns
     -------
@@ -104,7 +113,12 @@ def group_classification_probabilities(
     sigma = np.asarray(values["sigma"], dtype=float)
     S, K = intercept.shape
     mean = intercept[:, None, :] + np.einsum("np,skp->snk", X, coef)  # (S, n, K)
-    log_f = -np.log(sigma)[:, None, :] - 0.5 * ((y[None, :, None] - mean) / sigma[:, None, :]) ** 2
+    if family is None or family.name == "gaussian":
+        log_f = (
+            -np.log(sigma)[:, None, :] - 0.5 * ((y[None, :, None] - mean) / sigma[:, None, :]) ** 2
+        )
+    else:
+        log_f = _family_log_density(family, X, y, mean, values, extra)
     if groups is not None:
         grouping = Grouping(np.asarray(groups), X.shape[0])
         rows = log_f.transpose(1, 0, 2).reshape(X.shape[0], S * K)
@@ -118,6 +132,28 @@ def group_classification_probabilities(
         log_pi = np.log(np.maximum(np.asarray(values["weights"], dtype=float), _EPS))[:, None]
     log_p = log_f + log_pi
     return np.exp(log_p - logsumexp(log_p, axis=-1, keepdims=True))
+
+
+def _family_log_density(
+    family: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    mean: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    extra: np.ndarray | None,
+) -> np.ndarray:
+    """The family's ``log f(y_i | eta_sik)`` of every draw, ``(S, n, K)``: its own
+    ``log_density`` on the draws side by side (rows first, draws x components as columns)."""
+    S, n, K = mean.shape
+    if extra is None:
+        extra = family.row_columns(y, None, None)
+    offset = np.broadcast_to(np.asarray(family.offset_of(extra), dtype=float), (n,))
+    eta = (mean + offset[None, :, None]).transpose(1, 0, 2).reshape(n, S * K)
+    sigma = np.asarray(values.get("sigma", np.ones((S, K))), dtype=float).reshape(S * K)
+    df = values.get("df")
+    df = None if df is None else np.asarray(df, dtype=float).reshape(S * K)
+    log_f = family.log_density(y, eta, extra, sigma, df)
+    return np.asarray(log_f).reshape(n, S, K).transpose(1, 0, 2)
 
 
 def _assign(cost: np.ndarray) -> np.ndarray:
