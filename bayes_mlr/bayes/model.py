@@ -171,6 +171,8 @@ def build_model(
     priors: Mapping[str, Mapping[str, Any]] | None = None,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
 ) -> pm.Model:
     """Build the PyMC model of the mixture of regressions that ``model`` describes.
 
@@ -223,6 +225,10 @@ def build_model(
     concomitant : array-like of shape (n, r), optional
         Concomitant variables of the rows of ``X`` (needed with ``X`` and ``y`` when the
         estimator has a concomitant model).
+    offset, trials : array-like of shape (n,), optional
+        The offset (Poisson, binomial) and the number of trials (binomial) of the rows of
+        ``X`` (needed with ``X`` and ``y`` when the estimator was fitted with them; by default
+        the training data's).
 
     Returns
     -------
@@ -236,11 +242,18 @@ def build_model(
         priors, or (structured models) concomitant variables or sample weights that vary within
         a group.
     """
-    if groups is not None or concomitant is not None or _is_structured(model):
+    if any(v is not None for v in (groups, concomitant, offset, trials)) or _is_structured(model):
         from bayes_mlr.bayes import structured
 
         problem = structured.structured_problem(
-            model, X, y, sample_weight=sample_weight, groups=groups, concomitant=concomitant
+            model,
+            X,
+            y,
+            sample_weight=sample_weight,
+            groups=groups,
+            concomitant=concomitant,
+            offset=offset,
+            trials=trials,
         )
         return structured.build_structured(problem, priors)
     problem = _problem(model, X, y, sample_weight)
@@ -603,9 +616,18 @@ def sample_posterior(
 
     Notes
     -----
-    A model with concomitant variables, groups or shared coefficients is sampled by
-    :func:`bayes_mlr.bayes.structured.sample_structured` (the model of
+    A model with concomitant variables, groups or shared coefficients, or with components of
+    another family than the Gaussian (``family="poisson"``, ``"binomial"``, ``"student_t"``),
+    is sampled by :func:`bayes_mlr.bayes.structured.sample_structured` (the model of
     :func:`bayes_mlr.bayes.structured.build_structured`), with these differences:
+
+    * the likelihood is the family's (:mod:`bayes_mlr.bayes.families`, with the training
+      ``offset`` and ``trials``); Poisson and binomial components have no ``sigma`` (none in the
+      posterior, the ``em`` group or :func:`~bayes_mlr.compare_em_posterior`; their
+      coefficients act on the log / logit scale) and Student-t components add ``df``
+      ``(component,)`` (a data value for ``StudentT(df=k)``); ``posterior.attrs["family"]``
+      records the family (JSON); see :func:`~bayes_mlr.bayes.priors.default_priors` for the
+      priors;
 
     * the posterior also holds ``concomitant_intercept`` ``(component,)`` and
       ``concomitant_coef`` ``(component, concomitant)`` (row 0 zero: component 0 is the

@@ -140,11 +140,17 @@ def _problem(model: Any, X: Any = None, y: Any = None, sample_weight: Any = None
 
 
 def _is_structured(model: Any) -> bool:
-    """True for an estimator with concomitant variables, groups or shared coefficients."""
+    """True for an estimator with concomitant variables, groups or shared coefficients, or
+    with components of another family than the Gaussian (all built by
+    :mod:`bayes_mlr.bayes.structured`)."""
     result = getattr(model, "result_", None)
     if result is not None:
         return bool(getattr(result, "structured", False))
-    return getattr(model, "shared", None) is not None
+    if getattr(model, "shared", None) is not None:
+        return True
+    from bayes_mlr.bayes.families import family_of
+
+    return family_of(model).name != "gaussian"
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,19 +159,29 @@ def _is_structured(model: Any) -> bool:
 
 
 def _em_values(model: Any) -> dict[str, np.ndarray]:
-    for attr in ("weights_", "coef_", "sigma_"):
+    """The EM estimates ``weights``, ``intercept``, ``coef``, and ``sigma`` where the family
+    has one (not Poisson or binomial), ``df`` for Student-t components."""
+    from bayes_mlr.bayes.families import family_of
+
+    has_sigma = family_of(model).has_sigma
+    for attr in ("weights_", "coef_", "sigma_") if has_sigma else ("weights_", "coef_"):
         if not hasattr(model, attr):
             raise ValueError("the estimator is not fitted: call fit(X, y) first")
-    return {
+    values = {
         "weights": np.asarray(model.weights_, dtype=float),
         "intercept": np.asarray(model.intercept_, dtype=float),
         "coef": np.asarray(model.coef_, dtype=float),
-        "sigma": np.asarray(model.sigma_, dtype=float),
     }
+    if has_sigma:
+        values["sigma"] = np.asarray(model.sigma_, dtype=float)
+    if getattr(model, "df_", None) is not None:
+        values["df"] = np.asarray(model.df_, dtype=float)
+    return values
 
 
 def _initial_point(values: Mapping[str, np.ndarray], pm_model: pm.Model) -> dict[str, np.ndarray]:
-    """``values`` (weights, intercept, coef, sigma) as a start for ``pm_model``'s free variables."""
+    """``values`` (weights, intercept, coef, sigma, df) as a start for ``pm_model``'s free
+    variables."""
     free = {rv.name for rv in pm_model.free_RVs}
     start: dict[str, np.ndarray] = {}
     if "weights" in free:
@@ -178,6 +194,8 @@ def _initial_point(values: Mapping[str, np.ndarray], pm_model: pm.Model) -> dict
     if "sigma" in free:
         sigma = np.asarray(values["sigma"], dtype=float)
         start["sigma"] = sigma if pm_model["sigma"].ndim == 1 else np.asarray(sigma[0])
+    if "df" in free:
+        start["df"] = np.asarray(values["df"], dtype=float)
     return start
 
 
@@ -658,6 +676,7 @@ def _em_dataset(model: Any, problem: _Problem) -> xr.Dataset:
         "intercept": ("component",),
         "coef": ("component", "feature"),
         "sigma": ("component",),
+        "df": ("component",),
     }
     data = {}
     for name, value in em.items():

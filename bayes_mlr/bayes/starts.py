@@ -183,8 +183,10 @@ def _standard_errors(
 ) -> dict[str, np.ndarray]:
     """EM standard errors, with 10% of each value in place of a NaN (singular information).
 
-    Covers ``weights``, ``intercept``, ``coef`` and ``sigma`` and, when given, the parameters
-    of ``extra`` (name: EM value, e.g. the concomitant coefficients of a structured model).
+    Covers ``weights``, ``intercept``, ``coef`` and ``sigma`` (where the estimator has one:
+    Poisson and binomial components have none) and, when given, the parameters of ``extra``
+    (name: EM value, e.g. the concomitant coefficients of a structured model, Student-t
+    ``df``).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -192,7 +194,11 @@ def _standard_errors(
             se = {k: np.asarray(v, dtype=float) for k, v in model.standard_errors_.items()}
         except (ValueError, np.linalg.LinAlgError):
             se = {}
-    values = {name: np.asarray(getattr(model, f"{name}_"), dtype=float) for name in _PARAMS}
+    values = {
+        name: np.asarray(getattr(model, f"{name}_"), dtype=float)
+        for name in _PARAMS
+        if hasattr(model, f"{name}_")
+    }
     values.update(extra or {})
     out = {}
     for name, value in values.items():
@@ -209,7 +215,11 @@ def _standard_errors(
 def _over_dispersed(
     values: dict[str, np.ndarray], se: dict[str, np.ndarray], fit: dict, rng, variance: str
 ) -> dict[str, np.ndarray]:
-    """``values`` moved by ``DISPERSION`` standard errors on the unconstrained scale."""
+    """``values`` moved by ``DISPERSION`` standard errors on the unconstrained scale.
+
+    ``variance="none"`` (no ``sigma``: Poisson, binomial) leaves sigma out; Student-t ``df``
+    (when in ``values``) moves on the log scale as sigma does, kept within the EM core's bounds
+    ``[DF_MIN, DF_MAX]``."""
     z = DISPERSION
     out = {}
     # weights: log weights, relative SE se_w / w of the fit's weights
@@ -225,12 +235,18 @@ def _over_dispersed(
     out["coef"] = values["coef"] + z * se["coef"] * rng.standard_normal(values["coef"].shape)
     if variance == "fixed":
         out["sigma"] = values["sigma"]
-    else:
+    elif variance != "none":
         rel_s = se["sigma"] / np.maximum(fit["sigma"], 1e-12)
         step = z * rel_s * rng.standard_normal(values["sigma"].shape)
         if variance == "shared":
             step = np.full_like(step, step[0])
         out["sigma"] = values["sigma"] * np.exp(step)
+    if "df" in values:
+        from bayes_mlr.core.components.student_t import DF_MAX, DF_MIN
+
+        rel_df = se["df"] / np.maximum(fit["df"], 1e-12)
+        step = z * rel_df * rng.standard_normal(values["df"].shape)
+        out["df"] = np.clip(values["df"] * np.exp(step), DF_MIN, DF_MAX)
     return out
 
 

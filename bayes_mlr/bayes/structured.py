@@ -1,11 +1,17 @@
-"""The posterior of structured mixtures: concomitant variables, grouped rows, shared coefficients.
+"""The posterior of structured mixtures: concomitant variables, grouped rows, shared
+coefficients, and components of any family.
 
 The model is the one :func:`bayes_mlr.core.structured.fit_structured` fits by EM. With ``g``
 the groups (each row its own group without ``groups``) and ``c_g`` their replication weights::
 
-    ell_g = logsumexp_k( log pi_gk + sum_{i in g} log Normal(y_i | intercept_k + coef_k . x_i,
-                                                             sigma_k) )
+    ell_g = logsumexp_k( log pi_gk + sum_{i in g} log f(y_i | eta_ik, sigma_k, df_k) )
     log p(y | theta) = sum_g c_g ell_g
+
+with ``eta_ik = offset_i + intercept_k + coef_k . x_i`` and ``f`` the component family's
+density (:mod:`bayes_mlr.bayes.families`): Normal (the default), Poisson (log link, optional
+``offset``), binomial (logit link, ``trials``, optional ``offset``) or Student-t (scale
+``sigma_k``, degrees of freedom ``df_k``). Every model with a non-Gaussian family is built
+here, with or without structure.
 
 with ``pi_gk = softmax_k(concomitant_intercept_k + w_g . concomitant_coef_k)`` (component 0 the
 reference, its row zero) when there are concomitant variables ``w``, else ``pi_gk = weights_k``.
@@ -18,7 +24,11 @@ PyMC variables (``component`` first in every one):
 * ``coef`` ``(component, feature)``: Normal; with shared columns the free variables are
   ``coef_shared`` ``(feature_shared,)`` and ``coef_varying`` ``(component, feature_varying)``
   (when any column is not shared), and ``coef`` is the Deterministic that combines them;
-* ``sigma`` as in :func:`bayes_mlr.bayes.model.build_model`;
+* ``sigma`` as in :func:`bayes_mlr.bayes.model.build_model`, for the Gaussian and Student-t
+  families only (Poisson and binomial components have none: ``variance="none"``);
+* ``df`` ``(component,)``: Student-t degrees of freedom, Gamma (see
+  :func:`~bayes_mlr.bayes.priors.default_priors`); for ``StudentT(df=k)`` data
+  (``pm.Data``), not a variable;
 * without concomitant variables, ``weights`` ``(component,)``: Dirichlet;
 * with them, ``concomitant_intercept`` ``(component,)`` and ``concomitant_coef``
   ``(component, concomitant)``: Deterministics, row 0 zero, from the free standardised logit
@@ -31,8 +41,10 @@ PyMC variables (``component`` first in every one):
   ``group``) or per row (dim ``obs``) without groups;
 * data: ``X`` ``(obs, feature)``, ``y_observed`` ``(obs,)``, ``group_index`` ``(obs,)`` (group
   of each row), ``W`` ``(group | obs, concomitant)`` (the concomitant variables, one row per group),
-  ``sample_weight`` ``(group | obs,)`` and the prior scales ``concomitant_intercept_scale``,
-  ``concomitant_coef_scale``.
+  ``sample_weight`` ``(group | obs,)``, the prior scales ``concomitant_intercept_scale``,
+  ``concomitant_coef_scale``, and the family's ``offset`` ``(obs,)`` (when fitted with one) and
+  ``trials`` ``(obs,)`` (binomial). The constants ``-log y!`` and ``log C(m, y)`` come from the
+  family's row columns, so the log-likelihood is EM's to rounding.
 
 The pointwise log-likelihood that :func:`sample_posterior` stores (group ``log_likelihood``,
 variable ``y``) has one term per group: ``arviz_stats.loo`` on it is **leave-one-group-out**
@@ -44,8 +56,12 @@ permutes), then re-references the concomitant coefficients to the new component 
 its row): the share of draws whose reference changed is recorded as the posterior attribute
 ``concomitant_reference_changed``.
 
-The plain model (no structure) keeps its own path in :mod:`bayes_mlr.bayes.model` (the fused
-likelihood Op); this one is written in plain PyTensor.
+The posterior's attributes record the family (``posterior.attrs["family"]``, JSON such as
+``{"name": "student_t", "df": null}``), which :mod:`bayes_mlr.bayes.diagnostics` and
+:mod:`bayes_mlr.bayes.predictive` read.
+
+The plain Gaussian model (no structure) keeps its own path in :mod:`bayes_mlr.bayes.model` (the
+fused likelihood Op); this one is written in plain PyTensor.
 """
 
 from __future__ import annotations
@@ -62,6 +78,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from pytensor.graph.replace import clone_replace
 
+from bayes_mlr.bayes import families as _families
 from bayes_mlr.bayes import sampling as _sampling
 from bayes_mlr.bayes import starts as _starts
 from bayes_mlr.bayes import stephens as stephens_mod
@@ -100,10 +117,18 @@ class _StructuredProblem(_sampling._Problem):
     group_size: np.ndarray  # (G,) rows per group
     shared: np.ndarray  # (p,) bool
     shared_intercept: bool
+    family: Any  # the component family (bayes_mlr.core.components)
+    extra: np.ndarray  # (n, m): the family's row columns (offset, trials, constants)
+    offset: np.ndarray | None  # (n,) when given (Poisson, binomial); trials live in `extra`
 
     @property
     def grouped(self) -> bool:
         return self.groups is not None
+
+    @property
+    def df_fixed(self) -> float | None:
+        """The known degrees of freedom of ``StudentT(df=...)`` components, else None."""
+        return getattr(self.family, "df", None) if self.family.has_df else None
 
     @property
     def unit(self) -> str:
@@ -142,32 +167,48 @@ def structured_problem(
     sample_weight: Any = None,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
 ) -> _StructuredProblem:
     """Collect the data and settings of a structured model.
 
-    ``X``, ``y`` (and ``sample_weight``, ``groups``, ``concomitant``) default to the data the
-    estimator was fitted on; with ``X`` and ``y`` given, ``groups`` and ``concomitant`` are those
-    of the new data (``concomitant`` is required when the estimator has a concomitant model).
+    ``X``, ``y`` (and ``sample_weight``, ``groups``, ``concomitant``, ``offset``, ``trials``)
+    default to the data the estimator was fitted on; with ``X`` and ``y`` given, the others are
+    those of the new data (``concomitant`` is required when the estimator has a concomitant
+    model, ``offset`` / ``trials`` when it was fitted with them). The component family is the
+    estimator's; a family without sigma (Poisson, binomial) has ``variance="none"``.
 
     Raises
     ------
     ValueError
         Shapes that do not match, concomitant variables or sample weights that vary within a
-        group, fewer groups than components, or concomitant variables the estimator does not
-        have (or lacks).
+        group, fewer groups than components, concomitant variables, an offset or trials the
+        estimator does not have (or lacks), or a response the family does not take (counts
+        for Poisson, successes out of the trials for binomial).
     """
     from bayes_mlr._validation import check_concomitant
 
     base = _sampling._problem(model, X, y, sample_weight)
     n, p = base.X.shape
     if X is None and y is None:
-        if groups is not None or concomitant is not None:
+        if any(v is not None for v in (groups, concomitant, offset, trials)):
             raise ValueError(
-                "groups and concomitant go with new data: pass X and y too, or neither (the "
-                "estimator's training data, groups and concomitant variables)"
+                "groups, concomitant, offset and trials go with new data: pass X and y too, or "
+                "neither (the estimator's training data, groups and concomitant variables)"
             )
         groups = getattr(model, "_fit_groups", None)
         concomitant = getattr(model, "_fit_concomitant", None)
+        offset = getattr(model, "_fit_offset", None)
+        trials = getattr(model, "_fit_trials", None)
+    else:
+        for name, value in (("offset", offset), ("trials", trials)):
+            if value is None and getattr(model, f"_fit_{name}", None) is not None:
+                raise ValueError(
+                    f"the estimator was fitted with {name}=: pass {name} for the new rows too "
+                    "(an array of shape (n,))"
+                )
+    family = _families.family_of(model)
+    extra = _families.row_columns(family, base.y, offset, trials)
     fitted_coef = getattr(model, "concomitant_coef_", None)
     W = names = None
     if concomitant is not None:
@@ -206,6 +247,8 @@ def structured_problem(
     if shared_intercept and not base.fit_intercept:
         raise ValueError("a shared intercept needs fit_intercept=True")
     fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
+    if not family.has_sigma:  # Poisson, binomial: the variance is a function of the mean
+        fields.update(variance="none", fixed_sigma=None)
     return _StructuredProblem(
         **fields,
         groups=None if grouping.trivial else np.asarray(grouping.index, dtype=np.int64),
@@ -216,6 +259,9 @@ def structured_problem(
         group_size=np.asarray(grouping.sizes(), dtype=float),
         shared=mask,
         shared_intercept=bool(shared_intercept),
+        family=family,
+        extra=extra,
+        offset=None if offset is None else _families.offset_of(family, extra).copy(),
     )
 
 
@@ -240,6 +286,8 @@ def _priors_of(
         problem.n_components,
         problem.sample_weight,
         concomitant=problem.concomitant_rows(),
+        family=problem.family,
+        extra=problem.extra,
     )
     prior = merge_priors(defaults, priors)
     K, p = problem.n_components, problem.X.shape[1]
@@ -258,6 +306,9 @@ def _priors_of(
     for name in CONCOMITANT:
         if name in prior and not np.all(np.asarray(prior[name]["sigma"]) > 0):
             raise ValueError(f"the {name} prior's 'sigma' must be positive")
+    for arg in ("alpha", "beta") if "df" in prior else ():
+        if not np.all(np.asarray(prior["df"][arg]) > 0):
+            raise ValueError(f"the df prior's {arg!r} must be positive")
     return prior
 
 
@@ -279,6 +330,7 @@ def _prior_record(
         shared=problem.shared,
         shared_intercept=problem.shared_intercept,
         concomitant_names=problem.concomitant_names if problem.concomitant is not None else None,
+        fixed_df=problem.df_fixed,
     )
 
 
@@ -311,19 +363,24 @@ def build_structured(
         y_data = pm.Data("y_observed", problem.y, dims="obs")
         coef = _coefficients(prior, K, p, idx_s, idx_v)
         intercept = _intercept(problem, prior, K)
-        if problem.variance == "component":
-            sigma = pm.HalfNormal(
-                "sigma", sigma=np.broadcast_to(prior["sigma"]["sigma"], (K,)), dims="component"
-            )
-        elif problem.variance == "shared":
-            sigma = pm.HalfNormal("sigma", sigma=prior["sigma"]["sigma"]) * pt.ones(K)
-        else:
-            sigma = pm.Data("sigma", problem.fixed_sigma, dims="component")
+        sigma = _sigma(problem, prior, K)
+        df = _degrees_of_freedom(problem, prior, K)
         log_pi = _log_prior_weights(problem, prior, K, unit)  # (G | 1, K)
         # Row log densities under each component, summed per group, mixed on the log scale.
-        mu = intercept[None, :] + pt.dot(X_data, coef.T)  # (n, K)
-        z = (y_data[:, None] - mu) / sigma[None, :]
-        log_f = -0.5 * z**2 - pt.log(sigma)[None, :] - 0.5 * np.log(2.0 * np.pi)
+        eta = intercept[None, :] + pt.dot(X_data, coef.T)  # (n, K)
+        if problem.offset is not None:
+            eta = eta + pm.Data("offset", problem.offset, dims="obs")[:, None]
+        trials = _families.trials_of(problem.family, problem.extra)
+        constant = _families.constant_of(problem.family, problem.extra)
+        log_f = _families.log_density(
+            problem.family,
+            y_data,
+            eta,
+            sigma=sigma,
+            df=df,
+            trials=None if trials is None else pm.Data("trials", trials, dims="obs"),
+            constant=None if constant is None else pt.as_tensor(constant),
+        )
         if problem.grouped:
             index = pm.Data("group_index", problem.groups, dims="obs")
             log_f = pt.inc_subtensor(pt.zeros((problem.n_groups, K))[index], log_f)
@@ -351,6 +408,35 @@ def _coefficients(prior, K: int, p: int, idx_s: np.ndarray, idx_v: np.ndarray):
         )
         coef = pt.set_subtensor(coef[:, idx_v], varying)
     return pm.Deterministic("coef", coef, dims=("component", "feature"))
+
+
+def _sigma(problem: _StructuredProblem, prior, K: int):
+    """``sigma`` (K,): HalfNormal per component or one shared, data for ``"fixed"``; None for
+    a family without sigma (``variance="none"``)."""
+    if problem.variance == "component":
+        return pm.HalfNormal(
+            "sigma", sigma=np.broadcast_to(prior["sigma"]["sigma"], (K,)), dims="component"
+        )
+    if problem.variance == "shared":
+        return pm.HalfNormal("sigma", sigma=prior["sigma"]["sigma"]) * pt.ones(K)
+    if problem.variance == "fixed":
+        return pm.Data("sigma", problem.fixed_sigma, dims="component")
+    return None
+
+
+def _degrees_of_freedom(problem: _StructuredProblem, prior, K: int):
+    """Student-t ``df`` (K,): Gamma per component, or data when fixed (``StudentT(df=k)``);
+    None for the other families."""
+    if not problem.family.has_df:
+        return None
+    if problem.df_fixed is not None:
+        return pm.Data("df", np.full(K, float(problem.df_fixed)), dims="component")
+    return pm.Gamma(
+        "df",
+        alpha=np.broadcast_to(prior["df"]["alpha"], (K,)),
+        beta=np.broadcast_to(prior["df"]["beta"], (K,)),
+        dims="component",
+    )
 
 
 def _intercept(problem: _StructuredProblem, prior, K: int):
@@ -406,8 +492,9 @@ def _log_prior_weights(problem: _StructuredProblem, prior, K: int, unit: str):
 
 
 def em_values(model: Any) -> dict[str, np.ndarray]:
-    """The EM estimates: ``weights``, ``intercept``, ``coef``, ``sigma`` and, with a concomitant
-    model, ``concomitant_intercept`` (K,) and ``concomitant_coef`` (K, r)."""
+    """The EM estimates: ``weights``, ``intercept``, ``coef``, ``sigma`` (not for Poisson or
+    binomial components), ``df`` (Student-t) and, with a concomitant model,
+    ``concomitant_intercept`` (K,) and ``concomitant_coef`` (K, r)."""
     values = _sampling._em_values(model)
     if getattr(model, "concomitant_coef_", None) is not None:
         values["concomitant_intercept"] = np.asarray(model.concomitant_intercept_, dtype=float)
@@ -443,7 +530,8 @@ def initial_point(values: Mapping[str, np.ndarray], pm_model: pm.Model) -> dict[
 def _optima(model: Any, problem: _StructuredProblem) -> list[dict]:
     """EM's estimate first, then the fit's other regular optima within the window of
     :func:`bayes_mlr.bayes.starts.em_optima` (with a concomitant model, each with its own
-    concomitant coefficients)."""
+    concomitant coefficients). The optima of a family without sigma have none; those of
+    Student-t components, which do not record their degrees of freedom, take EM's."""
     from bayes_mlr.core.em import OPTIMUM_LL_TOL
 
     em = em_values(model)
@@ -462,6 +550,10 @@ def _optima(model: Any, problem: _StructuredProblem) -> list[dict]:
         if problem.concomitant is not None and optimum.concomitant_coef is None:
             continue  # saved by an older version: no concomitant coefficients to start from
         values = {k: np.array(v, dtype=float) for k, v in optimum.params().items()}
+        if not problem.family.has_sigma:
+            del values["sigma"]
+        if "df" in em:
+            values["df"] = np.array(em["df"])
         values["coef"][:, problem.shared] = values["coef"][:, problem.shared].mean(axis=0)
         if problem.shared_intercept:
             values["intercept"][:] = values["intercept"].mean()
@@ -478,7 +570,7 @@ def _optima(model: Any, problem: _StructuredProblem) -> list[dict]:
 
 def _standard_errors(model: Any, em: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """EM standard errors of every parameter, 10% of the value where none is usable."""
-    extra = {name: np.asarray(em[name], dtype=float) for name in CONCOMITANT if name in em}
+    extra = {name: np.asarray(em[name], dtype=float) for name in (*CONCOMITANT, "df") if name in em}
     return _starts._standard_errors(model, extra)
 
 
@@ -510,6 +602,8 @@ def chain_starts(
         j = (c - len(optima)) % len(optima)
         base = {k: np.array(v) for k, v in optima[j].items() if isinstance(v, np.ndarray)}
         values = _starts._over_dispersed(base, se, optima[0], rng, problem.variance)
+        if problem.df_fixed is not None:
+            values["df"] = base["df"]  # known, not a parameter
         values["coef"][:, problem.shared] = values["coef"][0, problem.shared]
         if problem.shared_intercept:
             values["intercept"][:] = values["intercept"][0]
@@ -536,7 +630,12 @@ def _alignment_features(
     values: Mapping[str, np.ndarray], problem: _StructuredProblem, axis: int
 ) -> dict[str, np.ndarray]:
     """The component-wise quantities a relabelling permutes, each ``(..., K)`` (``coef``:
-    ``(..., K, p_varying)``); ``axis`` is the component axis (0 for EM, 2 for draws)."""
+    ``(..., K, p_varying)``); ``axis`` is the component axis (0 for EM, 2 for draws).
+
+    Student-t ``df`` is left out of the match (it is permuted with the rest): its posterior is
+    wide and skewed and its EM standard error often unusable (``df`` at the bound), so it would
+    add noise to the cost, while the weights, coefficients and scales identify the components.
+    """
     out: dict[str, np.ndarray] = {}
     if "weights" in values:
         out["weights"] = values["weights"]
@@ -560,7 +659,7 @@ def _alignment_scales(
     """Scales of the features of :func:`_alignment_features` at EM: standard errors (the RMS
     over the non-reference rows for the centred concomitant coefficients), with the fallback of
     :func:`bayes_mlr.bayes.model._em_scales` and its warning."""
-    plain = {k: em[k] for k in ("weights", "intercept", "coef", "sigma")}
+    plain = {k: em[k] for k in ("weights", "intercept", "coef", "sigma") if k in em}
     conc = {k: em[k] for k in CONCOMITANT if k in em}
     scales, fallen = _sampling._em_scales(model, {**plain, **conc})
     out = dict(scales)
@@ -596,7 +695,15 @@ def _draw_values(post: xr.Dataset, problem: _StructuredProblem) -> dict[str, np.
     intercept = get("intercept")
     out["intercept"] = np.zeros((C, D, K)) if intercept is None else intercept
     sigma = get("sigma")
-    out["sigma"] = np.broadcast_to(problem.fixed_sigma, (C, D, K)) if sigma is None else sigma
+    if sigma is None:  # fixed, or (variance="none") none at all: unit scales, never used
+        fixed = problem.fixed_sigma if problem.fixed_sigma is not None else 1.0
+        sigma = np.broadcast_to(fixed, (C, D, K))
+    out["sigma"] = sigma
+    df = get("df")
+    if df is None and problem.df_fixed is not None:
+        df = np.full((C, D, K), float(problem.df_fixed))
+    if df is not None:
+        out["df"] = df
     for name in CONCOMITANT:
         value = get(name)
         if value is not None:
@@ -623,7 +730,13 @@ def _stephens(
         rows, groups = units, None
     W = None if problem.concomitant is None else problem.concomitant[units]
     P = stephens_mod.group_classification_probabilities(
-        problem.X[rows], problem.y[rows], flat, groups=groups, concomitant=W
+        problem.X[rows],
+        problem.y[rows],
+        flat,
+        groups=groups,
+        concomitant=W,
+        family=problem.family,
+        extra=problem.extra[rows],
     )
     out, n_iter, _ = stephens_mod.stephens_permutations(P, perms.reshape(S, K))
     return out.reshape(C, D, K), n_iter
@@ -748,7 +861,8 @@ def _add_posterior_predictive(
     idata: xr.DataTree, problem: _StructuredProblem, random_seed: Any
 ) -> xr.DataTree:
     """Group ``posterior_predictive``: ``y`` ``(chain, draw, obs)`` drawn with one component
-    per group (per row without groups), from the prior weights of its group."""
+    per group (per row without groups), from the prior weights of its group, and from that
+    component's family density (:func:`bayes_mlr.bayes.families.draw`)."""
     rng = np.random.default_rng(_sampling._first_seed(random_seed))
     values = _draw_values(idata["posterior"].to_dataset(), problem)
     C, D, K = values["weights"].shape
@@ -759,10 +873,12 @@ def _add_posterior_predictive(
     u = rng.uniform(size=(S, problem.n_groups, 1)) * cumulative[..., -1:]
     z = np.minimum((u >= cumulative).sum(axis=-1), K - 1)  # (S, G)
     rows = z if not problem.grouped else z[:, problem.groups]  # (S, n)
-    mean = flat["intercept"][:, None, :] + np.einsum("np,skp->snk", problem.X, flat["coef"])
-    loc = np.take_along_axis(mean, rows[..., None], axis=-1)[..., 0]
+    eta = flat["intercept"][:, None, :] + np.einsum("np,skp->snk", problem.X, flat["coef"])
+    eta = eta + _families.offset_of(problem.family, problem.extra)[None, :, None]
+    loc = np.take_along_axis(eta, rows[..., None], axis=-1)[..., 0]
     scale = np.take_along_axis(flat["sigma"], rows, axis=-1)
-    y = rng.normal(loc, scale).reshape(C, D, -1)
+    df = np.take_along_axis(flat["df"], rows, axis=-1) if "df" in flat else None
+    y = _families.draw(problem.family, loc, problem.extra, scale, df, rng).reshape(C, D, -1)
     ds = xr.Dataset(
         {"y": (("chain", "draw", "obs"), y)},
         coords={
@@ -813,6 +929,7 @@ def _structure_attrs(problem: _StructuredProblem) -> dict[str, Any]:
         "shared_features": json.dumps([names[j] for j in np.flatnonzero(problem.shared)]),
         "shared_intercept": int(problem.shared_intercept),
         "concomitant": json.dumps(list(problem.concomitant_names)),
+        "family": json.dumps(problem.family.to_dict()),
     }
 
 
