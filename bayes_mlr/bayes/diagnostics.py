@@ -34,7 +34,15 @@ __all__ = [
     "summary_table",
 ]
 
-_PARAMS = ("weights", "intercept", "coef", "sigma", "concomitant_intercept", "concomitant_coef")
+_PARAMS = (
+    "weights",
+    "intercept",
+    "coef",
+    "sigma",
+    "df",
+    "concomitant_intercept",
+    "concomitant_coef",
+)
 #: The concomitant coefficients, whose component 0 is the reference (fixed at zero, no row).
 _CONCOMITANT = ("concomitant_intercept", "concomitant_coef")
 
@@ -549,7 +557,10 @@ def invariant_table(posterior: Any) -> pd.DataFrame:
 
 
 def _predictive_mean_at_data(posterior: Any) -> Any:
-    """``(chain, draw, obs)`` mixture means at (a subset of) the observed x, or None."""
+    """``(chain, draw, obs)`` mixture means at (a subset of) the observed x, or None.
+
+    On the response scale of the posterior's family (a rate, a number of successes), with the
+    training rows' offset and trials from ``constant_data``."""
     post = _group(posterior, "posterior")
     const = _group(posterior, "constant_data")
     if post is None or const is None or "X" not in const or "coef" not in post:
@@ -561,8 +572,22 @@ def _predictive_mean_at_data(posterior: Any) -> Any:
     X = np.asarray(const["X"].values, dtype=float)
     n = min(PREDICTIVE_CHECK_ROWS, X.shape[0])
     rows = np.unique(np.linspace(0, X.shape[0] - 1, n).astype(int))
-    _, mean = mixture_means(parameter_draws(None, posterior), X[rows])
+    family, extra = _family(posterior), None
+    if family.name != "gaussian":
+        obs = _group(posterior, "observed_data")
+        if obs is None or "y" not in obs:
+            return None
+        extra = _family_rows_of(posterior, obs["y"].to_numpy())[rows]
+    _, mean = mixture_means(parameter_draws(None, posterior), X[rows], family, extra)
     return xr.DataArray(mean, dims=("chain", "draw", "obs"))
+
+
+def _family_rows_of(posterior: Any, y: np.ndarray) -> np.ndarray:
+    """The family's row columns of the training rows (offset and trials from
+    ``constant_data``)."""
+    from bayes_mlr.bayes.families import row_columns
+
+    return row_columns(_family(posterior), np.asarray(y, dtype=float), *_training_rows(posterior))
 
 
 def mode_summary(posterior: Any) -> pd.DataFrame | None:
@@ -643,9 +668,8 @@ def _em_estimates(model: Any, posterior: Any) -> dict[str, np.ndarray]:
             "weights": np.asarray(model.weights_, dtype=float),
             "intercept": np.asarray(model.intercept_, dtype=float),
             "coef": np.asarray(model.coef_, dtype=float),
-            "sigma": np.asarray(model.sigma_, dtype=float),
         }
-        for name in _CONCOMITANT:
+        for name in ("sigma", "df", *_CONCOMITANT):  # where the family (and model) has them
             if getattr(model, f"{name}_", None) is not None:
                 em[name] = np.asarray(getattr(model, f"{name}_"), dtype=float)
         se = {k: np.asarray(v, dtype=float) for k, v in model.standard_errors_.items()}
@@ -663,7 +687,9 @@ def compare_em_posterior(model: Any, posterior: Any, *, ci_prob: float = 0.94) -
 
     Rows: ``weights[k]`` (none when K = 1), ``intercept[k]`` (none without intercept),
     ``coef[k, feature]``, and ``sigma[k]`` for ``variance="component"``; a single row
-    ``sigma`` for ``"shared"`` (one parameter); none for ``"fixed"``. Structured models: a
+    ``sigma`` for ``"shared"`` (one parameter); none for ``"fixed"`` nor for Poisson and
+    binomial components (which have no sigma); ``df[k]`` for Student-t components with
+    estimated degrees of freedom (none for ``StudentT(df=...)``). Structured models: a
     coefficient shared by all components is one row (``coef[shared, feature]``,
     ``intercept[shared]``, component missing); with concomitant variables the rows
     ``concomitant_intercept[k]`` and ``concomitant_coef[k, variable]`` for ``k >= 1`` (component
@@ -750,7 +776,8 @@ def _draw_arrays(posterior: Any) -> dict[str, np.ndarray]:
     """Stacked draws ``(S, K)`` / ``(S, K, p)`` of every parameter, filling the fixed ones.
 
     Weights are 1 for K = 1, the intercept 0 without one, a shared sigma is repeated per
-    component and a fixed sigma comes from ``constant_data``.
+    component and a fixed sigma comes from ``constant_data`` (as do fixed Student-t ``df``); a
+    family without sigma (Poisson, binomial) gets unit scales, which its density ignores.
     """
     post = _require_posterior(posterior)
     coef = post["coef"].transpose("chain", "draw", "component", "feature").to_numpy()
@@ -771,13 +798,38 @@ def _draw_arrays(posterior: Any) -> dict[str, np.ndarray]:
     intercept = flat("intercept")
     out["intercept"] = np.zeros((S, K)) if intercept is None else intercept
     sigma = flat("sigma")
+    const = _group(posterior, "constant_data")
+    if sigma is None and not _family(posterior).has_sigma:
+        sigma = np.ones((S, K))
     if sigma is None:
-        const = _group(posterior, "constant_data")
         if const is None or "sigma" not in const:
             raise ValueError("the posterior has no sigma and no fixed sigma in constant_data")
         sigma = np.broadcast_to(const["sigma"].to_numpy(), (S, K))
     out["sigma"] = sigma
+    df = flat("df")
+    if df is None and const is not None and "df" in const:  # StudentT(df=...): known
+        df = np.broadcast_to(const["df"].to_numpy(), (S, K))
+    if df is not None:
+        out["df"] = df
     return out
+
+
+def _family(posterior: Any) -> Any:
+    """The component family of a posterior (Gaussian when it records none)."""
+    from bayes_mlr.bayes.families import family_of_posterior
+
+    return family_of_posterior(posterior)
+
+
+def _training_rows(posterior: Any, model: Any = None) -> tuple[Any, Any]:
+    """``offset`` and ``trials`` of the training rows: the estimator's, else the posterior's
+    ``constant_data`` (None where there is none)."""
+    if model is not None and hasattr(model, "_fit_X"):
+        return getattr(model, "_fit_offset", None), getattr(model, "_fit_trials", None)
+    const = _group(posterior, "constant_data")
+    if const is None:
+        return None, None
+    return tuple(const[k].to_numpy() if k in const else None for k in ("offset", "trials"))
 
 
 def _data(model: Any, posterior: Any, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -802,6 +854,8 @@ def posterior_membership(
     chunk_size: int = 200,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
 ) -> np.ndarray:
     """Membership probabilities averaged over the posterior.
 
@@ -811,7 +865,8 @@ def posterior_membership(
     component ``k``, in the EM labelling). For a structured posterior
     (:mod:`bayes_mlr.bayes.structured`) the responsibilities are per group, with each group's
     prior weights (from the concomitant model when there is one), and every row of a group
-    carries its group's.
+    carries its group's; the component densities are those of the posterior's family
+    (Poisson, binomial, Student-t: ``posterior.attrs["family"]``).
 
     Parameters
     ----------
@@ -828,6 +883,9 @@ def posterior_membership(
         Group labels of new ``X`` (structured models; the training data's otherwise).
     concomitant : array-like of shape (n, r), optional
         Concomitant variables of new ``X`` (structured models with a concomitant model).
+    offset, trials : array-like of shape (n,), optional
+        The offset (Poisson, binomial) and trials (binomial) of new ``X`` (the training
+        data's otherwise).
 
     Returns
     -------
@@ -835,9 +893,13 @@ def posterior_membership(
         Rows sum to 1.
     """
     if _is_structured_posterior(posterior):
-        return _structured_membership(model, posterior, X, y, groups, concomitant, chunk_size)
-    if groups is not None or concomitant is not None:
-        raise ValueError("groups and concomitant apply to a structured posterior only")
+        return _structured_membership(
+            model, posterior, X, y, groups, concomitant, chunk_size, (offset, trials)
+        )
+    if any(v is not None for v in (groups, concomitant, offset, trials)):
+        raise ValueError(
+            "groups, concomitant, offset and trials apply to a structured posterior only"
+        )
     X, y = _data(model, posterior, X, y)
     draws = _draw_arrays(posterior)
     S, K = draws["weights"].shape
@@ -871,8 +933,10 @@ def _structured_membership(
     groups: Any,
     concomitant: Any,
     chunk_size: int,
+    family_data: tuple[Any, Any] = (None, None),
 ) -> np.ndarray:
     """:func:`posterior_membership` of a structured posterior."""
+    from bayes_mlr.bayes.families import row_columns
     from bayes_mlr.bayes.stephens import group_classification_probabilities
     from bayes_mlr.core.grouping import Grouping, group_constant
 
@@ -881,6 +945,7 @@ def _structured_membership(
     has_concomitant = "concomitant_coef" in post.data_vars
     if X is None and y is None:
         X, y = _data(model, posterior, None, None)
+        family_data = _training_rows(posterior, model)
         if model is not None and hasattr(model, "_fit_X"):
             groups, W = model._fit_groups, model._fit_concomitant
         else:
@@ -903,6 +968,8 @@ def _structured_membership(
         if W.shape[0] != n:
             raise ValueError(f"concomitant has {W.shape[0]} rows, X has {n}")
         W_groups = group_constant(grouping, W, "concomitant")
+    family = _family(posterior)
+    extra = row_columns(family, np.asarray(y, dtype=float), *family_data)
     draws = _draw_arrays(posterior)
     if has_concomitant:
         for name in _CONCOMITANT:
@@ -913,7 +980,7 @@ def _structured_membership(
     for start in range(0, S, chunk_size):
         chunk = {k: v[start : start + chunk_size] for k, v in draws.items()}
         total += group_classification_probabilities(
-            X, y, chunk, groups=codes, concomitant=W_groups
+            X, y, chunk, groups=codes, concomitant=W_groups, family=family, extra=extra
         ).sum(axis=0)
     return grouping.expand(total / S)
 

@@ -24,7 +24,9 @@ def parameter_draws(model: Any, posterior: Any) -> dict[str, np.ndarray]:
     """``(chain, draw, ...)`` arrays of the parameters, component first after the draws.
 
     ``model`` supplies the known sigma of ``variance="fixed"``; with ``model=None`` a
-    posterior without ``sigma`` gives no ``sigma`` entry."""
+    posterior without ``sigma`` gives no ``sigma`` entry, nor does a family without sigma
+    (Poisson, binomial). Student-t components add ``df`` (from ``constant_data`` when fixed).
+    """
     try:
         post = posterior["posterior"]
     except (KeyError, TypeError) as exc:
@@ -51,17 +53,50 @@ def parameter_draws(model: Any, posterior: Any) -> dict[str, np.ndarray]:
             out["sigma"] = sigma.transpose("chain", "draw", "component").to_numpy()
         else:  # one shared sigma
             out["sigma"] = np.repeat(sigma.transpose("chain", "draw").to_numpy()[..., None], K, -1)
-    elif model is not None:  # variance="fixed": the known sigma
+    elif model is not None and hasattr(model, "sigma_"):  # variance="fixed": the known sigma
         out["sigma"] = np.broadcast_to(np.asarray(model.sigma_, dtype=float), (C, D, K)).copy()
+    if "df" in post:
+        out["df"] = post["df"].transpose("chain", "draw", "component").to_numpy()
+    else:
+        try:
+            const = posterior["constant_data"]
+        except (KeyError, TypeError):
+            const = None
+        if const is not None and "df" in const:  # StudentT(df=...): known
+            out["df"] = np.broadcast_to(np.asarray(const["df"].values, float), (C, D, K)).copy()
     return out
 
 
-def mixture_means(draws: dict[str, np.ndarray], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mixture_means(
+    draws: dict[str, np.ndarray], X: np.ndarray, family: Any = None, extra: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Each draw's component means ``(chain, draw, component, obs)`` at the rows of ``X`` and
-    its mixture mean ``sum_j weights_j mu_j`` ``(chain, draw, obs)``."""
-    means = draws["intercept"][..., None] + np.einsum("cdkp,np->cdkn", draws["coef"], X)
+    its mixture mean ``sum_j weights_j mu_j`` ``(chain, draw, obs)``.
+
+    With a ``family`` other than the Gaussian the means are on the response scale, from the
+    linear predictor with the offset of the row columns ``extra`` ``(n, m)``
+    (:func:`bayes_mlr.bayes.families.mean`)."""
+    means = _component_means(draws, X, family, extra)
     weights = draws["weights"] / draws["weights"].sum(axis=-1, keepdims=True)
     return means, np.einsum("cdk,cdkn->cdn", weights, means)
+
+
+def _linear_predictor(draws, X, family, extra) -> np.ndarray:
+    """``(chain, draw, component, obs)`` linear predictors, offset included."""
+    eta = draws["intercept"][..., None] + np.einsum("cdkp,np->cdkn", draws["coef"], X)
+    if family is not None and family.takes_offset and extra is not None:
+        eta = eta + np.asarray(family.offset_of(extra), dtype=float)
+    return eta
+
+
+def _component_means(draws, X, family, extra) -> np.ndarray:
+    """``(chain, draw, component, obs)`` means on the response scale."""
+    eta = _linear_predictor(draws, X, family, extra)
+    if family is None:
+        return eta
+    from bayes_mlr.bayes.families import mean
+
+    return mean(family, eta, extra)
 
 
 def posterior_predictive(
@@ -72,6 +107,8 @@ def posterior_predictive(
     random_seed: Any = None,
     groups: Any = None,
     concomitant: Any = None,
+    offset: Any = None,
+    trials: Any = None,
 ) -> Any:
     """Posterior predictive draws of ``y`` at new rows, with each component's mean.
 
@@ -98,6 +135,11 @@ def posterior_predictive(
     concomitant : array-like of shape (n_new, r), optional
         The concomitant variables of the new rows: required for a model with a concomitant
         model (for a formula fit, read from a raw data frame ``X_new``).
+    offset, trials : array-like of shape (n_new,), optional
+        The offset (Poisson, binomial) and trials (binomial) of the new rows: required for a
+        model fitted with them (for a formula fit, computed from a raw data frame ``X_new``).
+        Poisson, binomial and Student-t components draw ``y`` from their own distribution,
+        and the means are on the response scale (a count, a number of successes).
 
     Returns
     -------
@@ -132,6 +174,7 @@ def posterior_predictive(
             "groups and concomitant apply to a model fitted with groups or concomitant variables"
         )
     X = np.asarray(model._check_X(X_new), dtype=float)
+    family, extra = _family_rows_of_new(model, X_new, X.shape[0], offset, trials)
     draws = parameter_draws(model, posterior)
     C, D, K, p = draws["coef"].shape
     if p != X.shape[1] or K != int(model.n_components_):
@@ -141,7 +184,9 @@ def posterior_predictive(
         )
     rng = np.random.default_rng(random_seed)
     if structured:
-        y, mean, means = _structured_draws(posterior, draws, X, groups, concomitant, rng)
+        y, mean, means = _structured_draws(
+            posterior, draws, X, groups, concomitant, rng, family, extra
+        )
         return _predictive_dataset(posterior, y, mean, means)
     means, mean = mixture_means(draws, X)
     weights = draws["weights"] / draws["weights"].sum(axis=-1, keepdims=True)
@@ -156,6 +201,21 @@ def posterior_predictive(
     return _predictive_dataset(posterior, y, mean, means)
 
 
+def _family_rows_of_new(
+    model: Any, X_new: Any, n: int, offset: Any, trials: Any
+) -> tuple[Any, Any]:
+    """The family of ``model`` and the row columns ``(n, m)`` of the new rows (both None for
+    Gaussian components without offset or trials)."""
+    from bayes_mlr.bayes.families import family_of, row_columns
+
+    family = family_of(model)
+    if family.name == "gaussian" and offset is None and trials is None:
+        return None, None
+    offset, trials = model._family_data_of(X_new, offset, trials)
+    # y = 0 is a valid response of every family; the constants it gives are not used here
+    return family, row_columns(family, np.zeros(n), offset, trials)
+
+
 def _structured_draws(
     posterior: Any,
     draws: dict[str, np.ndarray],
@@ -163,16 +223,20 @@ def _structured_draws(
     groups: Any,
     concomitant: Any,
     rng: np.random.Generator,
+    family: Any = None,
+    extra: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``y``, mixture mean ``(chain, draw, obs)`` and component means of a structured model:
-    per-row prior weights from the concomitant model, one component per group."""
+    per-row prior weights from the concomitant model, one component per group, ``y`` from the
+    component's ``family`` (with the row columns ``extra``; Gaussian when None)."""
     from bayes_mlr._validation import check_concomitant
     from bayes_mlr.core.grouping import Grouping, group_constant
 
     n = X.shape[0]
     C, D, K, _ = draws["coef"].shape
     grouping = Grouping(groups, n)
-    means = draws["intercept"][..., None] + np.einsum("cdkp,np->cdkn", draws["coef"], X)
+    eta = _linear_predictor(draws, X, family, extra)
+    means = _component_means(draws, X, family, extra)
     post = posterior["posterior"]
     if concomitant is not None:
         W = group_constant(grouping, check_concomitant(concomitant, n)[0], "concomitant")
@@ -193,6 +257,13 @@ def _structured_draws(
     cum = np.cumsum(pi, axis=-1)
     u = rng.random((C, D, grouping.n_groups))
     z = np.minimum((u[..., None] > cum).sum(axis=-1), K - 1)[:, :, rows]  # (C, D, n)
+    if family is not None and family.name != "gaussian":
+        from bayes_mlr.bayes.families import draw
+
+        pick = {k: np.take_along_axis(draws[k], z, axis=2) for k in ("sigma", "df") if k in draws}
+        eta_z = np.take_along_axis(eta, z[:, :, None, :], axis=2)[:, :, 0, :]
+        y = draw(family, eta_z, extra, pick.get("sigma"), pick.get("df"), rng)
+        return y, mean, means
     mu = np.take_along_axis(means, z[:, :, None, :], axis=2)[:, :, 0, :]
     sd = np.take_along_axis(draws["sigma"], z, axis=2)
     return mu + sd * rng.standard_normal(mu.shape), mean, means
