@@ -20,6 +20,7 @@ import pymc as pm
 import xarray as xr
 from pymc.blocking import DictToArrayBijection
 
+from bayes_mlr.bayes.families import family_of
 from bayes_mlr.bayes.model import (
     _add_log_likelihood,
     _align_to_em,
@@ -191,12 +192,21 @@ def approximate_posterior(
     ValueError
         Unknown ``method``, ``draws`` or ``n_iter`` below 1, or an unfitted estimator.
     NotImplementedError
-        A model with concomitant variables, groups or shared coefficients.
+        A model with concomitant variables, groups or shared coefficients, or with Poisson,
+        binomial or Student-t components (the approximation is written for the plain Gaussian
+        mixture's fused likelihood).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
     if draws < 1 or n_iter < 1:
         raise ValueError("draws and n_iter must be >= 1")
+    family = family_of(model)
+    if family.name != "gaussian":
+        raise NotImplementedError(
+            f"approximate_posterior supports Gaussian components only, not family="
+            f"{family.name!r}: it is built on the plain Gaussian mixture's fused likelihood and "
+            "its EM curvature. Use sample_posterior for this model (NUTS, started at EM)"
+        )
     if _is_structured(model):
         raise NotImplementedError(
             "approximate_posterior supports the plain mixture only, not concomitant variables, "

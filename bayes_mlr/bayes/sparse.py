@@ -283,6 +283,8 @@ def posterior_n_components(
     ------
     ValueError
         Bad input or settings (before any computation).
+    NotImplementedError
+        ``family=`` other than Gaussian.
     """
     import warnings
 
@@ -303,6 +305,14 @@ def posterior_n_components(
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
     if kw.get("variance", "component") != "component":
         raise ValueError("posterior_n_components fits one sigma per component (variance)")
+    family = kw.get("family", "gaussian")
+    name = getattr(family, "name", family)
+    if name != "gaussian":
+        raise NotImplementedError(
+            f"posterior_n_components samples Gaussian components only (its Gibbs steps are the "
+            f"conjugate normal updates), not family={name!r}: compare K for this family with "
+            "BIC or with LOO on sample_posterior's draws (compare_n_components)"
+        )
     X_arr, y_arr, _, names = check_data(X, y, None)
     X_arr = np.asarray(X_arr, dtype=float)
     y_arr = np.asarray(y_arr, dtype=float)
