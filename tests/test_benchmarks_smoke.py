@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from scipy import stats
 
 from tests.benchmarks import __main__ as runner
-from tests.benchmarks import bench_em, bench_families
+from tests.benchmarks import _common, bench_em, bench_families
 
 TINY = ["--n", "2000", "--repeats", "1", "--no-r"]
 
@@ -89,11 +90,21 @@ def test_runner_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out_file = tmp_path / "bench-results.json"
     status = runner.main(["-k", "bench_em", "--output", str(out_file), "--", *TINY])
     assert status == 0
-    assert "Summary" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Summary" in out
     payload = json.loads(out_file.read_text())
     entry = payload["benchmarks"]["bench_em"]
     assert entry["error"] is None
     assert entry["figures"]["n"] == 2000
+    # Every benchmark records, and prints, the commit it was measured on.
+    assert entry["commit"] == _common.commit_label()
+    assert f"bench_em (commit {entry['commit']}," in out
+
+
+def test_commit_label_is_the_short_head_and_dirty_flag() -> None:
+    label = _common.commit_label()
+    assert label == "unknown" or re.fullmatch(r"[0-9a-f]{4,40}(-dirty)?", label)
+    assert f"commit {label}" in _common.environment_line()
 
 
 def test_runner_rejects_unknown_selection(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ and whether it is met (figures, not pass/fail tests: these machines are shared a
 (repeatable) keeps the benchmarks whose module name contains NAME; arguments after ``--`` are
 passed unchanged to every selected benchmark. The figures each
 benchmark returns are printed in a final summary and written to ``bench-results.json`` in the
-current directory. Exit status 1 if a benchmark raised (the others still run) or if ``-k``
-selected nothing.
+current directory. Every benchmark's header, its figures in the summary and its targets carry
+the commit it was measured on (``git rev-parse --short HEAD``, ``-dirty`` when tracked files
+differ), read when that benchmark starts. Exit status 1 if a benchmark raised (the others still
+run) or if ``-k`` selected nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._common import environment_line, fmt_num, say, to_jsonable
+from ._common import commit_label, environment_line, fmt_num, say, to_jsonable
 
 PACKAGE = __spec__.parent if __spec__ is not None else "tests.benchmarks"
 DEFAULT_OUTPUT = "bench-results.json"
@@ -129,15 +131,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
     for name in names:
+        commit = commit_label()
         say("")
         say("=" * 100)
-        say(f"{name}  {' '.join(bench_argv)}".rstrip())
+        say(f"{name}  {' '.join(bench_argv)}".rstrip() + f"  (commit {commit})")
         say("=" * 100)
         figures, error, seconds = run_one(name, bench_argv)
         if error is not None:
             errors[name] = error
             say(f"!! {name} failed: {error}")
-        results[name] = {"figures": figures, "error": error, "wall_seconds": seconds}
+        results[name] = {
+            "commit": commit,
+            "figures": figures,
+            "error": error,
+            "wall_seconds": seconds,
+        }
 
     say("")
     say("=" * 100)
@@ -145,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("=" * 100)
     for name, entry in results.items():
         status = "FAILED: " + entry["error"] if entry["error"] else "ok"
-        say(f"{name} ({entry['wall_seconds']:.1f} s wall): {status}")
+        say(f"{name} (commit {entry['commit']}, {entry['wall_seconds']:.1f} s wall): {status}")
         for key, value in (entry["figures"] or {}).items():
             say(f"    {key:<36} {fmt_num(value, digits=10)}")
 
@@ -158,13 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             value = (entry["figures"] or {}).get(key)
             verdict = {True: "met", False: "NOT met", None: "not measured"}[met]
             shown = fmt_num(value, digits=4) if value is not None else "-"
-            say(f"    {what:<52} {shown:>10} {op} {fmt_num(bound, digits=4):<8} {verdict}")
+            say(
+                f"    {what:<52} {shown:>10} {op} {fmt_num(bound, digits=4):<8} {verdict:<12} "
+                f"commit {entry['commit']}"
+            )
             entry.setdefault("targets", {})[key] = {"op": op, "bound": bound, "met": met}
 
     payload = {
         "started_utc": started.isoformat(timespec="seconds"),
         "argv": argv + (["--", *passthrough] if passthrough else []),
         "environment": environment_line(),
+        "commit_at_end": commit_label(),
         "benchmarks": results,
     }
     out = Path(args.output)

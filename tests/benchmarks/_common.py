@@ -3,7 +3,8 @@
 Every ``bench_*.py`` module in this folder exposes ``main(argv=None) -> dict`` returning its key
 figures (JSON-serialisable scalars); :mod:`tests.benchmarks.__main__` runs them all. Timings on a
 shared machine are noisy, so benchmarks report ratios against a baseline measured in the same
-run rather than absolute seconds alone.
+run rather than absolute seconds alone. Every figure is printed with the commit it was measured
+on (:func:`commit_label`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,7 @@ __all__ = [
     "Timing",
     "add_peer_arguments",
     "base_parser",
+    "commit_label",
     "environment_line",
     "fmt_num",
     "peer_sizes",
@@ -122,14 +126,41 @@ def time_call[T](func: Callable[[], T], *, repeats: int, warmup: int = 1) -> tup
     return Timing(tuple(seconds)), result
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def commit_label() -> str:
+    """The commit the working tree is at, as ``git rev-parse --short HEAD``, with ``-dirty``
+    appended when tracked files differ from it (git's own ``--dirty`` rule: untracked files do
+    not count); ``"unknown"`` outside a git checkout.
+
+    Read afresh on every call: others may commit while a long ``make bench`` runs.
+    """
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        dirty = git("diff", "--quiet", "HEAD", "--").returncode != 0
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
 def environment_line() -> str:
-    """One line describing where the numbers were measured (CPU count, load, versions)."""
+    """One line describing where the numbers were measured (commit, CPU count, load,
+    versions)."""
     try:
         load = "load avg " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         load = "load avg n/a"
     return (
-        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"commit {commit_label()}, Python {platform.python_version()}, numpy {np.__version__}, "
         f"{os.cpu_count()} CPUs, {load}, {platform.machine()} {sys.platform}"
     )
 
