@@ -50,15 +50,30 @@ def test_bench_em_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     _require_fit_em()
     figures = bench_em.main(TINY)
     out = capsys.readouterr().out
-    assert "bayes_mlr fit_em" in out
+    assert "fit_em init='random', 5 full starts" in out
+    assert "fit_em default path, n_init=5" in out
     assert "skipped (--no-r)" in out
     assert figures["n"] == 2000
-    assert figures["bayes_seconds_median"] > 0
-    assert figures["bayes_n_iter"] >= 1
-    # The reported log-likelihood must agree with the harness's independent formula.
-    assert figures["bayes_loglik"] == pytest.approx(figures["bayes_loglik_exact"], abs=1e-6)
-    assert figures["bayes_loglik_exact"] >= figures["loglik_truth"] - 1e-6
+    for key in ("like_for_like", "default"):
+        assert figures[f"{key}_seconds_median"] > 0
+        assert figures[f"{key}_n_iter"] >= 1
+        # The reported log-likelihood must agree with the harness's independent formula.
+        assert figures[f"{key}_loglik"] == pytest.approx(figures[f"{key}_loglik_exact"], abs=1e-6)
+        assert figures[f"{key}_loglik_exact"] >= figures["loglik_truth"] - 1e-6
+    # Like-for-like runs every start on all rows.
+    assert figures["like_for_like_n_runs_on_all_rows"] == bench_em.N_INIT
     json.dumps(figures)  # figures are plain scalars
+
+
+def test_bench_em_describes_the_default_path_from_em_constants() -> None:
+    from bayes_mlr.core.em import SHORT_RUN_ITER, SHORT_RUN_KEEP, SHORT_RUN_ROWS
+
+    large = bench_em.default_path_description(100_000)
+    assert f"scout {SHORT_RUN_ITER} EM iterations" in large
+    assert f"subsample of {SHORT_RUN_ROWS} of the 100000 rows" in large
+    assert f"best {SHORT_RUN_KEEP} scouts so far" in large
+    small = bench_em.default_path_description(2 * SHORT_RUN_ROWS)
+    assert "runs to convergence on all rows" in small
 
 
 def test_poisson_mixture_loglik_matches_single_poisson() -> None:
@@ -135,6 +150,8 @@ def test_runner_prints_the_targets(tmp_path: Path, capsys: pytest.CaptureFixture
     assert runner.main(["-k", "bench_em", "--output", str(out_file), "--", *TINY]) == 0
     out = capsys.readouterr().out
     # Without R the flexmix figures are missing, and the summary says so.
-    assert "Targets" in out and "EM time / flexmix" in out and "not measured" in out
+    assert "Targets" in out and "EM 5 full starts / flexmix" in out and "not measured" in out
+    assert "EM default path (scouting) / flexmix" in out
     entry = json.loads(out_file.read_text())["benchmarks"]["bench_em"]
-    assert entry["targets"]["ratio_vs_flexmix"]["met"] is None
+    assert entry["targets"]["ratio_like_for_like_vs_flexmix"]["met"] is None
+    assert entry["targets"]["ratio_default_vs_flexmix"]["met"] is None

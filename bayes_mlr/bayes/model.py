@@ -568,8 +568,11 @@ def sample_posterior(
         (:func:`build_model`).
     draws, tune, chains : int
         Draws kept per chain, tuning steps per chain, number of chains.
-    sampler : {"auto", "pymc", "nutpie", "numpyro"}
-        NUTS back-end. ``"auto"`` is PyMC's own NUTS, the fastest in every case we measured:
+    sampler : {"auto", "pymc", "nutpie", "numpyro", "gibbs"}
+        NUTS back-end, or ``"gibbs"``: the data-augmentation Gibbs sampler of
+        :func:`bayes_mlr.bayes.gibbs.sample_gibbs` (Gaussian components, constant weights;
+        ``"auto"`` never picks it). ``"auto"`` is PyMC's own NUTS, the fastest in every case
+        we measured:
         for short runs nutpie's compilation dominates, and for long ones the likelihood Op's
         numpy code runs in parallel in PyMC's worker processes while nutpie's threads share
         one interpreter lock (n = 20,000, K = 3, 4 x 2000 iterations: 25.5 s against 43.3 s;
@@ -682,6 +685,26 @@ def sample_posterior(
     ImportError
         The chosen sampler is not installed.
     """
+    if sampler == "gibbs":  # the data-augmentation Gibbs sampler (bayes_mlr.bayes.gibbs)
+        from bayes_mlr.bayes.gibbs import sample_gibbs
+
+        return sample_gibbs(
+            model,
+            draws,
+            tune,
+            chains,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            priors=priors,
+            pm_model=pm_model,
+            cores=cores,
+            log_likelihood=log_likelihood,
+            posterior_predictive=posterior_predictive,
+            starts=starts,
+            relabel=relabel,
+            target_accept=target_accept,
+            **kwargs,
+        )
     if _is_structured(model):
         from bayes_mlr.bayes.structured import sample_structured
 

@@ -562,12 +562,14 @@ def _add_modes(
     problem: _Problem,
     starts: str,
     extra_invariants: Mapping[str, np.ndarray] | None = None,
+    invariants: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> xr.DataTree:
     """Add ``log_density`` and ``log_likelihood`` to ``sample_stats`` and the group ``modes``:
     which chains sit in which posterior mode and each mode's estimated share
     (:mod:`bayes_mlr.bayes.modes`). ``extra_invariants`` are more label-invariant quantities,
-    each ``(chain, draw)``, to compare the chains on."""
-    lp, ll, phi = _invariants(idata, pm_model)
+    each ``(chain, draw)``, to compare the chains on. ``invariants``: the ``(lp, ll, phi)`` of
+    :func:`_invariants`, when the sampler has them already (the Gibbs sampler)."""
+    lp, ll, phi = _invariants(idata, pm_model) if invariants is None else invariants
     post = idata["posterior"]
     stats = idata["sample_stats"].to_dataset()
     extra: dict[str, np.ndarray] = {}

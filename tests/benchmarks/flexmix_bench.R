@@ -2,17 +2,25 @@
 # same simulated data as bayes_mlr.
 #
 # Usage:
-#   Rscript flexmix_bench.R DATA.bin N P K NREP TOL SEED [mixtools]
+#   Rscript flexmix_bench.R DATA.bin N P K NREP TOL SEED REPEATS [mixtools]
 #
 # DATA.bin holds N * (P + 1) little-endian float64 values in row-major order: each row is
 # x_1, ..., x_P, y (numpy's ndarray.tofile of a C-contiguous (N, P + 1) array).
+#
+# Each method is fitted REPEATS times in this one process, each time after set.seed(SEED), so
+# every repeat is the same computation and only its time varies:
+#   flexmix:  stepFlexmix(y ~ ., k = K, nrep = NREP, control = list(tolerance = TOL)), i.e.
+#             NREP starts, each a random hard assignment run to convergence on all rows, the
+#             best log-likelihood kept;
+#   mixtools: regmixEM(y, x, k = K, epsilon = TOL), one start.
 #
 # Output: one line per fitted method on stdout, starting with "BENCH_JSON " and followed by a
 # JSON object. Only the fitting itself is inside the timed region (elapsed wall-clock seconds
 # from proc.time()); reading the data and building the data frame are not.
 #   method      "flexmix" or "mixtools"
-#   seconds     elapsed wall-clock seconds of the fit
-#   loglik      the package's own log-likelihood of its final fit
+#   seconds     median elapsed wall-clock seconds of the REPEATS fits
+#   seconds_all the REPEATS elapsed times, in order
+#   loglik      the package's own log-likelihood of its final fit (the last repeat)
 #   iter        EM iterations (of the best start for stepFlexmix)
 #   converged   whether the package reports convergence
 #   prior       mixing proportions (length k_fit; flexmix may drop components)
@@ -21,8 +29,8 @@
 #   k_fit       number of components in the returned fit
 
 args <- commandArgs(trailingOnly = TRUE)
-if (length(args) < 7) {
-  stop("usage: Rscript flexmix_bench.R DATA.bin N P K NREP TOL SEED [mixtools]")
+if (length(args) < 8) {
+  stop("usage: Rscript flexmix_bench.R DATA.bin N P K NREP TOL SEED REPEATS [mixtools]")
 }
 path <- args[1]
 n <- as.integer(args[2])
@@ -31,7 +39,9 @@ k <- as.integer(args[4])
 nrep <- as.integer(args[5])
 tol <- as.numeric(args[6])
 seed <- as.integer(args[7])
-run_mixtools <- length(args) >= 8 && args[8] == "mixtools"
+repeats <- as.integer(args[8])
+if (is.na(repeats) || repeats < 1L) stop("REPEATS must be at least 1")
+run_mixtools <- length(args) >= 9 && args[9] == "mixtools"
 
 con <- file(path, "rb")
 raw <- readBin(con, what = "double", n = n * (p + 1), size = 8, endian = "little")
@@ -54,19 +64,22 @@ scalar <- function(v) {
 }
 emit <- function(method, seconds, loglik, iter, converged, prior, coef, sigma) {
   cat(sprintf(paste0(
-    "BENCH_JSON {\"method\":\"%s\",\"seconds\":%s,\"loglik\":%s,\"iter\":%s,",
-    "\"converged\":%s,\"k_fit\":%d,\"prior\":%s,\"coef\":%s,\"sigma\":%s}\n"),
-    method, scalar(seconds), scalar(loglik), scalar(iter),
+    "BENCH_JSON {\"method\":\"%s\",\"seconds\":%s,\"seconds_all\":%s,\"loglik\":%s,",
+    "\"iter\":%s,\"converged\":%s,\"k_fit\":%d,\"prior\":%s,\"coef\":%s,\"sigma\":%s}\n"),
+    method, scalar(median(seconds)), num(seconds), scalar(loglik), scalar(iter),
     if (isTRUE(converged)) "true" else "false", length(prior),
     num(prior), num(coef), num(sigma)))
 }
 
 suppressPackageStartupMessages(library(flexmix))
-set.seed(seed)
-t0 <- proc.time()
-fit <- stepFlexmix(y ~ ., data = d, k = k, nrep = nrep, verbose = FALSE,
-                   control = list(tolerance = tol))
-elapsed <- (proc.time() - t0)[["elapsed"]]
+elapsed <- numeric(repeats)
+for (i in seq_len(repeats)) {
+  set.seed(seed)
+  t0 <- proc.time()
+  fit <- stepFlexmix(y ~ ., data = d, k = k, nrep = nrep, verbose = FALSE,
+                     control = list(tolerance = tol))
+  elapsed[i] <- (proc.time() - t0)[["elapsed"]]
+}
 par <- parameters(fit)  # rows: coef.(Intercept), coef.x1, ..., sigma; one column per component
 coef_rows <- grep("^coef\\.", rownames(par))
 emit("flexmix", elapsed, as.numeric(logLik(fit)), fit@iter, fit@converged,
@@ -74,10 +87,13 @@ emit("flexmix", elapsed, as.numeric(logLik(fit)), fit@iter, fit@converged,
 
 if (run_mixtools) {
   suppressPackageStartupMessages(library(mixtools))
-  set.seed(seed)
-  t0 <- proc.time()
-  mt <- regmixEM(y, x, k = k, epsilon = tol, verb = FALSE)
-  elapsed <- (proc.time() - t0)[["elapsed"]]
+  elapsed <- numeric(repeats)
+  for (i in seq_len(repeats)) {
+    set.seed(seed)
+    t0 <- proc.time()
+    mt <- regmixEM(y, x, k = k, epsilon = tol, verb = FALSE)
+    elapsed[i] <- (proc.time() - t0)[["elapsed"]]
+  }
   # mixtools stops at maxit = 10000 without converging; all.loglik has one entry per iteration.
   iters <- length(mt$all.loglik) - 1
   emit("mixtools", elapsed, mt$loglik, iters, iters < 10000,
