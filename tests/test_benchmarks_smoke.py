@@ -1,7 +1,7 @@
 """Smoke test of the benchmark harness (tests/benchmarks), so that it never rots.
 
-Runs bench_em (also through the runner) and bench_families on tiny problems without R. Takes a
-few seconds; needs neither R nor flexmix.
+Runs bench_em (also through the runner), bench_families and bench_dask on tiny problems without
+R. Takes some seconds (bench_dask about ten); needs neither R nor flexmix.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from tests.benchmarks import __main__ as runner
-from tests.benchmarks import _common, bench_em, bench_families
+from tests.benchmarks import _common, bench_dask, bench_em, bench_families
 
 TINY = ["--n", "2000", "--repeats", "1", "--no-r"]
 
@@ -155,3 +155,17 @@ def test_runner_prints_the_targets(tmp_path: Path, capsys: pytest.CaptureFixture
     entry = json.loads(out_file.read_text())["benchmarks"]["bench_em"]
     assert entry["targets"]["ratio_like_for_like_vs_flexmix"]["met"] is None
     assert entry["targets"]["ratio_default_vs_flexmix"]["met"] is None
+
+
+def test_bench_dask_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("dask")
+    # More rows than 2 x SHORT_RUN_ROWS, so the child runs the subsampled default path.
+    figures = bench_dask.main(["--n", "60000", "--chunk", "15000", "--equality-n", "48000"])
+    out = capsys.readouterr().out
+    assert "the default fit" in out and "commit " in out
+    assert figures["rows"] == 60_000
+    assert figures["converged"] and figures["n_runs_on_all_rows"] >= 1
+    assert figures["em_updates_on_all_rows"] >= 1
+    assert 0 < figures["peak_rss_gb"] < 10
+    assert figures["equality_met"]
+    json.dumps(figures)
