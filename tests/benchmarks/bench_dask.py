@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     n = args.n or (1_000_000 if args.quick else 20_000_000)
     gb = n * (args.features + 1) * 8 / 1e9
+    commit = commit_label()  # the code under test is what is checked out now
     say(environment_line())
     say(
         f"memory: {n:,} rows x {args.features} features (+y) = {gb:.2f} GB of float64, "
@@ -121,7 +122,6 @@ def main(argv: list[str] | None = None) -> dict:
     )
     mem = memory(n, args.features, args.chunk)
     peak_gb, base_gb = mem["peak_kb"] / 1024**2, mem["base_kb"] / 1024**2
-    commit = commit_label()
     say(
         f"  peak RSS {peak_gb:.3f} GB (after imports {base_gb:.3f} GB), {mem['seconds']:.1f} s; "
         f"{mem['n_runs']} run(s) continued on all rows, {mem['run_updates']} EM updates on all "

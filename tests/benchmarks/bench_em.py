@@ -398,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     n, repeats = peer_sizes(parser, args, default_n=100_000, quick_n=20_000)
+    commit = commit_label()  # the code under test is what is checked out now
 
     say(
         f"bench_em: n={n}, p={TRUE_COEF.shape[1]}, K={N_COMPONENTS}, {N_INIT} starts, "
@@ -634,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"speed ratio vs flexmix, {label}: {ratio:.4f} (target <= {TARGET_RATIO}: "
             f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}; later target <= "
             f"{LATER_TARGET_RATIO}: {'met' if ratio <= LATER_TARGET_RATIO else 'not yet'}); "
-            f"flexmix / bayes_mlr = {1.0 / ratio:.1f}x  [commit {commit_label()}]"
+            f"flexmix / bayes_mlr = {1.0 / ratio:.1f}x  [commit {commit}]"
         )
         figures[f"meets_target_ratio_{key}"] = bool(ratio <= TARGET_RATIO)
     return figures
