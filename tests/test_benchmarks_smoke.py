@@ -1,7 +1,8 @@
 """Smoke test of the benchmark harness (tests/benchmarks), so that it never rots.
 
-Runs bench_em (also through the runner), bench_families and bench_dask on tiny problems without
-R. Takes some seconds (bench_dask about ten); needs neither R nor flexmix.
+Runs bench_em (also through the runner), bench_families, bench_dask and bench_sampling on tiny
+problems without R. Takes some seconds (bench_dask and bench_sampling about ten each); needs
+neither R nor flexmix.
 """
 
 from __future__ import annotations
@@ -168,4 +169,21 @@ def test_bench_dask_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     assert figures["em_updates_on_all_rows"] >= 1
     assert 0 < figures["peak_rss_gb"] < 10
     assert figures["equality_met"]
+    json.dumps(figures)
+
+
+def test_bench_sampling_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pymc")
+    from tests.benchmarks import bench_sampling
+
+    argv = ["--n", "400", "--draws", "40", "--tune", "40", "--chains", "2", "--runs", "1"]
+    figures = bench_sampling.main(argv)
+    out = capsys.readouterr().out
+    assert "HEADLINE" in out and "standard errors included" in out and "commit " in out
+    # Like-for-like: the baseline ran on the cores sample_posterior used.
+    assert figures["baseline_same_cores_cores"] == figures["cores"]
+    assert figures["ours_auto_ratio_ess_per_second"] > 0
+    assert figures["ours_auto_ratio_ess_per_second_lowest"] > 0
+    assert figures["standard_errors_seconds"] > 0
+    assert figures["logp_dlogp_ms_ours"] > 0 and figures["logp_dlogp_ms_baseline"] > 0
     json.dumps(figures)
