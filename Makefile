@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help venv demo test test-fast notebooks docs bench compare-r sbc lint format clean
 DOCS_STAMP := $(VENV)/.installed-docs
@@ -43,8 +44,8 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 docs: $(DOCS_STAMP)  ## build the HTML site into docs/_build/html (warnings are errors)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
-bench: $(STAMP)  ## run the benchmarks (figures and ratios, not pass/fail)
-	$(PY) -m tests.benchmarks
+bench: $(STAMP)  ## run the benchmarks: figures, ratios and the commit (BENCH_ARGS="-k em --quick")
+	$(PY) -m tests.benchmarks $(BENCH_ARGS)
 
 compare-r: $(STAMP)  ## side by side with R flexmix on real data sets (needs Rscript + flexmix, mixtools)
 	$(PY) -m tests.peers.select_k
