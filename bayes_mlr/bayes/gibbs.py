@@ -299,11 +299,18 @@ def _pool_context() -> Any:
 
 
 def _run_chains(jobs: list[_sweep.ChainJob], cores: int) -> list[_sweep.ChainResult]:
-    """Run the chains, in ``cores`` worker processes when more than one."""
-    if cores <= 1 or len(jobs) == 1:
-        return [_sweep.run_chain(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=min(cores, len(jobs)), mp_context=_pool_context()) as pool:
-        return list(pool.map(_sweep.run_chain, jobs))
+    """Run the chains: ``cores`` worker processes each run their share of the chains in
+    lockstep (:func:`bayes_mlr.bayes.gibbs_sweep.run_chains`); one process runs them all."""
+    groups = min(cores, len(jobs))
+    if groups <= 1:
+        return _sweep.run_chains(jobs)
+    shares = [jobs[g::groups] for g in range(groups)]
+    with ProcessPoolExecutor(max_workers=groups, mp_context=_pool_context()) as pool:
+        done = list(pool.map(_sweep.run_chains, shares))
+    results: list[Any] = [None] * len(jobs)
+    for g, share in enumerate(done):
+        results[g::groups] = share
+    return results
 
 
 def _chain_seeds(random_seed: Any, chains: int) -> list[np.random.SeedSequence]:

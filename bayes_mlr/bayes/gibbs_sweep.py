@@ -68,7 +68,9 @@ __all__ = [
     "draw_sigma",
     "internal_prior",
     "label_pass",
+    "label_passes",
     "run_chain",
+    "run_chains",
     "slice_log_sigma",
 ]
 
@@ -213,9 +215,12 @@ class DaskRows:
     def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         import dask
 
-        xs = self.X.to_delayed().ravel()
-        ys = self.y.to_delayed().ravel()
-        ws = None if self.sample_weight is None else self.sample_weight.to_delayed().ravel()
+        # unoptimised graphs: a chunk of X and of y computed together read their source once
+        xs = self.X.to_delayed(optimize_graph=False).ravel()
+        ys = self.y.to_delayed(optimize_graph=False).ravel()
+        ws = None
+        if self.sample_weight is not None:
+            ws = self.sample_weight.to_delayed(optimize_graph=False).ravel()
         q1 = int(self.X.shape[1]) + int(self.scaler.fit_intercept) + 1
         buffer = np.empty((self.block_rows, q1))
         for i in range(len(xs)):
@@ -235,9 +240,9 @@ def _standardise(X: np.ndarray, y: np.ndarray, scaler: Scaler, buffer: np.ndarra
         Z[:, 0] = 1.0
     design = Z[:, first:-1]
     np.subtract(X, scaler.x_shift, out=design)
-    design /= scaler.x_scale
+    design *= 1.0 / np.asarray(scaler.x_scale)
     np.subtract(y, scaler.y_shift, out=Z[:, -1])
-    Z[:, -1] /= scaler.y_scale
+    Z[:, -1] *= 1.0 / scaler.y_scale
     return Z
 
 
@@ -285,6 +290,73 @@ def _block_labels(
     return z, R, top
 
 
+class _PassState:
+    """One chain's pass over the rows: its parameters and the statistics accumulated so far."""
+
+    def __init__(
+        self,
+        log_weights: np.ndarray,
+        beta: np.ndarray,
+        sigma: np.ndarray,
+        label_rng: np.random.Generator,
+        count_rng: np.random.Generator,
+        pointwise: np.ndarray | None,
+        log_y_scale: float,
+    ) -> None:
+        K, q1 = beta.shape[0], beta.shape[1] + 1
+        self.C = _scaled_residual_coefficients(beta, sigma)
+        with np.errstate(divide="ignore"):
+            self.const = log_weights - np.log(sigma)
+        self.label_rng, self.count_rng = label_rng, count_rng
+        self.pointwise = pointwise
+        self.shift = _HALF_LOG_2PI + log_y_scale  # log p(y_i | θ) in original units
+        self.gram = np.zeros((K, q1, q1))
+        self.nk = np.zeros(K)
+        self.loglik = 0.0
+        self.n_obs = 0.0
+
+    def add(self, Zb: np.ndarray, wb: np.ndarray | None, start: int) -> None:
+        """Draw the labels of one block (rows ``start:start + len(Zb)``) and add its statistics."""
+        K = self.nk.shape[0]
+        m = Zb.shape[0]
+        z, cumulative, log_norm = _block_labels(Zb, self.C, self.const, self.label_rng.random(m))
+        log_norm -= self.shift
+        out = None if self.pointwise is None else self.pointwise[start : start + m]
+        if wb is None:
+            self.loglik += float(log_norm.sum())
+            self.n_obs += m
+            if out is not None:
+                out[:] = log_norm
+            _sorted_grams(Zb, z, K, self.gram, self.nk)
+            return
+        self.loglik += float(log_norm @ wb)
+        self.n_obs += float(wb.sum())
+        if out is not None:
+            np.multiply(log_norm, wb, out=out)
+        z[wb != 1.0] = K  # rows of weight 0 or > 1 leave the sorted path
+        _sorted_grams(Zb, z, K, self.gram, self.nk)
+        heavy = np.flatnonzero(wb > 1.0)
+        if heavy.size:
+            _multinomial_grams(
+                Zb[heavy], wb[heavy], cumulative[:, heavy], self.count_rng, self.gram, self.nk
+            )
+
+    def stats(self) -> SufficientStats:
+        return SufficientStats(self.nk, self.gram, self.loglik, self.n_obs)
+
+
+def label_passes(rows: ArrayRows | DaskRows, states: list[_PassState]) -> list[SufficientStats]:
+    """One pass over ``rows`` for several chains at once: each block is read (and, for Dask,
+    computed and standardised) once and used by every chain while it is in cache. Each chain
+    draws from its own streams in row order, so its draws do not depend on the others."""
+    start = 0
+    for Zb, wb in rows.blocks():
+        for state in states:
+            state.add(Zb, wb, start)
+        start += Zb.shape[0]
+    return [state.stats() for state in states]
+
+
 def label_pass(
     rows: ArrayRows | DaskRows,
     log_weights: np.ndarray,
@@ -297,7 +369,7 @@ def label_pass(
     log_y_scale: float = 0.0,
 ) -> SufficientStats:
     """Draw every row's label from its responsibilities and return the hard assignment's
-    statistics (one pass over ``rows``).
+    statistics (one pass over ``rows``, one chain).
 
     Parameters
     ----------
@@ -318,39 +390,8 @@ def label_pass(
         ``Σ_{z_i = j} w_i z_i z_iᵀ``, ``log_likelihood`` of the current parameters (original
         units of ``y``) and ``n_obs``.
     """
-    K, q1 = beta.shape[0], beta.shape[1] + 1
-    C = _scaled_residual_coefficients(beta, sigma)
-    with np.errstate(divide="ignore"):
-        const = log_weights - np.log(sigma)
-    gram = np.zeros((K, q1, q1))
-    nk = np.zeros(K)
-    loglik = 0.0
-    n_obs = 0.0
-    start = 0
-    for Zb, wb in rows.blocks():
-        m = Zb.shape[0]
-        u = label_rng.random(m)
-        z, cumulative, log_norm = _block_labels(Zb, C, const, u)
-        log_norm -= _HALF_LOG_2PI + log_y_scale  # log p(y_i | θ), original units
-        if wb is None:
-            loglik += float(log_norm.sum())
-            n_obs += m
-            if pointwise is not None:
-                pointwise[start : start + m] = log_norm
-            _sorted_grams(Zb, z, K, gram, nk)
-        else:
-            loglik += float(log_norm @ wb)
-            n_obs += float(wb.sum())
-            if pointwise is not None:
-                np.multiply(log_norm, wb, out=pointwise[start : start + m])
-            single = wb == 1.0
-            z[~single] = K  # rows of weight 0 or > 1 leave the sorted path
-            _sorted_grams(Zb, z, K, gram, nk)
-            heavy = np.flatnonzero(wb > 1.0)
-            if heavy.size:
-                _multinomial_grams(Zb[heavy], wb[heavy], cumulative[:, heavy], count_rng, gram, nk)
-        start += m
-    return SufficientStats(nk, gram, loglik, n_obs)
+    state = _PassState(log_weights, beta, sigma, label_rng, count_rng, pointwise, log_y_scale)
+    return label_passes(rows, [state])[0]
 
 
 def _sorted_grams(Zb: np.ndarray, z: np.ndarray, K: int, gram: np.ndarray, nk: np.ndarray) -> None:
@@ -591,8 +632,67 @@ class ChainResult:
     sweeps: int = field(default=0)
 
 
-def run_chain(job: ChainJob) -> ChainResult:
-    """Run ``tune + draws`` sweeps from the start; keep the last ``draws``.
+class _Chain:
+    """A chain inside :func:`run_chains`: its streams, current parameters and kept draws."""
+
+    def __init__(self, job: ChainJob, store: np.ndarray | None) -> None:
+        label_seed, count_seed, param_seed = job.seed.spawn(3)
+        self.job = job
+        self.label_rng = np.random.default_rng(label_seed)
+        self.count_rng = np.random.default_rng(count_seed)
+        self.rng = np.random.default_rng(param_seed)
+        K, q = job.beta.shape
+        D = job.draws
+        self.weights = np.asarray(job.weights, float)
+        self.beta = np.asarray(job.beta, float)
+        self.sigma = np.asarray(job.sigma, float)
+        self.out_w = np.empty((D, K))
+        self.out_beta = np.empty((D, K, q))
+        self.out_sigma = np.empty((D, K))
+        self.out_ll = np.empty(D)
+        self.out_empty = np.empty(D, dtype=np.int64)
+        self.out_pw = None if store is None else store[job.pointwise[2]]
+        self.n_slice = 0
+
+    def pass_state(self, kept: int) -> _PassState:
+        pointwise = self.out_pw[kept] if (self.out_pw is not None and kept >= 0) else None
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.weights)
+        return _PassState(
+            log_w, self.beta, self.sigma, self.label_rng, self.count_rng, pointwise,
+            self.job.log_y_scale,
+        )  # fmt: skip
+
+    def update(self, stats: SufficientStats, t: int) -> None:
+        """Steps 2-4 after the labels of sweep ``t``; keep the draw after the burn-in."""
+        job = self.job
+        self.weights, self.beta, self.sigma, slices = draw_parameters(
+            stats, self.sigma, job.prior, job.variance, self.rng
+        )
+        self.n_slice += slices
+        if t >= job.tune:
+            d = t - job.tune
+            self.out_w[d], self.out_beta[d], self.out_sigma[d] = self.weights, self.beta, self.sigma
+            self.out_empty[d] = int(np.count_nonzero(stats.nk == 0))
+
+    def result(self, seconds: float) -> ChainResult:
+        return ChainResult(
+            self.out_w,
+            self.out_beta,
+            self.out_sigma,
+            self.out_ll,
+            self.out_empty,
+            self.n_slice,
+            seconds,
+            self.job.tune + self.job.draws,
+        )
+
+
+def run_chains(jobs: list[ChainJob]) -> list[ChainResult]:
+    """Run chains in lockstep over one row source: ``tune + draws`` sweeps each, keeping the
+    last ``draws``. Every pass reads each block once for all the chains (for Dask data, each
+    chunk is computed once per sweep, not once per chain); the draws of a chain are those it
+    would make alone.
 
     The log-likelihood of a kept draw is that of the next pass's E-step (one more pass after
     the last sweep), so it costs nothing beyond one pass.
@@ -600,62 +700,34 @@ def run_chain(job: ChainJob) -> ChainResult:
     from bayes_mlr.core.data import blas_single_thread
 
     t0 = time.perf_counter()
-    label_seed, count_seed, param_seed = job.seed.spawn(3)
-    label_rng = np.random.default_rng(label_seed)
-    count_rng = np.random.default_rng(count_seed)
-    rng = np.random.default_rng(param_seed)
-    K, q = job.beta.shape
-    D, T = job.draws, job.tune
-    out_w = np.empty((D, K))
-    out_beta = np.empty((D, K, q))
-    out_sigma = np.empty((D, K))
-    out_ll = np.empty(D)
-    out_empty = np.empty(D, dtype=np.int64)
+    first = jobs[0]
+    if any(
+        j.rows is not first.rows or (j.tune, j.draws) != (first.tune, first.draws) for j in jobs
+    ):
+        raise ValueError("chains run together must share their rows, tune and draws")
     store = None
-    out_pw = None
-    if job.pointwise is not None:
-        path, shape, chain = job.pointwise
+    if first.pointwise is not None:
+        path, shape, _ = first.pointwise
         store = np.memmap(path, dtype=np.float64, mode="r+", shape=shape)
-        out_pw = store[chain]
-    weights = np.asarray(job.weights, float)
-    beta = np.asarray(job.beta, float)
-    sigma = np.asarray(job.sigma, float)
-    n_slice = 0
-    with blas_single_thread(), np.errstate(divide="ignore"):
+    chains = [_Chain(job, store) for job in jobs]
+    T, D = first.tune, first.draws
+    with blas_single_thread():
         for t in range(T + D + 1):
             kept = t - T - 1  # the parameters of this pass are kept draw `kept` (if >= 0)
-            stats = label_pass(
-                job.rows,
-                np.log(weights),
-                beta,
-                sigma,
-                label_rng,
-                count_rng,
-                pointwise=out_pw[kept] if (out_pw is not None and kept >= 0) else None,
-                log_y_scale=job.log_y_scale,
-            )
-            if kept >= 0:
-                out_ll[kept] = stats.log_likelihood
-            if t == T + D:
-                break
-            weights, beta, sigma, slices = draw_parameters(
-                stats, sigma, job.prior, job.variance, rng
-            )
-            n_slice += slices
-            if t >= T:
-                d = t - T
-                out_w[d], out_beta[d], out_sigma[d] = weights, beta, sigma
-                out_empty[d] = int(np.count_nonzero(stats.nk == 0))
+            stats = label_passes(first.rows, [chain.pass_state(kept) for chain in chains])
+            for chain, st in zip(chains, stats, strict=True):
+                if kept >= 0:
+                    chain.out_ll[kept] = st.log_likelihood
+                if t < T + D:
+                    chain.update(st, t)
     if store is not None:
         store.flush()
-        del out_pw, store
-    return ChainResult(
-        out_w,
-        out_beta,
-        out_sigma,
-        out_ll,
-        out_empty,
-        n_slice,
-        time.perf_counter() - t0,
-        T + D,
-    )
+    seconds = time.perf_counter() - t0
+    results = [chain.result(seconds) for chain in chains]
+    del chains, store
+    return results
+
+
+def run_chain(job: ChainJob) -> ChainResult:
+    """One chain alone (:func:`run_chains`)."""
+    return run_chains([job])[0]
