@@ -1,8 +1,8 @@
 """Smoke test of the benchmark harness (tests/benchmarks), so that it never rots.
 
-Runs bench_em (also through the runner), bench_families, bench_dask and bench_sampling on tiny
-problems without R. Takes some seconds (bench_dask and bench_sampling about ten each); needs
-neither R nor flexmix.
+Runs bench_em (also through the runner), bench_families, bench_dask, bench_sampling and
+bench_gibbs on tiny problems without R. Takes some seconds (bench_dask, bench_sampling and
+bench_gibbs about ten each); needs neither R nor flexmix.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from scipy import stats
 
 from tests.benchmarks import __main__ as runner
-from tests.benchmarks import _common, bench_dask, bench_em, bench_families
+from tests.benchmarks import _common, bench_dask, bench_em, bench_families, bench_gibbs
 
 TINY = ["--n", "2000", "--repeats", "1", "--no-r"]
 
@@ -98,6 +98,20 @@ def test_bench_families_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     assert figures["bayes_loglik"] == pytest.approx(figures["bayes_loglik_exact"], abs=1e-6)
     assert figures["bayes_loglik_exact"] >= figures["loglik_truth"] - 1e-6
     assert "ratio_vs_flexmix" not in figures
+    json.dumps(figures)  # figures are plain scalars
+
+
+def test_bench_gibbs_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = ["--n", "400", "--draws", "30", "--tune", "10", "--chains", "2", "--no-baseline"]
+    large = ["--large-n", "3000", "--large-features", "3", "--large-chunk", "1000"]
+    figures = bench_gibbs.main([*tiny, *large, "--large-draws", "10"])
+    out = capsys.readouterr().out
+    assert "run 1: sample_posterior[gibbs]" in out and "one sweep:" in out
+    assert "large: 3,000 rows x 3 features" in out and "peak RSS" in out
+    assert figures["sweep_ms"] > 0 and figures["gibbs_min_ess_bulk"] > 0
+    assert figures["large_rows"] == 3000 and figures["large_peak_rss_gb"] > 0
+    assert figures["large_min_ess_bulk"] > 0
+    assert "gibbs_ratio_ess_per_second" not in figures  # no baseline, no ratio
     json.dumps(figures)  # figures are plain scalars
 
 
