@@ -73,6 +73,8 @@ class Optimum:
     concomitant_coef : ndarray of shape (n_components, n_concomitant) or None
         The mixing model's coefficients at this optimum, in its own component order (row 0
         the reference), for a model with concomitant variables; else None.
+    df : ndarray of shape (n_components,) or None
+        Degrees of freedom of Student-t components at this optimum; else None.
     """
 
     weights: np.ndarray
@@ -86,11 +88,12 @@ class Optimum:
     spurious_components: np.ndarray
     concomitant_intercept: np.ndarray | None = None
     concomitant_coef: np.ndarray | None = None
+    df: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("weights", "intercept", "coef", "sigma"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
-        for name in ("concomitant_intercept", "concomitant_coef"):
+        for name in ("concomitant_intercept", "concomitant_coef", "df"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _frozen(getattr(self, name)))
         flags = np.array(self.spurious_components, dtype=bool)
@@ -104,9 +107,9 @@ class Optimum:
 
     def params(self) -> dict[str, np.ndarray]:
         """The parameters as a dict with keys weights, intercept, coef, sigma, and the
-        concomitant coefficients when the model has them."""
+        concomitant coefficients and degrees of freedom when the model has them."""
         out = {k: getattr(self, k) for k in ("weights", "intercept", "coef", "sigma")}
-        for name in ("concomitant_intercept", "concomitant_coef"):
+        for name in ("concomitant_intercept", "concomitant_coef", "df"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out

@@ -531,7 +531,8 @@ def _optima(model: Any, problem: _StructuredProblem) -> list[dict]:
     """EM's estimate first, then the fit's other regular optima within the window of
     :func:`bayes_mlr.bayes.starts.em_optima` (with a concomitant model, each with its own
     concomitant coefficients). The optima of a family without sigma have none; those of
-    Student-t components, which do not record their degrees of freedom, take EM's."""
+    Student-t components carry their own degrees of freedom (EM's where an optimum saved by an
+    older version has none)."""
     from bayes_mlr.core.em import OPTIMUM_LL_TOL
 
     em = em_values(model)
@@ -552,7 +553,7 @@ def _optima(model: Any, problem: _StructuredProblem) -> list[dict]:
         values = {k: np.array(v, dtype=float) for k, v in optimum.params().items()}
         if not problem.family.has_sigma:
             del values["sigma"]
-        if "df" in em:
+        if "df" in em and values.get("df") is None:
             values["df"] = np.array(em["df"])
         values["coef"][:, problem.shared] = values["coef"][:, problem.shared].mean(axis=0)
         if problem.shared_intercept:

@@ -473,11 +473,8 @@ def fit_structured(
         if not family.has_sigma:
             sigma = float("nan")
         optima = em._distinct_optima(runs, best, scaler, base, sigma)
-        if data.concomitant is not None:
-            optima = [
-                (_with_concomitant(opt, group[0], scaler, (w_shift, w_scale)), group)
-                for opt, group in optima
-            ]
+        conc_scaler = None if data.concomitant is None else (w_shift, w_scale)
+        optima = [(_with_run(opt, group[0], scaler, conc_scaler), group) for opt, group in optima]
     return _result(
         best,
         runs,
@@ -656,13 +653,20 @@ def _external_gate(gate: np.ndarray, order: np.ndarray, concomitant_scaler) -> t
     return intercept - intercept[0], coef - coef[0]
 
 
-def _with_concomitant(optimum, run, scaler: Scaler, concomitant_scaler):
-    """``optimum`` (of :func:`bayes_mlr.core.em._distinct_optima`, from ``run``) with the
-    run's concomitant coefficients, in the optimum's canonical component order."""
+def _with_run(optimum, run, scaler: Scaler, concomitant_scaler):
+    """``optimum`` (of :func:`bayes_mlr.core.em._distinct_optima`, from ``run``) with what the
+    plain optimum does not hold: the run's concomitant coefficients (when
+    ``concomitant_scaler`` is given) and degrees of freedom, in the optimum's canonical
+    component order."""
     weights, intercept, coef, _ = em._to_external(scaler, run.params)
     order = em.canonical_order(weights, intercept, coef, scaler.x_mean)
-    c_intercept, c_coef = _external_gate(run.gate, order, concomitant_scaler)
-    return dataclasses.replace(optimum, concomitant_intercept=c_intercept, concomitant_coef=c_coef)
+    extra = {}
+    if concomitant_scaler is not None:
+        c_intercept, c_coef = _external_gate(run.gate, order, concomitant_scaler)
+        extra.update(concomitant_intercept=c_intercept, concomitant_coef=c_coef)
+    if run.df is not None:
+        extra["df"] = run.df[order]
+    return dataclasses.replace(optimum, **extra) if extra else optimum
 
 
 def _concomitant_scaler(W: np.ndarray | None, weight: np.ndarray):

@@ -289,6 +289,9 @@ def test_student_t_recovers_lines_where_gaussian_em_fails(seed):
     _within(robust.intercept_, se["intercept"], truth_int)
     _within(robust.coef_[:, 0], se["coef"][:, 0], truth_coef)
     assert robust.df_.min() < 5  # the outliers are heavy tails of (at least) one component
+    best = robust.result_.optima[0]  # every optimum records its own degrees of freedom
+    np.testing.assert_allclose(best.df, robust.df_)
+    assert all(o.df is not None and o.df.shape == (2,) for o in robust.result_.optima)
     g_err = np.abs(np.sort(gauss.coef_[:, 0]) - truth_coef).max()
     assert g_err > 10 * np.abs(np.sort(robust.coef_[:, 0]) - truth_coef).max()
     assert robust.result_.n_parameters == 2 * 2 + 2 + 2 + 1
