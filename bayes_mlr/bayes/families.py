@@ -2,24 +2,17 @@
 
 A family object of :mod:`bayes_mlr.core.components` (``Gaussian``, ``Poisson``, ``Binomial``,
 ``StudentT``) holds the density of one observation given its linear predictor
-``eta_ij = offset_i + intercept_j + coef_j . x_i`` in numpy, for EM. The posterior needs the same
-density as a PyTensor graph (NUTS differentiates it), so :func:`log_density` writes each
-family's ``log_density`` again in PyTensor, term for term:
+``eta_ij = offset_i + intercept_j + coef_j . x_i``, written once with an array namespace
+``xp``: numpy's functions for EM, PyTensor's (:func:`pytensor_ops`) for the posterior, which
+NUTS differentiates. A new family is therefore one module of the core, and the posterior
+follows. Everything that is data rather than parameters comes from the family itself: the
+offset, the number of trials and the constants ``-log y!`` and ``log C(m, y)`` are the family's
+row columns (:meth:`~bayes_mlr.core.components.family.Family.row_columns`, computed once in
+numpy), read through :func:`offset_of` and :func:`trials_of`. ``tests/bayes/test_families.py``
+checks each graph against the numpy density to rounding.
 
-* ``gaussian``: ``-(y - eta)^2 / (2 sigma^2) - log sigma - log(2 pi) / 2``;
-* ``poisson``: ``y eta - exp(eta) - log y!``;
-* ``binomial``: ``y log expit(eta) + (m - y) log expit(-eta) + log C(m, y)`` (``log expit``
-  as ``-softplus(-eta)``, stable for any ``eta``);
-* ``student_t``: ``lgamma((nu + 1) / 2) - lgamma(nu / 2) - log(nu pi) / 2 - log sigma
-  - (nu + 1) / 2 log1p(((y - eta) / sigma)^2 / nu)``.
-
-Everything that is data rather than parameters comes from the family itself: the offset, the
-number of trials and the constants ``-log y!`` and ``log C(m, y)`` are the family's row columns
-(:meth:`~bayes_mlr.core.components.family.Family.row_columns`, computed once in numpy), read
-through :func:`offset_of`, :func:`trials_of` and :func:`constant_of`. ``tests/bayes/
-test_families.py`` checks each graph against the family's numpy ``log_density`` to rounding.
-
-:func:`draw` draws ``y`` given the linear predictor (posterior predictive draws, numpy).
+:func:`draw` draws ``y`` given the linear predictor (posterior predictive draws, numpy), by the
+family's own ``draw``.
 
 numpy at import: :func:`log_density` imports PyTensor when called, so the numpy modules of
 this package (:mod:`~bayes_mlr.bayes.predictive`, :mod:`~bayes_mlr.bayes.stephens`) can use the
@@ -29,28 +22,23 @@ rest without it.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from bayes_mlr.core.components import Family, resolve_family
 
 __all__ = [
-    "constant_of",
     "draw",
     "family_of",
     "family_of_posterior",
     "log_density",
     "mean",
     "offset_of",
+    "pytensor_ops",
     "row_columns",
     "trials_of",
 ]
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
 
 # --------------------------------------------------------------------------------------------
 # The family of an estimator or a posterior, and its row columns
@@ -108,30 +96,33 @@ def trials_of(family: Family, extra: np.ndarray) -> np.ndarray | None:
     return np.asarray(family.trials_of(extra), dtype=float)
 
 
-def constant_of(family: Family, extra: np.ndarray) -> np.ndarray | None:
-    """The parameter-free term of ``log f`` per row: ``-log y!`` (Poisson), ``log C(m, y)``
-    (binomial), the last row column of both; None for the other families."""
-    if family.name in ("poisson", "binomial"):
-        return np.asarray(extra[:, -1], dtype=float)
-    return None
-
-
 # --------------------------------------------------------------------------------------------
 # The log density as a PyTensor graph
 # --------------------------------------------------------------------------------------------
 
 
+def pytensor_ops() -> Any:
+    """PyTensor's versions of the array functions a family's ``log_density`` uses
+    (:data:`bayes_mlr.core.components.family.NUMPY_OPS`)."""
+    from types import SimpleNamespace
+
+    import pytensor.tensor as pt
+
+    return SimpleNamespace(
+        exp=pt.exp,
+        log=pt.log,
+        log1p=pt.log1p,
+        minimum=pt.minimum,
+        gammaln=pt.gammaln,
+        log_expit=lambda x: -pt.softplus(-x),  # stable for any x
+    )
+
+
 def log_density(
-    family: Family,
-    y: Any,
-    eta: Any,
-    *,
-    sigma: Any = None,
-    df: Any = None,
-    trials: Any = None,
-    constant: Any = None,
+    family: Family, y: Any, eta: Any, extra: Any, *, sigma: Any = None, df: Any = None
 ) -> Any:
-    """``log f(y_i | eta_ij, sigma_j, nu_j)`` as a PyTensor graph of shape ``(n, K)``.
+    """``log f(y_i | eta_ij, sigma_j, nu_j)`` as a PyTensor graph of shape ``(n, K)``: the
+    family's own ``log_density``, evaluated with PyTensor's functions.
 
     Parameters
     ----------
@@ -139,44 +130,12 @@ def log_density(
     y : tensor of shape (n,)
     eta : tensor of shape (n, K)
         The linear predictor, offset included.
+    extra : tensor of shape (n, m)
+        The family's row columns (:func:`row_columns`): trials, constants.
     sigma, df : tensor of shape (K,), optional
         Scales (Gaussian, Student-t) and degrees of freedom (Student-t).
-    trials : tensor of shape (n,), optional
-        Binomial trials ``m``.
-    constant : tensor of shape (n,), optional
-        :func:`constant_of` (Poisson, binomial); left out, the density lacks it (it does not
-        depend on the parameters).
     """
-    import pytensor.tensor as pt
-
-    yy = y[:, None]
-    name = family.name
-    if name == "gaussian":
-        z = (yy - eta) / sigma[None, :]
-        out = -0.5 * z**2 - pt.log(sigma)[None, :] - 0.5 * _LOG_2PI
-    elif name == "student_t":
-        nu = df[None, :]
-        delta2 = ((yy - eta) / sigma[None, :]) ** 2
-        out = (
-            pt.gammaln((nu + 1.0) / 2.0)
-            - pt.gammaln(nu / 2.0)
-            - 0.5 * pt.log(nu * math.pi)
-            - pt.log(sigma)[None, :]
-            - 0.5 * (nu + 1.0) * pt.log1p(delta2 / nu)
-        )
-    elif name == "poisson":
-        out = yy * eta - pt.exp(eta)
-    elif name == "binomial":
-        m = trials[:, None]
-        out = -yy * pt.softplus(-eta) - (m - yy) * pt.softplus(eta)
-    else:
-        raise NotImplementedError(
-            f"family {name!r} has no PyTensor log density in bayes_mlr.bayes.families: the "
-            "posterior supports 'gaussian', 'poisson', 'binomial' and 'student_t'"
-        )
-    if constant is not None:
-        out = out + constant[:, None]
-    return out
+    return family.log_density(y, eta, extra, sigma, df, xp=pytensor_ops())
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,18 +152,9 @@ def draw(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """One draw of ``y`` per entry of ``eta`` (any shape ``(..., n)``, offset included), with
-    ``sigma``/``df`` of the same shape where the family has them and ``extra`` ``(n, m)``."""
-    name = family.name
-    if name == "gaussian":
-        return rng.normal(eta, sigma)
-    if name == "student_t":
-        return eta + sigma * rng.standard_t(df)
-    if name == "poisson":
-        return rng.poisson(mean(family, eta, extra)).astype(float)
-    if name == "binomial":
-        m = np.broadcast_to(family.trials_of(extra), eta.shape).astype(np.int64)
-        return rng.binomial(m, expit(eta)).astype(float)
-    raise NotImplementedError(f"no predictive draws for family {name!r}")
+    ``sigma``/``df`` of the same shape where the family has them and ``extra`` ``(n, m)``: the
+    family's own :meth:`~bayes_mlr.core.components.family.Family.draw`."""
+    return family.draw(eta, extra, sigma, df, rng)
 
 
 def mean(family: Family, eta: np.ndarray, extra: np.ndarray) -> np.ndarray:

@@ -371,16 +371,10 @@ def build_structured(
         if problem.offset is not None:
             eta = eta + pm.Data("offset", problem.offset, dims="obs")[:, None]
         trials = _families.trials_of(problem.family, problem.extra)
-        constant = _families.constant_of(problem.family, problem.extra)
-        log_f = _families.log_density(
-            problem.family,
-            y_data,
-            eta,
-            sigma=sigma,
-            df=df,
-            trials=None if trials is None else pm.Data("trials", trials, dims="obs"),
-            constant=None if constant is None else pt.as_tensor(constant),
-        )
+        if trials is not None:  # recorded with the data; the density reads the row columns
+            pm.Data("trials", trials, dims="obs")
+        extra = pt.as_tensor(np.asarray(problem.extra, dtype=float))
+        log_f = _families.log_density(problem.family, y_data, eta, extra, sigma=sigma, df=df)
         if problem.grouped:
             index = pm.Data("group_index", problem.groups, dims="obs")
             log_f = pt.inc_subtensor(pt.zeros((problem.n_groups, K))[index], log_f)

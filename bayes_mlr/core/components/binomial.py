@@ -12,9 +12,9 @@ or groups of rows (``groups=``) give the components something to hold on to.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, gammaln, log_expit
+from scipy.special import expit, gammaln
 
-from bayes_mlr.core.components.family import Family
+from bayes_mlr.core.components.family import NUMPY_OPS, Family
 from bayes_mlr.core.components.glm import GLMComponents
 
 __all__ = ["Binomial"]
@@ -60,11 +60,15 @@ class Binomial(Family):
     def trials_of(self, extra) -> np.ndarray:
         return extra[:, 1]
 
-    def log_density(self, y, eta, extra, sigma=None, df=None) -> np.ndarray:
+    def log_density(self, y, eta, extra, sigma=None, df=None, xp=NUMPY_OPS):
         # y η − m log(1 + e^η) = y log p + (m − y) log(1 − p), stably for large |η|
         m = extra[:, 1:2]
         yy = y[:, None]
-        return yy * log_expit(eta) + (m - yy) * log_expit(-eta) + extra[:, 2:3]
+        return yy * xp.log_expit(eta) + (m - yy) * xp.log_expit(-eta) + extra[:, 2:3]
+
+    def draw(self, eta, extra, sigma, df, rng):
+        m = np.broadcast_to(self.trials_of(extra), np.shape(eta)).astype(np.int64)
+        return rng.binomial(m, expit(eta)).astype(float)
 
     def mean(self, eta, extra) -> np.ndarray:
         return extra[:, 1:2] * expit(eta)

@@ -15,11 +15,26 @@ such as ``log y!``) travel as extra columns after ``y`` in the augmented data ma
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import special
 
-__all__ = ["Family"]
+__all__ = ["NUMPY_OPS", "Family"]
+
+#: The array functions a family's :meth:`Family.log_density` uses, for numpy arrays. The
+#: Bayesian layer passes the same functions for PyTensor graphs
+#: (:mod:`bayes_mlr.bayes.families`), so each density is written once, in its family's module,
+#: for the EM and the posterior alike.
+NUMPY_OPS = SimpleNamespace(
+    exp=np.exp,
+    log=np.log,
+    log1p=np.log1p,
+    minimum=np.minimum,
+    gammaln=special.gammaln,
+    log_expit=special.log_expit,
+)
 
 
 class Family:
@@ -106,11 +121,18 @@ class Family:
 
     # -- the density ----------------------------------------------------------------------------
 
-    def log_density(
-        self, y: np.ndarray, eta: np.ndarray, extra: np.ndarray, sigma: np.ndarray, df
-    ) -> np.ndarray:
+    def log_density(self, y, eta, extra, sigma, df, xp: Any = NUMPY_OPS):
         """``log f(y_i | η_ij, σ_j, ν_j)``, shape (n, K), from ``y`` (n,), the linear
-        predictor ``eta`` (n, K) with any offset included, and the row columns (n, m)."""
+        predictor ``eta`` (n, K) with any offset included, and the row columns (n, m).
+
+        ``xp`` holds the array functions (:data:`NUMPY_OPS`, or PyTensor's for the posterior):
+        the same formula serves both."""
+        raise NotImplementedError
+
+    def draw(self, eta, extra, sigma, df, rng: np.random.Generator) -> np.ndarray:
+        """One draw of ``y`` per entry of ``eta`` (shape ``(..., n)``, offset included), with
+        ``sigma``, ``df`` broadcast like ``eta`` where the family has them and the row columns
+        ``extra`` (n, m): predictive draws."""
         raise NotImplementedError
 
     def derivatives(

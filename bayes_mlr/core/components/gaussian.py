@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from bayes_mlr.core.components.family import Family
+from bayes_mlr.core.components.family import NUMPY_OPS, Family
 from bayes_mlr.core.linalg import solve_weighted_least_squares
 from bayes_mlr.core.spurious import spurious_components
 from bayes_mlr.core.stats import (
@@ -50,8 +50,11 @@ class Gaussian(Family):
     has_sigma = True
     nuisance = ("log_sigma",)
 
-    def log_density(self, y, eta, extra, sigma, df=None) -> np.ndarray:
-        return -0.5 * ((y[:, None] - eta) / sigma) ** 2 - np.log(sigma) - 0.5 * _LOG_2PI
+    def log_density(self, y, eta, extra, sigma, df=None, xp=NUMPY_OPS):
+        return -0.5 * ((y[:, None] - eta) / sigma) ** 2 - xp.log(sigma) - 0.5 * _LOG_2PI
+
+    def draw(self, eta, extra, sigma, df, rng):
+        return rng.normal(eta, sigma)
 
     def derivatives(self, y, eta, extra, sigma, df=None):
         """In ``(η, log σ)``: score ``(e/σ², e²/σ² − 1)``; Hessian

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-from bayes_mlr.core.components.family import Family
+from bayes_mlr.core.components.family import NUMPY_OPS, Family
 from bayes_mlr.core.components.glm import GLMComponents
 
 __all__ = ["Poisson"]
@@ -56,9 +56,12 @@ class Poisson(Family):
     def trials_of(self, extra) -> np.ndarray:
         return np.ones(extra.shape[0])
 
-    def log_density(self, y, eta, extra, sigma=None, df=None) -> np.ndarray:
-        eta = np.minimum(eta, _ETA_MAX)
-        return y[:, None] * eta - np.exp(eta) + extra[:, 1:2]
+    def log_density(self, y, eta, extra, sigma=None, df=None, xp=NUMPY_OPS):
+        eta = xp.minimum(eta, _ETA_MAX)
+        return y[:, None] * eta - xp.exp(eta) + extra[:, 1:2]
+
+    def draw(self, eta, extra, sigma, df, rng):
+        return rng.poisson(self.mean(eta)).astype(float)
 
     def mean(self, eta, extra=None) -> np.ndarray:
         return np.exp(np.minimum(eta, _ETA_MAX))

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from bayes_mlr.core.components.family import Family
+from bayes_mlr.core.components.family import NUMPY_OPS, Family
 from bayes_mlr.core.components.gaussian import GaussianComponents, sigma_from_rss, solve_components
 from bayes_mlr.core.stats import block_stats, iter_blocks
 
@@ -87,15 +87,18 @@ class StudentT(Family):
     def n_nuisance(self, n_components: int, variance: str) -> int:
         return super().n_nuisance(n_components, variance) + (n_components if self.df is None else 0)
 
-    def log_density(self, y, eta, extra, sigma, df) -> np.ndarray:
+    def log_density(self, y, eta, extra, sigma, df, xp=NUMPY_OPS):
         delta2 = ((y[:, None] - eta) / sigma) ** 2
         return (
-            gammaln((df + 1.0) / 2.0)
-            - gammaln(df / 2.0)
-            - 0.5 * np.log(df * np.pi)
-            - np.log(sigma)
-            - 0.5 * (df + 1.0) * np.log1p(delta2 / df)
+            xp.gammaln((df + 1.0) / 2.0)
+            - xp.gammaln(df / 2.0)
+            - 0.5 * xp.log(df * np.pi)
+            - xp.log(sigma)
+            - 0.5 * (df + 1.0) * xp.log1p(delta2 / df)
         )
+
+    def draw(self, eta, extra, sigma, df, rng):
+        return eta + sigma * rng.standard_t(df)
 
     def _score(self, y, eta, log_sigma, log_df) -> np.ndarray:
         sigma, df = np.exp(log_sigma), np.exp(log_df)
