@@ -257,19 +257,24 @@ def _range_of(name: str, value, *, integer: bool = False) -> tuple[float, float]
 
 
 def _family_response(family, truth, X, z, trials, exposure, rng):
-    """``y`` of a non-Gaussian family at the rows' components ``z``, and the per-row data
-    drawn with it (``offset``, ``trials``) as keywords of :class:`SimulatedData`."""
+    """``y`` of a non-Gaussian family at the rows' components ``z`` (drawn by the family,
+    :meth:`~bayes_mlr.core.components.family.Family.draw`), and the per-row data drawn with it
+    (``offset``, ``trials``) as keywords of :class:`SimulatedData`."""
+    from bayes_mlr.core.components import resolve_family
+
     n = X.shape[0]
+    fam = resolve_family(family)
     eta = truth["intercept"][z] + np.einsum("ij,ij->i", X, truth["coef"][z])
-    if family == "student_t":
-        return eta + truth["sigma"][z] * rng.standard_t(truth["df"][z], size=n), {}
+    rows: dict = {}
     if family == "poisson":
-        offset = None if exposure is None else np.log(rng.uniform(*exposure, size=n))
-        mean = np.exp(eta if offset is None else eta + offset)
-        return rng.poisson(mean).astype(float), {"offset": offset}
-    m = rng.integers(int(trials[0]), int(trials[1]) + 1, size=n).astype(float)
-    p = 1.0 / (1.0 + np.exp(-eta))
-    return rng.binomial(m.astype(np.int64), p).astype(float), {"trials": m}
+        rows["offset"] = None if exposure is None else np.log(rng.uniform(*exposure, size=n))
+    if family == "binomial":
+        rows["trials"] = rng.integers(int(trials[0]), int(trials[1]) + 1, size=n).astype(float)
+    extra = fam.row_columns(np.zeros(n), rows.get("offset"), rows.get("trials"))
+    eta = eta + fam.offset_of(extra)
+    sigma = truth["sigma"][z] if "sigma" in truth else None
+    df = truth["df"][z] if "df" in truth else None
+    return fam.draw(eta, extra, sigma, df, rng), rows
 
 
 def draw_response(params, X: np.ndarray, rng: np.random.Generator, *, return_labels: bool = False):
