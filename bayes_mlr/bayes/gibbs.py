@@ -137,6 +137,8 @@ class _Data:
     and the EM group: all rows in memory, a subsample of Dask data for Stephens' method)."""
 
     def __init__(self, model: Any, priors: Mapping[str, Mapping[str, Any]] | None) -> None:
+        if not hasattr(model, "_fit_X"):
+            raise ValueError("the estimator holds no training data: fit it first")
         X = model._fit_X
         y = model._fit_y
         sw = getattr(model, "_fit_sample_weight", None)

@@ -31,8 +31,9 @@ from bayes_mlr.core.em import e_step
 from tests import _bayes_helpers as h
 
 #: Two lines that cross inside the data, noise large against their gap: the labels of many rows
-#: are uncertain, so the Gibbs chain moves slowly (its slowest lag-1 autocorrelation is about
-#: 0.8) while the components stay identified.
+#: are uncertain, so the Gibbs chain moves more slowly (slowest lag-1 autocorrelation about 0.5,
+#: 0.28 bulk ESS per draw, against 0.2 and 0.6 on the separated problem) while the components
+#: stay identified.
 OVERLAPPING = {
     "weights": np.array([0.6, 0.4]),
     "intercept": np.array([-0.8, 0.8]),

@@ -17,11 +17,12 @@ Three figures (issue #13):
    and per row block of ``gibbs_sweep.BLOCK_ROWS`` rows).
 3. **A million rows.** 1,000,000 rows x 10 features, K=3, written to a scratch file and read
    back only through Dask (chunk by chunk, never whole in memory), fitted by EM and sampled
-   with ``sampler="gibbs"`` (4 x (500 + 500): chains start at EM and mix within a few sweeps,
-   and 2,000 draws give the bulk ESS diagnose() asks for; ``--large-draws`` to change; no
-   pointwise log-likelihood) in a fresh child process: wall time of the fit and of the
-   posterior, min bulk ESS and max R-hat, and peak RSS of the process and of its chain
-   workers. ``--quick`` uses 100,000 rows and 4 x (100 + 100); ``--no-large`` skips it.
+   with ``sampler="gibbs"`` (4 x (200 + 1000): chains start at and around EM, so 200 burn-in
+   sweeps are many times the chains' autocorrelation time, and 4,000 draws give about the bulk
+   ESS diagnose() asks for; ``--large-tune``, ``--large-draws`` to change; no pointwise
+   log-likelihood) in a fresh child process: wall time of the fit and of the posterior, min
+   bulk ESS and max R-hat, and peak RSS of the process (VmHWM) and of its chain workers.
+   ``--quick`` uses 100,000 rows and 4 x (50 + 100); ``--no-large`` skips it.
 
 Timings on a shared machine are noisy: compare only within one run.
 
@@ -88,12 +89,24 @@ CHILD = r"""
 import json, os, resource, sys, tempfile, time, warnings
 import numpy as np
 
+def peak_kb():
+    # this process's own peak RSS: VmHWM, which exec resets (ru_maxrss keeps the peak of the
+    # process that started this one, here a benchmark runner that may hold gigabytes)
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
 def main():
     n, p, chunk, draws, tune, chains = (int(a) for a in sys.argv[1:7])
     import dask, dask.array as da
     from bayes_mlr import MixtureOfRegressions
     from tests.benchmarks.bench_gibbs import read_rows
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = peak_kb()
     rng = np.random.default_rng(7)
     coef = rng.normal(size=(3, p))
     intercept, sigma = np.array([-2.0, 0.5, 3.0]), np.array([1.0, 0.7, 1.3])
@@ -135,7 +148,7 @@ def main():
         "max_abs_coef_error": float(np.max(np.abs(
             np.sort(post["posterior"]["coef"].mean(("chain", "draw")).values[:, 0])
             - np.sort(coef[:, 0])))),
-        "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_kb": peak_kb(),
         "children_peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
         "base_kb": base,
     }))
@@ -273,7 +286,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--large-draws",
         type=int,
         default=None,
-        help="kept draws (and burn-in sweeps) per chain of the large run (default 500; quick 100)",
+        help="kept draws per chain of the large run (default 1000; quick 100)",
+    )
+    parser.add_argument(
+        "--large-tune",
+        type=int,
+        default=None,
+        help="burn-in sweeps per chain of the large run (default 200; quick 50)",
     )
     parser.add_argument("--no-large", action="store_true", help="skip the million-row run")
     args = parser.parse_args(argv)
@@ -387,8 +406,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
     if not args.no_large:
         big_n = args.large_n or (100_000 if args.quick else 1_000_000)
-        big_draws = args.large_draws or (100 if args.quick else 500)
-        big_tune = big_draws
+        big_draws = args.large_draws or (100 if args.quick else 1000)
+        big_tune = args.large_tune if args.large_tune is not None else (50 if args.quick else 200)
         p = args.large_features
         say(
             f"large: {big_n:,} rows x {p} features, K=3, read through Dask in chunks of "
@@ -414,6 +433,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "large_fit_seconds": got["fit_seconds"],
                 "large_posterior_seconds": got["posterior_seconds"],
                 "large_sampling_seconds": got["sampling_seconds"],
+                "large_ms_per_chain_sweep": 1e3
+                * got["sampling_seconds"]
+                * got["cores"]
+                / (chains * (big_draws + big_tune + 1)),
                 "large_total_seconds": total_s,
                 "large_min_ess_bulk": got["min_ess_bulk"],
                 "large_max_rhat": got["max_rhat"],
