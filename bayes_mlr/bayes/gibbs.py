@@ -23,6 +23,17 @@ models are refused with the reason.
 The priors are those of :func:`bayes_mlr.bayes.priors.default_priors` with the user's
 ``priors=`` overrides (:func:`bayes_mlr.bayes.priors.merge_priors`), as the PyMC model uses
 them, so that both samplers target one posterior (tested against PyMC's log density).
+
+When it is the faster sampler, and why ``sampler="auto"`` does not pick it: a sweep costs about
+one EM pass (0.9 ms at n = 20,000, K = 3, p = 3), several times less than a NUTS draw, but
+successive draws are correlated through the labels: the lag-1 autocorrelation of the slowest
+direction is the largest fraction of missing information, which is also EM's rate of
+convergence (0.73 on ``tests/benchmarks/bench_gibbs.py``'s problem, where the slowest bulk
+ESS per draw is 0.18 against NUTS's 1.37). There Gibbs reached 0.85x the min bulk ESS per
+second of the hand-written ``pm.NormalMixture`` baseline on the same cores, below the default
+NUTS path, so ``"auto"`` stays NUTS. Gibbs pays off where the components are well separated
+(0.6 ESS per draw) and where NUTS cannot go: Dask data streamed chunk by chunk (1,000,000 rows x
+10 features: 4 x (200 + 1000) sweeps in about 8 minutes on 2 shared cores, 0.8 GB peak RSS).
 """
 
 from __future__ import annotations
