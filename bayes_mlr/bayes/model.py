@@ -575,8 +575,8 @@ def sample_posterior(
         we measured:
         for short runs nutpie's compilation dominates, and for long ones the likelihood Op's
         numpy code runs in parallel in PyMC's worker processes while nutpie's threads share
-        one interpreter lock (n = 20,000, K = 3, 4 x 2000 iterations: 25.5 s against 43.3 s;
-        ``tests/benchmarks/bench_sampling.py``).
+        one interpreter lock (measured once by hand at n = 20,000, K = 3, 4 x 2000 iterations:
+        25.5 s against 43.3 s).
         How each honours the EM start:
         ``pymc`` runs with an explicit NUTS step, which PyMC starts at ``initvals`` without
         jitter, and a dense mass matrix initialised from the curvature of the log-posterior at

@@ -221,8 +221,8 @@ def _compile_kwargs() -> dict[str, str]:
 
     Otherwise empty: PyTensor's default linker.
 
-    The likelihood Op runs numpy code, as fast under either linker (0.48 ms per log-density
-    and gradient at n = 20,000, K = 3). But the C linker caches its compiled modules on disk
+    The likelihood Op runs numpy code, as fast under either linker (its log-density and
+    gradient time is printed by ``bench_sampling``). But the C linker caches its compiled modules on disk
     (0.7 s to compile, 0.05 s to rebuild in a worker process that unpickles it), whereas the
     numba linker recompiles a graph holding an object-mode Op each time: 2.7 s for every
     :func:`sample_posterior` call, and again for the pointwise log-likelihood.
@@ -290,9 +290,9 @@ def _auto_sampler(problem: _Problem, chains: int, iterations: int) -> str:
 
     The likelihood is numpy code in a PyTensor Op (:mod:`bayes_mlr.bayes.mixture_op`): PyMC's
     sampler runs it in one worker process per core, while nutpie would call it from threads
-    that share one interpreter lock. At n = 20,000, K = 3, 4 x 2000 iterations: pymc 25.5 s,
-    nutpie 43.3 s, similar ESS. Kept as a function so that the choice can depend on the
-    problem again.
+    that share one interpreter lock (measured once, by hand, at n = 20,000, K = 3, 4 x 2000
+    iterations: pymc 25.5 s, nutpie 43.3 s, similar ESS; not a ``make bench`` figure). Kept as
+    a function so that the choice can depend on the problem again.
     """
     return "pymc"
 
