@@ -32,7 +32,7 @@ from bayes_mlr.simulate import simulate
 _LAZY = {
     "build_model": "bayes_mlr.bayes.model",
     "default_priors": "bayes_mlr.bayes.priors",
-    "sample_posterior": "bayes_mlr.bayes.model",
+    "sample_posterior": "bayes_mlr.bayes.posterior",
     "align_posterior": "bayes_mlr.bayes.model",
     "approximate_posterior": "bayes_mlr.bayes.approx",
     "compare_em_posterior": "bayes_mlr.bayes.diagnostics",

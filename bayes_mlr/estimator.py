@@ -1321,7 +1321,7 @@ class MixtureOfRegressions(_ParamsMixin):
         xarray.DataTree
         """
         self._check_fitted()
-        from bayes_mlr.bayes.model import sample_posterior
+        from bayes_mlr.bayes.posterior import sample_posterior
 
         return sample_posterior(
             self,

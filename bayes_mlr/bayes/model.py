@@ -685,25 +685,11 @@ def sample_posterior(
     ImportError
         The chosen sampler is not installed.
     """
-    if sampler == "gibbs":  # the data-augmentation Gibbs sampler (bayes_mlr.bayes.gibbs)
-        from bayes_mlr.bayes.gibbs import sample_gibbs
-
-        return sample_gibbs(
-            model,
-            draws,
-            tune,
-            chains,
-            random_seed=random_seed,
-            progressbar=progressbar,
-            priors=priors,
-            pm_model=pm_model,
-            cores=cores,
-            log_likelihood=log_likelihood,
-            posterior_predictive=posterior_predictive,
-            starts=starts,
-            relabel=relabel,
-            target_accept=target_accept,
-            **kwargs,
+    if sampler == "gibbs":
+        raise ValueError(
+            "sampler='gibbs' runs through bayes_mlr.sample_posterior (or the estimator's "
+            "sample_posterior()), which dispatches to bayes_mlr.bayes.gibbs.sample_gibbs; this "
+            "function is the NUTS path."
         )
     if _is_structured(model):
         from bayes_mlr.bayes.structured import sample_structured

@@ -222,8 +222,9 @@ def _compile_kwargs() -> dict[str, str]:
     Otherwise empty: PyTensor's default linker.
 
     The likelihood Op runs numpy code, as fast under either linker (its log-density and
-    gradient time is printed by ``bench_sampling``). But the C linker caches its compiled modules on disk
-    (0.7 s to compile, 0.05 s to rebuild in a worker process that unpickles it), whereas the
+    gradient time is printed by ``bench_sampling``). But the C linker caches its compiled
+    modules on disk (0.7 s to compile, 0.05 s to rebuild in a worker process that unpickles
+    it), whereas the
     numba linker recompiles a graph holding an object-mode Op each time: 2.7 s for every
     :func:`sample_posterior` call, and again for the pointwise log-likelihood.
     """
