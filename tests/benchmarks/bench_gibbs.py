@@ -211,7 +211,7 @@ def _cpu_seconds() -> float:
 def _run_gibbs(model: Any, *, draws: int, tune: int, chains: int) -> dict[str, Any]:
     """One timed ``sample_posterior(sampler="gibbs")`` on a copy of ``model`` without standard
     errors yet."""
-    from bayes_mlr.bayes.model import sample_posterior
+    from bayes_mlr.bayes.posterior import sample_posterior
 
     fresh = copy.deepcopy(model)  # standard errors not computed: the call pays for them
     cpu, t0 = _cpu_seconds(), time.perf_counter()

@@ -201,7 +201,7 @@ def _run_ours(
     model: Any, *, sampler: str, starts: str, draws: int, tune: int, chains: int
 ) -> dict[str, Any]:
     """One timed ``sample_posterior`` on a copy of ``model`` without standard errors yet."""
-    from bayes_mlr.bayes.model import sample_posterior
+    from bayes_mlr.bayes.posterior import sample_posterior
 
     fresh = copy.deepcopy(model)  # standard errors not computed: sample_posterior pays for them
     t0 = time.perf_counter()
