@@ -66,22 +66,10 @@ def family_of_posterior(posterior: Any) -> Family:
     return resolve_family(json.loads(recorded) if isinstance(recorded, str) else recorded)
 
 
-def _row_vector(value: Any, name: str, n: int) -> np.ndarray | None:
-    if value is None:
-        return None
-    out = np.asarray(value, dtype=float).reshape(-1)
-    if out.shape != (n,):
-        raise ValueError(f"{name} must have shape (n,) with n = len(y) = {n}; got {out.shape}")
-    return out
-
-
 def row_columns(family: Family, y: np.ndarray, offset: Any, trials: Any) -> np.ndarray:
     """The family's row columns ``(n, m)`` of ``y`` with ``offset`` and ``trials``, validated
     by the family (counts for Poisson, successes out of ``trials`` for binomial, ...)."""
-    n = y.shape[0]
-    offset, trials = _row_vector(offset, "offset", n), _row_vector(trials, "trials", n)
-    family.check_response(y, offset, trials)
-    return np.asarray(family.row_columns(y, offset, trials), dtype=float).reshape(n, -1)
+    return np.asarray(family.rows(y, offset, trials), dtype=float).reshape(y.shape[0], -1)
 
 
 def offset_of(family: Family, extra: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ from bayes_mlr._validation import (
 )
 from bayes_mlr.core import em
 from bayes_mlr.core.components import Family, resolve_family
+from bayes_mlr.core.components.family import row_vector
 from bayes_mlr.core.components.glm import SEPARATION_SLOPE
 from bayes_mlr.core.data import InMemoryData, Scaler, blas_single_thread, moments
 from bayes_mlr.core.group_data import (
@@ -524,21 +525,6 @@ def _scaler(moments, shared_intercept: bool, fit_intercept: bool, family: Family
     return scaler
 
 
-def _row_vector(value, name: str, n: int) -> np.ndarray | None:
-    """``offset`` or ``trials`` as a float vector of ``n`` rows (None stays None)."""
-    if value is None:
-        return None
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be numeric; got {type(value).__name__}.") from err
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), one value per row; got {arr.shape}.")
-    return arr
-
-
 def _memory_source(X, y, sample_weight, groups, concomitant, shared, fit_intercept, extra):
     """In-memory data: one part; the plain problem's data source for the starts."""
     family, offset, trials = extra
@@ -548,7 +534,7 @@ def _memory_source(X, y, sample_weight, groups, concomitant, shared, fit_interce
         shared, X_arr.shape[1], names, fit_intercept=bool(fit_intercept)
     )
     W = None if concomitant is None else check_concomitant(concomitant, n)[0]
-    offset, trials = _row_vector(offset, "offset", n), _row_vector(trials, "trials", n)
+    offset, trials = row_vector(offset, "offset", n), row_vector(trials, "trials", n)
     family.check_response(y_arr, offset, trials)
     scaler = _scaler(moments(X_arr, y_arr, sw), shared_intercept, fit_intercept, family)
     data = GroupedData.in_memory(X_arr, y_arr, sw, groups, W, scaler, family, offset, trials)
@@ -834,11 +820,8 @@ def e_step_structured(
 
 def family_rows(result: EMResult, y: np.ndarray, offset: Any, trials: Any) -> np.ndarray:
     """The family's row columns (offset, trials, ...) of data scored by a fitted model,
-    validated: shape (n, m)."""
-    n = y.shape[0]
-    offset, trials = _row_vector(offset, "offset", n), _row_vector(trials, "trials", n)
-    result.family.check_response(y, offset, trials)
-    return result.family.row_columns(y, offset, trials)
+    validated: shape (n, m) (:meth:`Family.rows <bayes_mlr.core.components.family.Family.rows>`)."""
+    return result.family.rows(y, offset, trials)
 
 
 def row_log_density(

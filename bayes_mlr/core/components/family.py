@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special
 
-__all__ = ["NUMPY_OPS", "Family"]
+__all__ = ["NUMPY_OPS", "Family", "row_vector"]
 
 #: The array functions a family's :meth:`Family.log_density` uses, for numpy arrays. The
 #: Bayesian layer passes the same functions for PyTensor graphs
@@ -115,6 +115,15 @@ class Family:
         in ``Z``. None for a family that needs none."""
         return np.empty((y.shape[0], 0))
 
+    def rows(self, y: np.ndarray, offset: Any, trials: Any) -> np.ndarray:
+        """The row columns (n, m) of data given as ``y`` (n,) and array-likes ``offset``,
+        ``trials`` (or None): shapes and values checked (:func:`row_vector`,
+        :meth:`check_response`), then :meth:`row_columns`."""
+        n = y.shape[0]
+        offset, trials = row_vector(offset, "offset", n), row_vector(trials, "trials", n)
+        self.check_response(y, offset, trials)
+        return self.row_columns(y, offset, trials)
+
     def offset_of(self, extra: np.ndarray) -> np.ndarray | float:
         """The offset from the row columns (0 when there is none)."""
         return 0.0
@@ -182,3 +191,26 @@ class Family:
         if not self.has_sigma:
             return 0
         return {"component": n_components, "shared": 1, "fixed": 0}[variance]
+
+
+def row_vector(value: Any, name: str, n: int) -> np.ndarray | None:
+    """``offset`` or ``trials`` as a float vector of ``n`` rows (None stays None).
+
+    Raises
+    ------
+    TypeError
+        Not numeric.
+    ValueError
+        Not ``n`` values (a single column of ``n`` rows is accepted).
+    """
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be numeric; got {type(value).__name__}.") from err
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one value per row; got {arr.shape}.")
+    return arr
