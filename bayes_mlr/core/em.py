@@ -42,7 +42,16 @@ from bayes_mlr.core.components.gaussian import sigma_from_rss
 from bayes_mlr.core.data import InMemoryData, Scaler
 from bayes_mlr.core.linalg import solve_weighted_least_squares
 from bayes_mlr.core.spurious import spurious_components
-from bayes_mlr.core.stats import SufficientStats, augment, block_stats, log_resp
+from bayes_mlr.core.stats import (
+    SufficientStats,
+    augment,
+    block_stats,
+    block_stats_products,
+    density_terms,
+    log_resp,
+    pair_products,
+    unpack_gram,
+)
 from bayes_mlr.exceptions import ConvergenceWarning, DegenerateFitWarning, SpuriousFitWarning
 from bayes_mlr.results import EMProgress, EMResult, Optimum
 
@@ -75,6 +84,14 @@ OPTIMUM_PARAM_TOL = 1e-2
 # the rows share to within 0.5% of sd(y), as a real data set has (tonedata, tests/core/test_em.py).
 CONSENSUS_ROWS = 2000
 CONSENSUS_SIGMA_MIN = 1e-3
+# In-memory data keep a transposed copy and the pair products of their rows (_ProductData) when
+# these take at most this many bytes: m + m (m + 1) / 2 numbers a row for the m = q + 1 columns
+# of [X1, y], 4.5 times the data for 4 features (22 MB for 100,000 rows), 7.5 times for 11.
+# Larger data use the plain block statistics, which need no extra memory.
+PRODUCTS_MAX_BYTES = 128 * 2**20
+# ... in blocks of this many rows (bench_em's 100,000 x 6: 2.2 ms a pass against 2.5 ms for
+# 4,096 rows; 16,384 was slower again).
+PRODUCT_BLOCK_ROWS = 8_192
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,6 +128,41 @@ def _to_external(scaler: Scaler, params: _Params):
     else:
         intercept = np.zeros(beta.shape[0])
     return params.weights.copy(), intercept, coef, params.sigma * scaler.y_scale
+
+
+# ---------------------------------------------------------------------------------------------
+# In-memory data with precomputed pair products
+# ---------------------------------------------------------------------------------------------
+
+
+class _ProductData(InMemoryData):
+    """:class:`~bayes_mlr.core.data.InMemoryData` that also keeps the data transposed and the
+    pair products ``z_ia z_ib`` of every row (:func:`~bayes_mlr.core.stats.pair_products`),
+    computed once per fit, so that each E-step's K Gram matrices are one matrix product a block
+    (:func:`~bayes_mlr.core.stats.block_stats_products`). The statistics equal the plain ones
+    up to rounding at about 0.6 times the cost of a pass.
+    """
+
+    def __init__(self, Z: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        super().__init__(Z, sample_weight, block_rows=PRODUCT_BLOCK_ROWS)
+        self.Zt = np.ascontiguousarray(self.Z.T)
+        self.Ut = pair_products(self.Zt)
+
+    def stats(self, log_weights, beta, sigma) -> SufficientStats:
+        C, const = density_terms(log_weights, beta, sigma)
+        packed = self._sum(
+            lambda sl: block_stats_products(self.Zt[:, sl], self.Ut[:, sl], C, const, self._w(sl))
+        )
+        return dataclasses.replace(packed, gram=unpack_gram(packed.gram, self.q + 1))
+
+
+def _in_memory(Z: np.ndarray, sample_weight: np.ndarray | None) -> InMemoryData:
+    """The data source of in-memory data: with pair products when they and the transposed
+    data take at most ``PRODUCTS_MAX_BYTES``."""
+    m = Z.shape[1]
+    if Z.shape[0] * (m + m * (m + 1) // 2) * 8 <= PRODUCTS_MAX_BYTES:
+        return _ProductData(Z, sample_weight)
+    return InMemoryData(Z, sample_weight)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -679,7 +731,7 @@ def fit_em(
     rng = np.random.default_rng(random_state)
     if not lazy:
         scaler = Scaler.from_arrays(X_arr, y_arr, sw, fit_intercept)
-        data = InMemoryData(scaler.augmented(X_arr, y_arr), sw)
+        data = _in_memory(scaler.augmented(X_arr, y_arr), sw)
     with data:
         return _fit_source(
             data,
@@ -759,7 +811,7 @@ def _short_runs_then_best(
                 break
         return runs
     Z, w = data.take(rng.choice(data.n_rows, size=SHORT_RUN_ROWS, replace=False))
-    with InMemoryData(Z, w) as sample:
+    with _in_memory(Z, w) as sample:
         scout = dataclasses.replace(problem, data=sample, n_obs=sample.n_obs)
         shorts = [
             _run_em(

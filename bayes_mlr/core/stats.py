@@ -18,6 +18,7 @@ is laid out component-major, (K, n), so that the reductions over components are 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,6 +157,99 @@ def block_stats(
     gram = np.matmul(Z.T, gamma[:, :, None] * Z)
     n_obs = float(sample_weight.sum()) if sample_weight is not None else float(Z.shape[0])
     return SufficientStats(gamma.sum(axis=1), gram, loglik, n_obs)
+
+
+def pair_products(Zt: np.ndarray) -> np.ndarray:
+    """The products ``z_ia z_ib`` (a ≤ b, row-major upper triangle) of every row of the data.
+
+    Parameters
+    ----------
+    Zt : ndarray of shape (m, n)
+        The data, one column a row (the transpose of the augmented matrix Z).
+
+    Returns
+    -------
+    ndarray of shape (m (m + 1) / 2, n)
+        Column ``i`` is the upper triangle of ``z_i z_iᵀ``, so that the K weighted Gram
+        matrices of a block are one matrix product ``Γ @ Uᵀ`` (see
+        :func:`block_stats_products`).
+    """
+    m, n = Zt.shape
+    a, b = np.triu_indices(m)
+    Ut = np.empty((a.size, n))
+    for row, (i, j) in enumerate(zip(a, b, strict=True)):
+        np.multiply(Zt[i], Zt[j], out=Ut[row])
+    return Ut
+
+
+def unpack_gram(packed: np.ndarray, m: int) -> np.ndarray:
+    """Symmetric (K, m, m) matrices from their row-major upper triangles (K, m (m + 1) / 2)."""
+    a, b = np.triu_indices(m)
+    gram = np.empty((packed.shape[0], m, m))
+    gram[:, a, b] = packed
+    gram[:, b, a] = packed
+    return gram
+
+
+def density_terms(
+    log_weights: np.ndarray, beta: np.ndarray, sigma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`block_stats_products` needs of the parameters, computed once per E-step.
+
+    Returns
+    -------
+    C : ndarray of shape (K, m)
+        ``C z_i = (y_i - x1_iᵀβ_j) / (σ_j √2)``, so that
+        ``log π_j + log N(y_i | x1_iᵀβ_j, σ_j²) = const_j - (C z_i)_j²``.
+    const : ndarray of shape (K, 1)
+        ``log π_j - log σ_j - log(2π) / 2``.
+    """
+    K = beta.shape[0]
+    C = np.empty((K, beta.shape[1] + 1))
+    C[:, :-1] = -beta
+    C[:, -1] = 1.0
+    C /= (sigma * math.sqrt(2.0))[:, None]
+    const = log_weights - np.log(sigma) - 0.5 * LOG_2PI
+    return C, const[:, None]
+
+
+def block_stats_products(
+    Zt: np.ndarray,
+    Ut: np.ndarray,
+    C: np.ndarray,
+    const: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+) -> SufficientStats:
+    """:func:`block_stats` at given parameters (through :func:`density_terms`) from a block of
+    the transposed data ``Zt`` (m, rows) and its pair products ``Ut = pair_products(Zt)``.
+    ``gram`` holds the packed upper triangles (K, m (m + 1) / 2); :func:`unpack_gram` restores
+    the matrices once the blocks are summed.
+
+    The same totals as :func:`block_stats` up to rounding, at about 0.6 times the cost: the K
+    Gram matrices are one product ``Γ (K, rows) @ Uᵀ`` instead of K products ``Zᵀ (γ_j ⊙ Z)`` with
+    a weighted copy of the block each, and the responsibilities are the normalised
+    exponentials ``e_ij / Σ_j e_ij`` (one exponential an entry, not two as through
+    :func:`log_resp`).
+    """
+    out = C @ Zt  # (K, rows): scaled residuals
+    np.square(out, out=out)
+    np.subtract(const, out, out=out)  # log π_j + log N(y_i | x1_iᵀβ_j, σ_j²)
+    row_max = out.max(axis=0)
+    out -= row_max
+    np.exp(out, out=out)
+    total = out.sum(axis=0)
+    loglik_rows = np.log(total)
+    loglik_rows += row_max
+    np.reciprocal(total, out=total)
+    out *= total  # responsibilities γ_ij
+    if sample_weight is not None:
+        loglik = float(loglik_rows @ sample_weight)
+        out *= sample_weight
+        n_obs = float(sample_weight.sum())
+    else:
+        loglik = float(loglik_rows.sum())
+        n_obs = float(Zt.shape[1])
+    return SufficientStats(out.sum(axis=1), out @ Ut.T, loglik, n_obs)
 
 
 def iter_blocks(n: int, block_rows: int = DEFAULT_BLOCK_ROWS):
