@@ -18,6 +18,7 @@ is laid out component-major, (K, n), so that the reductions over components are 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -182,9 +183,14 @@ def pair_products(Zt: np.ndarray) -> np.ndarray:
     return Ut
 
 
+@functools.cache
+def _upper_triangle(m: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(m)
+
+
 def unpack_gram(packed: np.ndarray, m: int) -> np.ndarray:
     """Symmetric (K, m, m) matrices from their row-major upper triangles (K, m (m + 1) / 2)."""
-    a, b = np.triu_indices(m)
+    a, b = _upper_triangle(m)
     gram = np.empty((packed.shape[0], m, m))
     gram[:, a, b] = packed
     gram[:, b, a] = packed

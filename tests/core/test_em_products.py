@@ -20,11 +20,14 @@ def _data(n: int, q: int, seed: int, weighted: bool):
     return Z, w
 
 
+@pytest.mark.parametrize("intercept", [True, False])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("q", [1, 4])
-def test_product_stats_equal_block_stats(q, weighted):
+def test_product_stats_equal_block_stats(q, weighted, intercept):
     # 20,000 rows: three blocks of PRODUCT_BLOCK_ROWS, the last one short.
     Z, w = _data(20_000, q, seed=q, weighted=weighted)
+    if not intercept:  # q columns of data, none of them ones
+        Z = np.column_stack([Z[:, 1:], np.random.default_rng(q).normal(size=Z.shape[0])])
     rng = np.random.default_rng(1)
     K = 3
     beta = rng.normal(size=(K, q))
@@ -54,10 +57,19 @@ def test_pair_products_and_unpacking():
 
 def test_data_source_follows_the_memory_cap(monkeypatch):
     Z, _ = _data(1000, 2, seed=0, weighted=False)
-    assert type(em._in_memory(Z, None)) is em._ProductData
-    # 1000 rows x (3 + 6) numbers x 8 bytes = 72,000 bytes
-    monkeypatch.setattr(em, "PRODUCTS_MAX_BYTES", 71_999)
+    source = em._in_memory(Z, None)
+    assert type(source) is em._ProductData
+    # With the intercept's column of ones, the first 3 products are the data themselves.
+    np.testing.assert_array_equal(source.Zt, Z.T)
+    assert np.shares_memory(source.Zt, source.Ut)
+    # 1000 rows x 6 products x 8 bytes = 48,000 bytes; without the intercept 3 rows more.
+    monkeypatch.setattr(em, "PRODUCTS_MAX_BYTES", 47_999)
     assert type(em._in_memory(Z, None)) is InMemoryData
+    monkeypatch.setattr(em, "PRODUCTS_MAX_BYTES", 48_000)
+    assert type(em._in_memory(Z, None)) is em._ProductData
+    no_ones = Z.copy()
+    no_ones[:, 0] = 2.0
+    assert type(em._in_memory(no_ones, None)) is InMemoryData  # (6 + 3) x 8,000 > 48,000
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
