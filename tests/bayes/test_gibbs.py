@@ -544,21 +544,34 @@ def _summary(idata):
     return out
 
 
+@functools.cache
+def _nuts(kind: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _model(kind).sample_posterior(
+            1500, 1000, 4, sampler="pymc", random_seed=2, progressbar=False
+        )
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["separated", "overlapping", "shared", "fixed", "weighted"])
-def test_gibbs_and_nuts_agree(kind):
+@pytest.mark.parametrize(
+    ("kind", "metropolis"),
+    [(k, True) for k in ("separated", "overlapping", "shared", "fixed", "weighted")]
+    + [("separated", False), ("overlapping", False)],
+)
+def test_gibbs_and_nuts_agree(kind, metropolis):
     """Posterior means within 0.15 posterior sd and sds within 10% of NUTS's, for every scalar
-    parameter. Both runs are long enough that Monte Carlo error stays several times below these
-    tolerances (bulk ESS of at least 1,500 per parameter in either run, checked)."""
+    parameter, with the independence Metropolis move (the default) and without it (the plain
+    data-augmentation sampler). Both runs are long enough that Monte Carlo error stays several
+    times below these tolerances (bulk ESS of at least 1,500 per parameter in either run,
+    checked)."""
     import arviz_stats as azs
 
     model = _model(kind)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nuts = model.sample_posterior(
-            1500, 1000, 4, sampler="pymc", random_seed=2, progressbar=False
-        )
-    ours = _gibbs(model, draws=6000, tune=500, chains=4, seed=2)
+    nuts = _nuts(kind)
+    ours = _gibbs(model, draws=6000, tune=500, chains=4, seed=2, metropolis=metropolis)
+    move = ours["posterior"].attrs["gibbs_move"]
+    assert move == ("independence Metropolis" if metropolis else "none (metropolis=False)")
     for idata in (nuts, ours):
         names = [v for v in ("weights", "intercept", "coef", "sigma") if v in idata["posterior"]]
         ess = azs.ess(idata["posterior"].to_dataset()[names], method="bulk")
