@@ -200,7 +200,11 @@ def _add_posterior_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--draws", type=_positive_int, metavar="N", help="draws per chain")
     g.add_argument("--tune", type=_nonneg_int, metavar="N", help="tuning steps per chain")
     g.add_argument("--chains", type=_positive_int, metavar="N", help="number of chains")
-    g.add_argument("--sampler", choices=("auto", "nutpie", "pymc", "numpyro"), help="NUTS back-end")
+    g.add_argument(
+        "--sampler",
+        choices=("auto", "nutpie", "pymc", "numpyro", "gibbs"),  # spec.SAMPLERS (tested)
+        help="NUTS back-end, or gibbs (Gaussian components with constant weights)",
+    )
     g.add_argument("--cores", type=_positive_int, metavar="N", help="chains sampled in parallel")
     g.add_argument(
         "--starts",

@@ -173,30 +173,44 @@ def large(n: int, p: int, chunk: int, draws: int, tune: int, chains: int) -> dic
 
 
 def sweep_time(model: Any, sweeps: int) -> dict[str, float]:
-    """Milliseconds per sweep of one chain at the EM estimate (no pointwise log-likelihood)."""
+    """Milliseconds per iteration of one chain started at the EM estimate (no pointwise
+    log-likelihood), best of 3: plain sweeps (``metropolis=False``), and with the move after
+    a burn-in of ``sweeps`` iterations (move-only iterations between sweeps, as
+    ``sample_posterior`` runs it)."""
     from bayes_mlr.bayes import gibbs, gibbs_sweep
-    from bayes_mlr.core.em import _to_internal
 
     data = gibbs._Data(model, None)
     problem = data.problem
     K, p = problem.n_components, problem.X.shape[1]
     prior = gibbs_sweep.internal_prior(data.prior, data.scaler, K, p, problem.variance)
-    start = _to_internal(data.scaler, model.weights_, model.intercept_, model.coef_, model.sigma_)
-    job = gibbs_sweep.ChainJob(
-        rows=data.rows,
-        prior=prior,
-        variance=problem.variance,
-        weights=start.weights,
-        beta=start.beta,
-        sigma=start.sigma,
-        draws=sweeps,
-        tune=0,
-        seed=np.random.SeedSequence(0),
-        log_y_scale=float(np.log(data.scaler.y_scale)),
-    )
-    best = min(gibbs_sweep.run_chain(job).seconds for _ in range(3)) / (sweeps + 1)
+    em = gibbs._em_values(model)
+    start = gibbs._internal(em, data)
+    proposal, _ = gibbs._proposal(data, prior, em, True)
+
+    def per_iteration(tune: int, proposal: Any) -> float:
+        job = gibbs_sweep.ChainJob(
+            rows=data.rows,
+            prior=prior,
+            variance=problem.variance,
+            weights=start.weights,
+            beta=start.beta,
+            sigma=start.sigma,
+            draws=sweeps,
+            tune=tune,
+            seed=np.random.SeedSequence(0),
+            log_y_scale=float(np.log(data.scaler.y_scale)),
+            proposal=proposal,
+        )
+        return min(gibbs_sweep.run_chain(job).seconds for _ in range(3)) / (tune + sweeps + 1)
+
+    best = per_iteration(0, None)
     blocks = -(-data.n_rows // gibbs_sweep.BLOCK_ROWS)
-    return {"sweep_ms": best * 1e3, "block_us": best * 1e6 / blocks, "blocks_per_sweep": blocks}
+    return {
+        "sweep_ms": best * 1e3,
+        "block_us": best * 1e6 / blocks,
+        "blocks_per_sweep": blocks,
+        "iteration_ms": per_iteration(sweeps, proposal) * 1e3 if proposal is not None else None,
+    }
 
 
 def _cpu_seconds() -> float:
@@ -327,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     figures.update(sweep)
     say(
         f"one sweep: {sweep['sweep_ms']:.3f} ms ({sweep['blocks_per_sweep']} blocks of "
-        f"{sweep['block_us']:.0f} us)"
+        f"{sweep['block_us']:.0f} us); one iteration with the Metropolis move (default): "
+        + (f"{sweep['iteration_ms']:.3f} ms" if sweep["iteration_ms"] else "no proposal")
     )
 
     rows: list[list[Any]] = []

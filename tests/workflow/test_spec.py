@@ -53,6 +53,24 @@ def test_defaults():
     assert spec.posterior.starts == "dispersed" and spec.posterior.relabel == "em"
 
 
+def test_every_sampler_is_a_spec_and_cli_choice():
+    """``[posterior] sampler`` and ``--sampler`` take the same names, Gibbs included."""
+    from bayes_mlr.workflow.cli import build_parser
+    from bayes_mlr.workflow.spec import SAMPLERS
+
+    assert "gibbs" in SAMPLERS
+    spec = spec_of({"name": "x", "data": SIMULATED, "posterior": {"sampler": "gibbs"}})
+    assert spec.posterior.sampler == "gibbs"
+    choices = {
+        tuple(action.choices)
+        for sub in build_parser()._subparsers._group_actions
+        for parser in sub.choices.values()
+        for action in parser._actions
+        if "--sampler" in action.option_strings
+    }
+    assert choices == {SAMPLERS}
+
+
 def test_plot_settings():
     spec = spec_of({"name": "x", "data": SIMULATED, "plots": {"dpi": 300, "vector_format": "pdf"}})
     assert (spec.plots.dpi, spec.plots.vector_format) == (300, "pdf")
