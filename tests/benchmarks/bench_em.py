@@ -19,7 +19,10 @@ Every configuration is timed ``--repeats`` times (default 3) and the medians com
 bayes_mlr after one untimed warm-up, half of its fits before and half after the R run, so that
 a change of load on a shared machine hits both sides; R in one ``Rscript`` process, only the
 fits timed, each repeat after the same ``set.seed`` (the same computation every time).
-Optionally ``mixtools::regmixEM`` with one start (``--mixtools``; slow).
+Optionally ``mixtools::regmixEM`` with one start (``--mixtools``; slow). After the timings, one
+untimed fit of each configuration with a progress callback prints the EM updates of every run
+(each an E-step on all rows; SQUAREM adds about one more per three), which is where the time
+goes: in the like-for-like fit most random starts climb a long plateau to a lower optimum.
 
 flexmix estimates sigma with a degrees-of-freedom correction, so its optimum is not exactly the
 maximum-likelihood one. For an apples-to-apples comparison the observed-data log-likelihood of
@@ -377,6 +380,21 @@ def default_path_description(n: int, n_init: int = N_INIT) -> str:
     )
 
 
+def count_updates(fit: Callable[..., Any]) -> dict[str, list[int]]:
+    """One untimed fit with a progress callback: the EM updates of each run, by stage
+    (``"run"``: on all rows; ``"scout"``: the default path's subsample), in the order the runs
+    ended. Each update is one E-step on the rows of its stage; SQUAREM's extrapolations add
+    about one more per three (bayes_mlr.core.em._run_em)."""
+    counts: dict[str, list[int]] = {}
+
+    def callback(progress: Any) -> None:
+        if progress.done:
+            counts.setdefault(progress.stage, []).append(int(progress.n_iter))
+
+    fit(callback=callback)
+    return counts
+
+
 def _time_split(
     fit: Callable[[], Any], count: int, *, warmup: int, label: str
 ) -> tuple[list[float], Any]:
@@ -438,8 +456,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         for key, label, kwargs in CONFIGS:
 
-            def fit(kwargs: dict[str, Any] = kwargs) -> Any:
-                return fit_em(X, y, N_COMPONENTS, tol=TOL, random_state=RANDOM_STATE, **kwargs)
+            def fit(kwargs: dict[str, Any] = kwargs, **more: Any) -> Any:
+                return fit_em(
+                    X, y, N_COMPONENTS, tol=TOL, random_state=RANDOM_STATE, **kwargs, **more
+                )
 
             fits[key] = fit
             seconds[key], results[key] = _time_split(fit, before, warmup=1, label=label)
@@ -495,6 +515,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         say(f"{label} overall: {timing.describe()}")
         params = res.params()
         fitted[key] = params
+        updates = count_updates(fits[key])
+        figures[f"{key}_updates_per_run"] = updates.get("run", [])
+        figures[f"{key}_updates_per_scout"] = updates.get("scout", [])
         ll_exact = mixture_loglik(X, y, **params)
         figures.update(
             {
@@ -608,6 +631,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"{label}: reported minus recomputed log-likelihood {gap:.3g}; max |param - truth| "
             f"{figures[f'{key}_max_abs_err_vs_truth']:.4g}"
         )
+    for key, label, _ in CONFIGS:
+        if key not in fitted:
+            continue
+        runs, scouts = figures[f"{key}_updates_per_run"], figures[f"{key}_updates_per_scout"]
+        line = (
+            f"{label}: EM updates of each run on all rows {', '.join(map(str, runs))} "
+            f"({sum(runs)} in all)"
+        )
+        if scouts:
+            line += f"; scouting updates of each start {', '.join(map(str, scouts))}"
+        say(line + " (one untimed fit with a progress callback)")
     allowance = SAME_LOGLIK_PER_OBS * n
     for method in ("flexmix", "mixtools"):
         for key, label, _ in CONFIGS:
