@@ -4,18 +4,22 @@ The marginal density ``log p(y_i) = logsumexp_k(log w_k + log N(y_i | b_k + a_k 
 sigma_k))`` is where NUTS spends its time. Written as a PyTensor graph it becomes many passes
 over ``(n, K)`` arrays, forward and backward, each a scalar loop with its own ``exp``/``log``;
 the reductions over the short trailing axis of length K are particularly slow.
-:class:`MixtureRegressionLogp` does it in numpy over *component-major* ``(K, n)`` arrays: one
-matrix product for the means, one vectorised ``exp`` per element, reductions over the leading
-axis. It also returns the responsibilities and standardised residuals, which the gradient
-(:class:`MixtureRegressionLogpGrad`) reuses, so a log-density-and-gradient evaluation computes
-each ``exp`` once.
+:class:`MixtureRegressionLogp` does it over *component-major* ``(K, n)`` arrays: one matrix
+product for the means (BLAS), one vectorised ``exp`` per element and one ``log`` per row
+(numpy), and everything else in a few compiled loops (numba, nopython, compiled on first use
+and cached on disk) that run over contiguous rows, one pass where numpy needed one per
+operation. It also returns the responsibilities and standardised residuals, which the gradient
+(:class:`MixtureRegressionLogpGrad`) reuses (one compiled pass and one matrix product), so a
+log-density-and-gradient evaluation computes each ``exp`` once. The log-density is the plain
+numpy arithmetic's, bit for bit; the gradient's sums are accumulated in another order (equal to
+rounding). :func:`pointwise_logp_draws` evaluates the log-density at many draws (the pointwise
+log-likelihood) with the same code, in threads.
 
-Measured on the sampling benchmark's problem (n = 20,000, K = 3, p = 3;
-``make bench BENCH_ARGS="-k bench_sampling"``, which prints it with its commit): the
-log-density and gradient of the whole model take about 0.72 ms, against 0.97 ms for the
-hand-written ``pm.NormalMixture`` model (2026-12-05, a shared 2-core machine).
+``tests/benchmarks/bench_sampling.py`` prints, with its commit, one log-density-and-gradient
+evaluation of the whole model on its problem (n = 20,000, K = 3, p = 3) against the
+hand-written ``pm.NormalMixture`` model's and against the same arithmetic in plain numpy.
 
-Linkers: the Ops run their numpy code under PyTensor's C virtual machine and Python linkers,
+Linkers: the Ops run their Python code under PyTensor's C virtual machine and Python linkers,
 in object mode under the numba linker (PyTensor's default; registered here without its
 warning), and as JAX code under the JAX linker (numpyro), registered by :func:`register_jax`,
 which imports JAX and so is called only when that back-end is used. The graph around the Op
@@ -29,6 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numba
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -40,6 +45,7 @@ __all__ = [
     "MixtureRegressionLogp",
     "MixtureRegressionLogpGrad",
     "mixture_regression_logp",
+    "pointwise_logp_draws",
     "register_jax",
 ]
 
@@ -65,51 +71,184 @@ def _float_outputs(*ndims: int) -> list:
     return [pt.tensor(dtype="float64", shape=(None,) * ndim) for ndim in ndims]
 
 
+# The passes over the (K, n) arrays are compiled loops (numba, nopython; compiled on first use
+# and cached on disk), except ``exp`` and ``log``, which stay numpy's (vectorised) and the matrix
+# products (BLAS). Each loop runs component by component over contiguous rows, so it vectorises.
+# The forward loops repeat numpy's operations in numpy's order, so the log-density is the same,
+# bit for bit, as the plain numpy code it replaced; the gradient's sums are accumulated in
+# another order (vectorised), equal to rounding.
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+
+
+@_jit
+def _log_terms(z, y, intercept, inv_sigma, const, floor):  # pragma: no cover - compiled
+    """In place, ``z`` ``(K, n)`` holding ``coef @ X.T`` becomes the standardised residuals
+    ``(y - coef @ X.T - intercept) * inv_sigma``. Returns the log terms ``const - z**2 / 2``
+    less their column maximum (clamped below at ``floor``), that maximum ``top`` ``(n,)`` (NaN if
+    any term is), and whether it is not finite anywhere; where it is not, nothing is
+    subtracted."""
+    K, n = z.shape
+    terms = np.empty((K, n))
+    top = np.empty(n)
+    for k in range(K):
+        bk = intercept[k]
+        sk = inv_sigma[k]
+        ck = const[k]
+        for i in range(n):
+            zi = (y[i] - z[k, i] - bk) * sk
+            z[k, i] = zi
+            v = zi * zi * -0.5 + ck
+            terms[k, i] = v
+            if k == 0 or v > top[i] or v != v:
+                top[i] = v
+    shift = np.empty(n)
+    degenerate = False
+    for i in range(n):
+        finite = top[i] - top[i] == 0.0
+        shift[i] = top[i] if finite else 0.0
+        degenerate |= not finite
+    for k in range(K):
+        for i in range(n):
+            v = terms[k, i] - shift[i]
+            terms[k, i] = floor if v < floor else v
+    return terms, top, shift, degenerate
+
+
+@_jit
+def _normalise(scaled):  # pragma: no cover - compiled
+    """In place, the columns of ``scaled`` ``(K, n)`` divided by their sums, which it returns
+    (summed in numpy's order; divided as a product with the reciprocal: one division a row)."""
+    K, n = scaled.shape
+    total = scaled[0].copy()
+    for k in range(1, K):
+        for i in range(n):
+            total[i] += scaled[k, i]
+    inverse = 1.0 / total
+    for k in range(K):
+        for i in range(n):
+            scaled[k, i] *= inverse[i]
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _weighted_sums(resp, z, g, weighted):  # pragma: no cover - compiled
+    """``weighted = g resp z`` (written into ``weighted``) and per component ``sum g resp``,
+    ``sum g resp z`` and ``sum g resp z**2``, each ``(K,)``."""
+    K, n = resp.shape
+    s0 = np.empty(K)
+    s1 = np.empty(K)
+    s2 = np.empty(K)
+    for k in range(K):
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        for i in range(n):
+            r = resp[k, i] * g[i]
+            rz = r * z[k, i]
+            weighted[k, i] = rz
+            a0 += r
+            a1 += rz
+            a2 += rz * z[k, i]
+        s0[k] = a0
+        s1[k] = a1
+        s2[k] = a2
+    return s0, s1, s2
+
+
 def _forward(y, X, intercept, coef, log_w, sigma):
-    """numpy: ``(logp (n,), resp (K, n), z (K, n))``; ``z = (y - intercept - coef @ X.T) / sigma``.
+    """``(logp (n,), resp (K, n), z (K, n))``; ``z = (y - intercept - coef @ X.T) / sigma``.
 
     The means are formed component-major, ``(K, n)``, so that every later pass and reduction
-    runs over contiguous rows.
+    runs over contiguous rows (``X`` in Fortran order makes ``X.T`` contiguous for BLAS:
+    :func:`bayes_mlr.bayes.model.build_model` stores it so).
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         inv_sigma = 1.0 / sigma
+        const = log_w + np.log(inv_sigma) - _LOG_SQRT_2PI
         z = np.dot(coef, X.T)  # (K, n), component-major
-        np.subtract(y, z, out=z)
-        z -= intercept[:, None]
-        z *= inv_sigma[:, None]
-        terms = np.multiply(z, z)
-        terms *= -0.5
-        terms += (log_w + np.log(inv_sigma) - _LOG_SQRT_2PI)[:, None]
-        top = terms.max(axis=0)
+        terms, top, shift, degenerate = _log_terms(
+            z, np.ascontiguousarray(y), intercept, inv_sigma, const, _EXP_FLOOR
+        )
+        np.exp(terms, out=terms)
+        total = _normalise(terms)
         # Where the largest term is not finite (every term -inf: no component can produce
         # y_i), logp is that term, as for a plain logsumexp.
-        degenerate = ~np.isfinite(top)
-        any_degenerate = bool(degenerate.any())
-        if any_degenerate:
-            degenerate_top = top[degenerate]
-            top[degenerate] = 0.0
-        terms -= top
-        np.maximum(terms, _EXP_FLOOR, out=terms)
-        np.exp(terms, out=terms)
-        total = terms.sum(axis=0)
-        terms /= total
         logp = np.log(total, out=total)
-        logp += top
-        if any_degenerate:
-            logp[degenerate] = degenerate_top
+        logp += shift
+        if degenerate:
+            where = ~np.isfinite(top)
+            logp[where] = top[where]
     return logp, terms, z
 
 
 def _backward(X, resp, z, sigma, g):
-    """numpy: gradients of ``sum_i g[i] logp[i]`` for intercept, coef, log_w and sigma."""
+    """Gradients of ``sum_i g[i] logp[i]`` for intercept, coef, log_w and sigma."""
     inv_sigma = 1.0 / sigma
-    weighted = resp * g  # (K, n)
-    d_log_w = weighted.sum(axis=1)
-    weighted *= z  # g resp z
-    d_sigma = (np.einsum("kn,kn->k", weighted, z) - d_log_w) * inv_sigma
-    d_intercept = weighted.sum(axis=1) * inv_sigma
+    weighted = np.empty_like(resp)  # g resp z
+    d_log_w, s1, s2 = _weighted_sums(resp, z, np.ascontiguousarray(g), weighted)
+    d_sigma = (s2 - d_log_w) * inv_sigma
+    d_intercept = s1 * inv_sigma
     d_coef = np.dot(weighted, X) * inv_sigma[:, None]
     return d_intercept, d_coef, d_log_w, d_sigma
+
+
+def _logp_only(y, X, intercept, coef, log_w, sigma):
+    """``_forward``'s ``logp`` alone (the same numbers, bit for bit), without the
+    responsibilities."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        inv_sigma = 1.0 / sigma
+        const = log_w + np.log(inv_sigma) - _LOG_SQRT_2PI
+        terms, top, shift, degenerate = _log_terms(
+            np.dot(coef, X.T), y, intercept, inv_sigma, const, _EXP_FLOOR
+        )
+        np.exp(terms, out=terms)
+        logp = terms.sum(axis=0)  # in row order, as _normalise sums
+        np.log(logp, out=logp)
+        logp += shift
+        if degenerate:
+            where = ~np.isfinite(top)
+            logp[where] = top[where]
+    return logp
+
+
+def pointwise_logp_draws(
+    y, X, log_w, intercept, coef, sigma, *, sample_weight=None, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pointwise log-density at many parameter draws, and its sum over the rows.
+
+    ``log_w``, ``intercept``, ``sigma`` ``(S, K)`` and ``coef`` ``(S, K, p)`` hold ``S`` draws;
+    returns ``(S, n)`` (row ``s``: :class:`MixtureRegressionLogp`'s ``logp`` at draw ``s``,
+    times ``sample_weight`` when given) and its row sums ``(S,)``. The draws are shared out
+    among ``threads`` threads (default: one per CPU); the compiled loops, numpy's ``exp``/``log``
+    and BLAS release the interpreter lock, so they run in parallel.
+    """
+    import itertools
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    y = np.ascontiguousarray(y, dtype=float)
+    X = np.asfortranarray(X, dtype=float)
+    S, n = np.shape(log_w)[0], y.shape[0]
+    out = np.empty((S, n))
+    totals = np.empty(S)
+
+    def work(lo: int, hi: int) -> None:
+        for s in range(lo, hi):
+            row = _logp_only(y, X, intercept[s], coef[s], log_w[s], sigma[s])
+            if sample_weight is not None:
+                row *= sample_weight
+            out[s] = row
+            totals[s] = row.sum()
+
+    threads = max(1, min(threads or os.cpu_count() or 1, S))
+    bounds = np.linspace(0, S, threads + 1).astype(int)
+    if threads == 1:
+        work(0, S)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(work, lo, hi) for lo, hi in itertools.pairwise(bounds)]:
+                future.result()
+    return out, totals
 
 
 class MixtureRegressionLogp(Op):

@@ -22,9 +22,10 @@ Models with concomitant variables, grouped rows or shared coefficients are built
 them.
 
 The speed over a hand-written ``pm.NormalMixture`` model comes from three places: the
-likelihood is one fused PyTensor Op (:mod:`bayes_mlr.bayes.mixture_op`: numpy over component-major
-arrays, an analytic gradient reusing the responsibilities), about 1.8x cheaper per gradient; a
-dense mass matrix set from the curvature of the log-posterior at EM (PyMC and numpyro
+likelihood is one fused PyTensor Op (:mod:`bayes_mlr.bayes.mixture_op`: compiled loops over
+component-major arrays, an analytic gradient reusing the responsibilities), cheaper per
+gradient (``tests/benchmarks/bench_sampling.py`` prints both with its commit); a dense mass
+matrix set from the curvature of the log-posterior at EM (PyMC and numpyro
 back-ends); and chains in parallel on every core by default (PyMC's default assumes
 hyper-threads and uses half).
 
@@ -36,6 +37,7 @@ on every back-end, and afterwards each draw is relabelled to the EM labelling by
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -45,7 +47,7 @@ import xarray as xr
 
 from bayes_mlr.bayes import starts as _starts
 from bayes_mlr.bayes import stephens as stephens_mod
-from bayes_mlr.bayes.mixture_op import mixture_regression_logp
+from bayes_mlr.bayes.mixture_op import mixture_regression_logp, pointwise_logp_draws
 from bayes_mlr.bayes.priors import default_priors, describe_priors, merge_priors
 
 # The machinery shared with the structured models lives in bayes.sampling; the names are
@@ -294,7 +296,8 @@ def _build(problem: _Problem, priors: Mapping[str, Mapping[str, Any]] | None) ->
         "obs": np.arange(n),
     }
     with pm.Model(coords=coords) as pm_model:
-        X_data = pm.Data("X", problem.X, dims=("obs", "feature"))
+        # Fortran order: the likelihood Op's matrix products take X.T, then contiguous.
+        X_data = pm.Data("X", np.asfortranarray(problem.X), dims=("obs", "feature"))
         y_data = pm.Data("y_observed", problem.y, dims="obs")
         if K > 1:
             weights = pm.Dirichlet(
@@ -378,19 +381,76 @@ def em_initial_point(model: Any, pm_model: pm.Model) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 
 
-def _add_log_likelihood(idata: xr.DataTree, pm_model: pm.Model) -> xr.DataTree:
+def _add_log_likelihood(
+    idata: xr.DataTree, pm_model: pm.Model, problem: _Problem | None = None
+) -> xr.DataTree:
     """Add the pointwise log-likelihood of ``y`` (group ``log_likelihood``) to ``idata``.
 
-    Evaluated at every posterior draw with the likelihood Op (``sample_weight`` times the
-    log-density when the model has sample weights), compiled as for sampling.
+    ``sample_weight`` times the log-density when the model has sample weights. With ``problem``
+    (``pm_model`` is :func:`_build`'s model of it, not extended), evaluated directly by the
+    likelihood Op's own code (:func:`bayes_mlr.bayes.mixture_op.pointwise_logp_draws`: the
+    same numbers, on every core); otherwise by PyMC, compiled as for sampling.
     """
-    return pm.compute_log_likelihood(
-        idata,
-        model=pm_model,
-        extend_inferencedata=True,
-        progressbar=False,
-        compile_kwargs=_compile_kwargs() or None,
+    group, _ = _log_likelihood_group(idata, pm_model, problem)
+    idata["log_likelihood"] = xr.DataTree(group)
+    return idata
+
+
+def _log_likelihood_group(
+    idata: xr.DataTree, pm_model: pm.Model, problem: _Problem | None = None
+) -> tuple[xr.Dataset, np.ndarray]:
+    """The group :func:`_add_log_likelihood` adds, and the log-likelihood per draw
+    ``(chain, draw)``: the sum over the observations of every observed variable's terms."""
+    if problem is None:
+        group = pm.compute_log_likelihood(
+            idata,
+            model=pm_model,
+            extend_inferencedata=False,
+            progressbar=False,
+            compile_kwargs=_compile_kwargs() or None,
+        )
+        group = group.to_dataset() if hasattr(group, "to_dataset") else group
+        total = sum(
+            group[name].sum([d for d in group[name].dims if d not in ("chain", "draw")])
+            for name in group.data_vars
+        )
+        return group, total.transpose("chain", "draw").to_numpy()
+    post = idata["posterior"]
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    K, (n, p) = problem.n_components, problem.X.shape
+
+    def draws(name: str, *core: str) -> np.ndarray:
+        return post[name].transpose("chain", "draw", *core).to_numpy().reshape(C * D, -1)
+
+    ones = np.ones((C * D, K))
+    with np.errstate(divide="ignore"):
+        log_w = np.log(draws("weights", "component")) if "weights" in post else 0.0 * ones
+    intercept = draws("intercept", "component") if problem.fit_intercept else 0.0 * ones
+    if problem.variance == "component":
+        sigma = draws("sigma", "component")
+    elif problem.variance == "shared":
+        sigma = draws("sigma") * ones
+    else:
+        sigma = problem.fixed_sigma * ones
+    coef = draws("coef", "component", "feature").reshape(C * D, K, p)
+    values, totals = pointwise_logp_draws(
+        problem.y, problem.X, log_w, intercept, coef, sigma, sample_weight=problem.sample_weight
     )
+    attrs = {
+        k: v
+        for k, v in post.attrs.items()
+        if k.startswith(("creation_", "inference_")) or k == "sample_dims"
+    }
+    group = xr.Dataset(
+        {"y": (("chain", "draw", "obs"), values.reshape(C, D, n))},
+        coords={
+            "chain": post["chain"].to_numpy(),
+            "draw": post["draw"].to_numpy(),
+            "obs": np.arange(n),
+        },
+        attrs={"created_at": datetime.now(UTC).isoformat(), **attrs},
+    )
+    return group, totals.reshape(C, D)
 
 
 def _align_to_em(
@@ -723,7 +783,8 @@ def sample_posterior(
         raise ValueError("draws and chains must be >= 1 and tune >= 0")
     if sampler == "auto":
         backend = _auto_sampler(problem, chains, draws + tune)
-    if pm_model is None:
+    built = pm_model is None  # our own model of `problem` (the log-likelihood's fast path)
+    if built:
         prior_record = _prior_record(problem, priors)
         pm_model = _build(problem, priors)
     elif priors is not None:
@@ -755,9 +816,11 @@ def sample_posterior(
         kwargs=kwargs,
     )
     idata = _align_to_em(idata, model, em, problem, relabel)
-    idata = _add_modes(idata, pm_model, chain_starts, optima, problem, starts)
+    total = None  # the log-likelihood per draw: the mode analysis needs it too
     if log_likelihood:
-        idata = _add_log_likelihood(idata, pm_model)
+        group, total = _log_likelihood_group(idata, pm_model, problem if built else None)
+        idata["log_likelihood"] = xr.DataTree(group)
+    idata = _add_modes(idata, pm_model, chain_starts, optima, problem, starts, log_likelihood=total)
     if posterior_predictive:
         pm.sample_posterior_predictive(
             idata,

@@ -237,7 +237,9 @@ def _logp_dlogp(pm_model: pm.Model, free_rvs: list, point: dict[str, np.ndarray]
     func = pm_model.logp_dlogp_function(
         value_vars, ravel_inputs=True, initial_point=point, **_compile_kwargs()
     )
-    func.trust_input = True
+    # Skip the input checks on every call: the samplers pass float64 vectors of the right size.
+    # (PyMC's ValueGradFunction has no trust_input of its own; its compiled function has.)
+    func._pytensor_function.trust_input = True
     return value_vars, func
 
 
@@ -496,12 +498,16 @@ def _first_seed(random_seed: Any) -> Any:
 
 
 def _invariants(
-    idata: xr.DataTree, pm_model: pm.Model
+    idata: xr.DataTree, pm_model: pm.Model, log_likelihood: np.ndarray | None = None
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Per draw: the log density on the sampler's unconstrained scale (with the Jacobian), the
     total log-likelihood, and the unconstrained point; ``(chain, draw)``, ``(chain, draw)``,
     ``(chain, draw, d)``. All None when the model's transforms cannot be evaluated alone (a
-    model of yours whose transforms depend on other variables)."""
+    model of yours whose transforms depend on other variables).
+
+    ``log_likelihood`` ``(chain, draw)``: the total log-likelihood, when it is known already
+    (summed from the pointwise one); then only the other terms of the log density (priors,
+    Jacobians) are evaluated here, not the likelihood again (over every row, at every draw)."""
     free = list(pm_model.free_RVs)
     post = idata["posterior"]
     if any(rv.name not in post for rv in free):
@@ -515,12 +521,14 @@ def _invariants(
             outputs.append(x if transform is None else transform.forward(x, *rv.owner.inputs))
         forward = pytensor.function(inputs, outputs, on_unused_input="ignore", mode="FAST_RUN")
         values = [pm_model.rvs_to_values[rv] for rv in free]
-        logp = pytensor.function(
-            values,
-            [pm_model.logp(jacobian=True), pm_model.logp(vars=_likelihood_terms(pm_model))],
-            on_unused_input="ignore",
-            **_compile_kwargs(),
-        )
+        likelihood = _likelihood_terms(pm_model)
+        if log_likelihood is None:
+            outputs = [pm_model.logp(jacobian=True), pm_model.logp(vars=likelihood)]
+        else:
+            terms = [*pm_model.free_RVs, *pm_model.observed_RVs, *pm_model.potentials]
+            rest = [v for v in terms if v not in likelihood]
+            outputs = [pm_model.logp(vars=rest, jacobian=True)]
+        logp = pytensor.function(values, outputs, on_unused_input="ignore", **_compile_kwargs())
     except (MissingInputError, NotImplementedError, TypeError, ValueError) as exc:
         warnings.warn(
             f"the log density of the draws cannot be evaluated for this model ({exc}); the "
@@ -539,7 +547,11 @@ def _invariants(
     for c in range(C):
         for d in range(S):
             point = forward(*[a[c, d] for a in arrays])
-            lp[c, d], ll[c, d] = (float(v) for v in logp(*point))
+            if log_likelihood is None:
+                lp[c, d], ll[c, d] = (float(v) for v in logp(*point))
+            else:
+                ll[c, d] = log_likelihood[c, d]
+                lp[c, d] = ll[c, d] + float(logp(*point)[0])
             flat = np.concatenate([np.ravel(v) for v in point])
             if phi is None:
                 phi = np.empty((C, S, flat.size))
@@ -564,13 +576,18 @@ def _add_modes(
     starts: str,
     extra_invariants: Mapping[str, np.ndarray] | None = None,
     invariants: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    log_likelihood: np.ndarray | None = None,
 ) -> xr.DataTree:
     """Add ``log_density`` and ``log_likelihood`` to ``sample_stats`` and the group ``modes``:
     which chains sit in which posterior mode and each mode's estimated share
     (:mod:`bayes_mlr.bayes.modes`). ``extra_invariants`` are more label-invariant quantities,
     each ``(chain, draw)``, to compare the chains on. ``invariants``: the ``(lp, ll, phi)`` of
-    :func:`_invariants`, when the sampler has them already (the Gibbs sampler)."""
-    lp, ll, phi = _invariants(idata, pm_model) if invariants is None else invariants
+    :func:`_invariants`, when the sampler has them already (the Gibbs sampler);
+    ``log_likelihood``: the total log-likelihood per draw, when it is known already."""
+    if invariants is None:
+        lp, ll, phi = _invariants(idata, pm_model, log_likelihood)
+    else:
+        lp, ll, phi = invariants
     post = idata["posterior"]
     stats = idata["sample_stats"].to_dataset()
     extra: dict[str, np.ndarray] = {}

@@ -17,7 +17,12 @@ from pytensor.gradient import NullTypeGradError
 from scipy import stats
 from scipy.special import logsumexp
 
-from bayes_mlr.bayes.mixture_op import MixtureRegressionLogp, mixture_regression_logp, register_jax
+from bayes_mlr.bayes.mixture_op import (
+    MixtureRegressionLogp,
+    mixture_regression_logp,
+    pointwise_logp_draws,
+    register_jax,
+)
 
 SEEDS = [0, 1, 2]
 
@@ -180,3 +185,26 @@ def test_bad_input_ranks_are_refused():
         MixtureRegressionLogp()(
             np.zeros(3), np.zeros(3), np.zeros(1), np.zeros((1, 1)), np.zeros(1), np.ones(1)
         )
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_pointwise_logp_at_many_draws_equals_the_op(threads):
+    """The pointwise log-likelihood's evaluator gives the Op's logp at every draw, weighted."""
+    problem = _problem(0, n=40)
+    rng = np.random.default_rng(5)
+    S, K, p = 7, 3, problem["X"].shape[1]
+    log_w = np.log(rng.dirichlet(np.ones(K), size=S))
+    log_w[0, 1] = -np.inf  # a component without weight
+    intercept, coef = rng.normal(size=(S, K)), rng.normal(size=(S, K, p))
+    sigma = rng.uniform(0.3, 2.0, size=(S, K))
+    weights = rng.integers(1, 4, size=problem["y"].size).astype(float)
+    values, totals = pointwise_logp_draws(
+        problem["y"], problem["X"], log_w, intercept, coef, sigma,
+        sample_weight=weights, threads=threads,
+    )  # fmt: skip
+    inputs, fused, _ = _symbolic()
+    f = pytensor.function(inputs, fused)
+    for s in range(S):
+        want = weights * f(problem["y"], problem["X"], log_w[s], intercept[s], coef[s], sigma[s])
+        np.testing.assert_allclose(values[s], want, rtol=1e-13)
+    np.testing.assert_allclose(totals, values.sum(axis=1), rtol=1e-13)

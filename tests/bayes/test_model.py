@@ -393,6 +393,26 @@ def test_groups_and_pointwise_log_likelihood(sampler):
     assert idata["sample_stats"]["relabelled"].dims == ("chain", "draw")
 
 
+def test_per_draw_log_density_and_log_likelihood_are_the_models():
+    """sample_stats' log_density (with the Jacobian) and log_likelihood at a draw equal the PyMC
+    model's, and the log_likelihood is the sum of the pointwise group."""
+    idata = h.posterior("pymc")
+    post, stats_ = idata["posterior"], idata["sample_stats"]
+    pm_model = bayes.build_model(h.fitted())
+    logp = pm_model.compile_logp(jacobian=True)
+    loglik = pm_model.compile_logp(vars=pm_model.observed_RVs)
+    for sel in ({"chain": 0, "draw": 3}, {"chain": 2, "draw": 211}):
+        values = {
+            k: post[k].isel(sel).to_numpy() for k in ("weights", "intercept", "coef", "sigma")
+        }
+        point = bayes._value_vars_and_point(pm_model, values)[1]
+        np.testing.assert_allclose(stats_["log_density"].isel(sel), logp(point), rtol=1e-10)
+        np.testing.assert_allclose(stats_["log_likelihood"].isel(sel), loglik(point), rtol=1e-10)
+    np.testing.assert_allclose(
+        stats_["log_likelihood"], idata["log_likelihood"]["y"].sum("obs"), rtol=1e-12
+    )
+
+
 def test_loo_runs_on_the_posterior():
     loo = azs.loo(h.posterior("pymc"), var_name="y")
     assert np.isfinite(loo.elpd)
