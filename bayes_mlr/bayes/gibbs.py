@@ -24,16 +24,24 @@ The priors are those of :func:`bayes_mlr.bayes.priors.default_priors` with the u
 ``priors=`` overrides (:func:`bayes_mlr.bayes.priors.merge_priors`), as the PyMC model uses
 them, so that both samplers target one posterior (tested against PyMC's log density).
 
-When it is the faster sampler, and why ``sampler="auto"`` does not pick it: a sweep costs about
-one EM pass (0.9 ms at n = 20,000, K = 3, p = 3), several times less than a NUTS draw, but
-successive draws are correlated through the labels: the lag-1 autocorrelation of the slowest
-direction is the largest fraction of missing information, which is also EM's rate of
-convergence (0.73 on ``tests/benchmarks/bench_gibbs.py``'s problem, where the slowest bulk
-ESS per draw is 0.18 against NUTS's 1.37). There Gibbs reached 0.85x the min bulk ESS per
-second of the hand-written ``pm.NormalMixture`` baseline on the same cores, below the default
-NUTS path, so ``"auto"`` stays NUTS. Gibbs pays off where the components are well separated
-(0.6 ESS per draw) and where NUTS cannot go: Dask data streamed chunk by chunk (1,000,000 rows x
-10 features: 4 x (200 + 1000) sweeps in about 8 minutes on 2 shared cores, 0.8 GB peak RSS).
+The independence Metropolis move (:mod:`bayes_mlr.bayes.gibbs_proposal`, on by default): a
+plain sweep moves the parameters only through the labels, and its slowest direction has a lag-1
+autocorrelation equal to the largest fraction of missing information, which is also EM's rate
+of convergence (0.73 on ``tests/benchmarks/bench_gibbs.py``'s problem, where the plain sampler
+gets 0.18 min bulk ESS per draw against the NUTS baseline's 1.38). The move proposes the
+parameters afresh from the Laplace approximation at the posterior mode and accepts them by
+Metropolis-Hastings; where it is accepted often (in the first half of the burn-in), iterations
+of the move alone, one log-likelihood pass each, run between the sweeps
+(:func:`bayes_mlr.bayes.gibbs_sweep.metropolis_steps`). Every kernel leaves the posterior
+invariant, and the sweeps keep the chain moving where proposals are rejected; the move is
+left out, with the reason in ``posterior.attrs["gibbs_move"]``, where the log posterior is
+not concave at the EM estimate. ``metropolis=False`` runs the plain sampler.
+
+Where it is the faster sampler: with many rows, where the posterior is close to normal.
+``sampler="auto"`` picks it from ``bayes_mlr.bayes.posterior.GIBBS_AUTO_MIN_ROWS`` rows on
+(measurements in :mod:`bayes_mlr.bayes.posterior`; ``make bench`` prints the figures against
+the ``pm.NormalMixture`` baseline). It also samples Dask data, streamed chunk by chunk
+(1,000,000 rows x 10 features: ``bench_gibbs``).
 """
 
 from __future__ import annotations
@@ -373,6 +381,34 @@ def _internal(values: Mapping[str, Any], data: _Data) -> _Params:
     return _to_internal(data.scaler, w / w.sum(), values["intercept"], values["coef"], sigma)
 
 
+def _chain_job(
+    data: _Data,
+    prior: _sweep.InternalPrior,
+    start: _Params,
+    *,
+    draws: int,
+    tune: int,
+    seed: np.random.SeedSequence,
+    proposal: _proposals.IndependenceProposal | None,
+    pointwise: tuple[str, tuple[int, int, int], int] | None = None,
+) -> _sweep.ChainJob:
+    """One chain's job from its start (standardised scale)."""
+    return _sweep.ChainJob(
+        rows=data.rows,
+        prior=prior,
+        variance=data.problem.variance,
+        weights=start.weights,
+        beta=start.beta,
+        sigma=start.sigma,
+        draws=draws,
+        tune=tune,
+        seed=seed,
+        log_y_scale=float(np.log(data.scaler.y_scale)),
+        pointwise=pointwise,
+        proposal=proposal,
+    )
+
+
 def _proposal(
     data: _Data, prior: _sweep.InternalPrior, em: Mapping[str, Any], metropolis: bool
 ) -> tuple[_proposals.IndependenceProposal | None, str]:
@@ -532,7 +568,7 @@ def sample_gibbs(
 
     The model, priors, starts, relabelling, modes and output are those of
     :func:`bayes_mlr.bayes.model.sample_posterior`; only the sampler differs (see
-    :mod:`bayes_mlr.bayes.gibbs_sweep`). ``tune`` sweeps are discarded as burn-in.
+    :mod:`bayes_mlr.bayes.gibbs_sweep`). ``tune`` iterations are discarded as burn-in.
 
     Parameters
     ----------
@@ -540,7 +576,8 @@ def sample_gibbs(
         Fitted, with Gaussian components and constant weights (no groups, concomitant
         variables or shared coefficients); any variance mode; training data in memory or Dask.
     draws, tune, chains : int
-        Kept sweeps per chain, burn-in sweeps per chain, number of chains.
+        Kept iterations (draws) per chain, burn-in iterations per chain, number of chains. An
+        iteration is a sweep, the Metropolis move and a sweep, or the move alone (``metropolis``).
     random_seed : int, list of int (one per chain) or None
         The draws depend on the seed only: not on ``cores``, nor on how Dask chunks the rows.
     progressbar : bool
@@ -638,22 +675,12 @@ def sample_gibbs(
                 f.truncate(chains * draws * data.n_rows * 8)
             target = (path, (chains, draws, data.n_rows))
         jobs = [
-            _sweep.ChainJob(
-                rows=data.rows,
-                prior=prior,
-                variance=problem.variance,
-                weights=start.weights,
-                beta=start.beta,
-                sigma=start.sigma,
-                draws=draws,
-                tune=tune,
-                seed=seeds[c],
-                log_y_scale=float(np.log(data.scaler.y_scale)),
+            _chain_job(
+                data, prior, start, draws=draws, tune=tune, seed=seeds[c], proposal=proposal,
                 pointwise=None if target is None else (*target, c),
-                proposal=proposal,
             )
             for c, start in enumerate(internal)
-        ]
+        ]  # fmt: skip
         results = _run_chains(jobs, cores)
         pointwise = None if target is None else _read_pointwise(*target)
     wall = time.perf_counter() - t0

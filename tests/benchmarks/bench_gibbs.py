@@ -188,18 +188,9 @@ def sweep_time(model: Any, sweeps: int) -> dict[str, float]:
     proposal, _ = gibbs._proposal(data, prior, em, True)
 
     def per_iteration(tune: int, proposal: Any) -> float:
-        job = gibbs_sweep.ChainJob(
-            rows=data.rows,
-            prior=prior,
-            variance=problem.variance,
-            weights=start.weights,
-            beta=start.beta,
-            sigma=start.sigma,
-            draws=sweeps,
-            tune=tune,
-            seed=np.random.SeedSequence(0),
-            log_y_scale=float(np.log(data.scaler.y_scale)),
-            proposal=proposal,
+        seed = np.random.SeedSequence(0)
+        job = gibbs._chain_job(
+            data, prior, start, draws=sweeps, tune=tune, seed=seed, proposal=proposal
         )
         return min(gibbs_sweep.run_chain(job).seconds for _ in range(3)) / (tune + sweeps + 1)
 
