@@ -79,7 +79,13 @@ from bayes_mlr.core.data import Scaler
 from bayes_mlr.core.em import _Params, _to_external, _to_internal
 from bayes_mlr.core.labels import RELABEL_METHODS
 
-__all__ = ["GIBBS_PARALLEL_WORK", "LOG_LIKELIHOOD_MAX_BYTES", "gibbs_supported", "sample_gibbs"]
+__all__ = [
+    "GIBBS_PARALLEL_WORK",
+    "LOG_LIKELIHOOD_MAX_BYTES",
+    "gibbs_supported",
+    "non_integer_weights",
+    "sample_gibbs",
+]
 
 #: Below this much work (chains x sweeps x rows x components) the chains run one after the
 #: other in this process: starting worker processes would cost more than they save.
@@ -121,27 +127,31 @@ def _check_model(model: Any) -> None:
     ok, why = gibbs_supported(model)
     if not ok:
         raise ValueError(
-            f"sampler='gibbs' cannot sample this model: {why}. Use sampler='auto' (NUTS), "
+            f"sampler='gibbs' cannot sample this model: {why}. Use sampler='pymc' (NUTS), "
             "which samples every model bayes_mlr fits."
         )
 
 
-def _check_integer_weights(sample_weight: Any) -> None:
-    """Replication weights must be whole numbers for the labels to be exact."""
+def non_integer_weights(sample_weight: Any) -> int:
+    """How many sample weights (in memory or Dask) are not whole numbers."""
     if sample_weight is None:
-        return
+        return 0
     if is_dask_collection(sample_weight):
         import dask
 
-        bad = int(dask.compute((sample_weight != np.round(sample_weight)).sum())[0])
-    else:
-        w = np.asarray(sample_weight, dtype=float)
-        bad = int(np.count_nonzero(w != np.round(w)))
+        return int(dask.compute((sample_weight != np.round(sample_weight)).sum())[0])
+    w = np.asarray(sample_weight, dtype=float)
+    return int(np.count_nonzero(w != np.round(w)))
+
+
+def _check_integer_weights(sample_weight: Any) -> None:
+    """Replication weights must be whole numbers for the labels to be exact."""
+    bad = non_integer_weights(sample_weight)
     if bad:
         raise ValueError(
             f"sampler='gibbs' takes integer sample weights only (replication counts: a row of "
             f"weight 2 is two rows, each with its own label); {bad} weight(s) are not whole "
-            "numbers. Use sampler='auto' (NUTS), whose likelihood weights each row's "
+            "numbers. Use sampler='pymc' (NUTS), whose likelihood weights each row's "
             "log-density by any non-negative weight."
         )
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import numpy as np
-
 from bayes_mlr.bayes import model as _nuts
 
 __all__ = ["GIBBS_AUTO_MIN_ROWS", "auto_sampler", "sample_posterior"]
@@ -34,7 +32,7 @@ GIBBS_AUTO_MIN_ROWS = 10_000
 def auto_sampler(model: Any, **kwargs: Any) -> str:
     """The sampler ``sampler="auto"`` runs for ``model`` with these keyword arguments of
     :func:`sample_posterior`: ``"gibbs"`` or ``"pymc"`` (see the module docstring)."""
-    from bayes_mlr.bayes.gibbs import gibbs_supported, sample_gibbs
+    from bayes_mlr.bayes.gibbs import gibbs_supported, non_integer_weights, sample_gibbs
 
     if kwargs.get("pm_model") is not None:
         return "pymc"
@@ -46,18 +44,9 @@ def auto_sampler(model: Any, **kwargs: Any) -> str:
     X = getattr(model, "_fit_X", None)
     if X is None or int(X.shape[0]) < GIBBS_AUTO_MIN_ROWS:
         return "pymc"
-    weights = getattr(model, "_fit_sample_weight", None)
-    if weights is not None and not _integer_valued(weights):
+    if non_integer_weights(getattr(model, "_fit_sample_weight", None)):
         return "pymc"
     return "gibbs"
-
-
-def _integer_valued(weights: Any) -> bool:
-    from bayes_mlr._validation import is_dask_collection
-
-    if is_dask_collection(weights):
-        return bool((weights % 1 == 0).all().compute())
-    return bool(np.all(np.mod(np.asarray(weights, dtype=float), 1.0) == 0.0))
 
 
 def sample_posterior(
