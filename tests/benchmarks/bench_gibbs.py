@@ -4,7 +4,8 @@ Three figures (issue #13):
 
 1. **ESS per second.** On the problem of ``bench_sampling`` (n=20,000 rows, 3 features, K=3,
    fitted by EM) both sample 4 chains of 1000 tuning (burn-in) + 1000 kept draws in the same
-   run: ``sample_posterior(model, sampler="gibbs")`` with its defaults, on a copy of the fitted
+   run: ``sample_posterior(model, sampler="gibbs")`` with its defaults (the Metropolis move on),
+   on a copy of the fitted
    model without standard errors yet (its time includes them, the starts, relabelling, modes
    and the pointwise log-likelihood), and the baseline of ``bench_sampling`` (EM initvals,
    ``adapt_diag``; ``pm.sample`` alone). The headline is like-for-like: the baseline on the
@@ -13,15 +14,17 @@ Three figures (issue #13):
    labelled: the baseline on PyMC's default cores (1 on 2 CPUs), ESS per draw and wall
    milliseconds per draw of both (where the ratio comes from), and CPU seconds (user + system
    of the process and its workers: the cost when the machine is shared).
-2. **Sweep time.** One chain's sweeps at the same n, in this process (milliseconds per sweep
-   and per row block of ``gibbs_sweep.BLOCK_ROWS`` rows).
+2. **Sweep time.** One chain's sweeps at the same n, in this process (milliseconds per plain
+   sweep and per row block of ``gibbs_sweep.BLOCK_ROWS`` rows), and milliseconds per iteration
+   with the move (its default schedule of sweeps and move-only iterations).
 3. **A million rows.** 1,000,000 rows x 10 features, K=3, written to a scratch file and read
    back only through Dask (chunk by chunk, never whole in memory), fitted by EM and sampled
-   with ``sampler="gibbs"`` (4 x (200 + 1000): chains start at and around EM, so 200 burn-in
-   sweeps are many times the chains' autocorrelation time, and 4,000 draws give about the bulk
-   ESS diagnose() asks for; ``--large-tune``, ``--large-draws`` to change; no pointwise
-   log-likelihood) in a fresh child process: wall time of the fit and of the posterior, min
-   bulk ESS and max R-hat, and peak RSS of the process (VmHWM) and of its chain workers.
+   with ``sampler="gibbs"`` (4 x (200 + 1000) iterations: chains start at and around EM, so
+   200 burn-in iterations are many times the chains' autocorrelation time, and 4,000 draws give
+   more than the bulk ESS diagnose() asks for; ``--large-tune``, ``--large-draws`` to change;
+   no pointwise log-likelihood) in a fresh child process: wall time of the fit and of the
+   posterior, min bulk ESS and max R-hat, and peak RSS of the process (VmHWM) and of its chain
+   workers.
    ``--quick`` uses 100,000 rows and 4 x (50 + 100); ``--no-large`` skips it.
 
 Timings on a shared machine are noisy: compare only within one run.
@@ -273,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0], prog="bench_gibbs")
     parser.add_argument("--n", type=int, default=None, help="rows (default 20000; quick 2000)")
     parser.add_argument("--draws", type=int, default=None, help="kept draws per chain")
-    parser.add_argument("--tune", type=int, default=None, help="burn-in sweeps per chain")
+    parser.add_argument("--tune", type=int, default=None, help="burn-in iterations per chain")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument(
         "--runs", type=int, default=None, help="like-for-like pairs; default 3, quick 1"
@@ -297,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--large-tune",
         type=int,
         default=None,
-        help="burn-in sweeps per chain of the large run (default 200; quick 50)",
+        help="burn-in iterations per chain of the large run (default 200; quick 50)",
     )
     parser.add_argument("--no-large", action="store_true", help="skip the million-row run")
     args = parser.parse_args(argv)
@@ -439,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "large_fit_seconds": got["fit_seconds"],
                 "large_posterior_seconds": got["posterior_seconds"],
                 "large_sampling_seconds": got["sampling_seconds"],
-                "large_ms_per_chain_sweep": 1e3
+                "large_ms_per_chain_iteration": 1e3
                 * got["sampling_seconds"]
                 * got["cores"]
                 / (chains * (big_draws + big_tune + 1)),
