@@ -30,7 +30,7 @@ autocorrelation equal to the largest fraction of missing information, which is a
 of convergence (0.73 on ``tests/benchmarks/bench_gibbs.py``'s problem, where the plain sampler
 gets 0.18 min bulk ESS per draw against the NUTS baseline's 1.38). The move proposes the
 parameters afresh from the Laplace approximation at the posterior mode and accepts them by
-Metropolis-Hastings; where it is accepted often (in the first half of the burn-in), iterations
+Metropolis-Hastings; where it is accepted often (in the first 100 burn-in iterations), iterations
 of the move alone, one log-likelihood pass each, run between the sweeps
 (:func:`bayes_mlr.bayes.gibbs_sweep.metropolis_steps`). Every kernel leaves the posterior
 invariant, and the sweeps keep the chain moving where proposals are rejected; the move is
