@@ -94,7 +94,7 @@ def test_import_is_light():
         "import sys, bayes_mlr, bayes_mlr.core, bayes_mlr.frequentist, bayes_mlr.bayes, "
         "bayes_mlr.bayes.priors, bayes_mlr.bayes.starts; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('pymc', 'pytensor', 'arviz', 'xarray', 'matplotlib', 'sklearn')))"
+        "('pymc', 'pytensor', 'arviz', 'xarray', 'matplotlib', 'sklearn', 'numba')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
