@@ -211,6 +211,23 @@ def _logp_only(y, X, intercept, coef, log_w, sigma):
     return logp
 
 
+def _fresh_array(shape: tuple[int, ...]) -> np.ndarray:
+    """``np.empty(shape)`` (float64) in an anonymous memory map of its own.
+
+    numpy advises the kernel to back large arrays with huge pages; where the kernel compacts
+    memory on those page faults (transparent huge pages with ``defrag=madvise``, a common
+    default), first writing a fresh array of hundreds of MB is several times slower (measured
+    on the benchmark machine: 1.2 s against 0.23 s to fill 640 MB). The pointwise
+    log-likelihood of a long run is such an array (8000 draws x 20,000 rows: 1.3 GB).
+    """
+    import mmap
+
+    count = math.prod(shape)
+    if count == 0:
+        return np.empty(shape)
+    return np.frombuffer(mmap.mmap(-1, count * 8), dtype=np.float64).reshape(shape)
+
+
 def pointwise_logp_draws(
     y, X, log_w, intercept, coef, sigma, *, sample_weight=None, threads: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -229,7 +246,7 @@ def pointwise_logp_draws(
     y = np.ascontiguousarray(y, dtype=float)
     X = np.asfortranarray(X, dtype=float)
     S, n = np.shape(log_w)[0], y.shape[0]
-    out = np.empty((S, n))
+    out = _fresh_array((S, n))
     totals = np.empty(S)
 
     def work(lo: int, hi: int) -> None:
