@@ -2,7 +2,7 @@
 
 Sampling is the slow part of the Bayesian tests, so each posterior is drawn once per test
 session (``functools.cache``) and reused by every test that needs it. Sizes are small on
-purpose: n = 300 observations, 4 chains of 400 tuning + 400 kept draws.
+purpose: n = 300 observations, 4 chains of 400 tuning + 1000 kept draws.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ TRUTH = {
     "sigma": np.array([0.5, 0.7]),
 }
 N = 300
-DRAWS = TUNE = 400
+#: 4 x 1000 kept draws: with 4 x 400, R-hat's own Monte Carlo spread (about 0.005 here) put a
+#: healthy run's max R-hat over diagnose()'s 1.01 for some seeds (1.0109 once the NUTS
+#: gradient changed by rounding), so the "diagnostics pass" tests failed by seed, not by fault.
+DRAWS = 1000
+TUNE = 400
 CHAINS = 4
 
 #: Every back-end as a test parameter; one that is not installed is a skip with its reason
