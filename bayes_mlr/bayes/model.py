@@ -630,9 +630,13 @@ def sample_posterior(
         Draws kept per chain, tuning steps per chain, number of chains.
     sampler : {"auto", "pymc", "nutpie", "numpyro", "gibbs"}
         NUTS back-end, or ``"gibbs"``: the data-augmentation Gibbs sampler of
-        :func:`bayes_mlr.bayes.gibbs.sample_gibbs` (Gaussian components, constant weights;
-        ``"auto"`` never picks it). ``"auto"`` is PyMC's own NUTS, the fastest in every case
-        we measured:
+        :func:`bayes_mlr.bayes.gibbs.sample_gibbs` (Gaussian components, constant weights,
+        integer sample weights; with a Metropolis move from the Laplace approximation).
+        ``"auto"`` (through :func:`bayes_mlr.sample_posterior` and the estimator's method) is
+        the Gibbs sampler where it covers the model and there are at least
+        ``bayes_mlr.bayes.posterior.GIBBS_AUTO_MIN_ROWS`` rows and no PyMC arguments are given
+        (measured faster there: :mod:`bayes_mlr.bayes.posterior`), and otherwise PyMC's own
+        NUTS, the fastest NUTS back-end in every case we measured:
         for short runs nutpie's compilation dominates, and for long ones the likelihood Op's
         numpy code runs in parallel in PyMC's worker processes while nutpie's threads share
         one interpreter lock (measured once by hand at n = 20,000, K = 3, 4 x 2000 iterations:
