@@ -317,28 +317,35 @@ def test_weighted_rows_count_as_replicated_rows():
 
 
 @pytest.mark.parametrize(
-    "kind, priors",
+    "kind, priors, tune",
     [
-        ("separated", None),
-        ("separated", {"sigma": {"sigma": 0.3}, "weights": {"alpha": [1.0, 4.0]}}),
-        ("shared", None),
-        ("fixed", None),
-        ("weighted", None),  # integer weights, no intercept
-        ("one_component", None),
+        ("separated", None, 5),
+        ("separated", {"sigma": {"sigma": 0.3}, "weights": {"alpha": [1.0, 4.0]}}, 5),
+        ("shared", None, 5),
+        ("fixed", None, 5),
+        ("weighted", None, 5),  # integer weights, no intercept
+        ("one_component", None, 5),
+        # long enough a burn-in for move-only iterations between the sweeps
+        ("separated", None, 120),
     ],
 )
-def test_log_density_and_log_likelihood_are_the_pymc_models(kind, priors):
+def test_log_density_and_log_likelihood_are_the_pymc_models(kind, priors, tune):
     """Every draw's ``lp``, total log-likelihood and unconstrained point equal what PyMC's model
-    (build_model, the NUTS path's) gives for it: both samplers target one posterior."""
+    (build_model, the NUTS path's) gives for it: both samplers target one posterior. The
+    pointwise log-likelihood of every draw sums to its total."""
     from bayes_mlr.bayes.model import build_model
     from bayes_mlr.bayes.sampling import _invariants
 
     model = _model(kind)
-    idata = _gibbs(model, draws=15, tune=5, priors=priors)
+    idata = _gibbs(model, draws=15, tune=tune, priors=priors)
+    if tune > 100:
+        assert min(idata["posterior"].attrs["gibbs_metropolis_steps"]) > 0
     lp, ll, phi = _invariants(idata, build_model(model, priors=priors))
     stats_ = idata["sample_stats"]
     np.testing.assert_allclose(stats_["log_density"].to_numpy(), lp, rtol=1e-10)
     np.testing.assert_allclose(stats_["log_likelihood"].to_numpy(), ll, rtol=1e-10)
+    pointwise = idata["log_likelihood"]["y"].sum("obs").to_numpy()
+    np.testing.assert_allclose(pointwise, ll, rtol=1e-10)
     post = idata["posterior"]
     aligned = {name: post[name].to_numpy() for name in post.data_vars}
     np.testing.assert_allclose(gibbs.unconstrained_point(aligned, model.variance), phi, atol=1e-10)

@@ -206,3 +206,36 @@ def test_metropolis_must_be_a_bool():
         _model("component").sample_posterior(
             10, 10, 1, sampler="gibbs", progressbar=False, metropolis="yes"
         )
+
+
+def test_metropolis_steps_follow_the_acceptance_rate():
+    assert gibbs_sweep.metropolis_steps(0.9) == 7
+    assert gibbs_sweep.metropolis_steps(0.8) == 7
+    assert gibbs_sweep.metropolis_steps(0.6) == 3
+    assert gibbs_sweep.metropolis_steps(0.2) == 0
+
+
+@pytest.mark.parametrize(("tune", "scheduled"), [(40, False), (300, True)])
+def test_move_only_iterations_are_chosen_early_in_the_burn_in(tune, scheduled):
+    """With fewer than 2 x ADAPT_MIN_SWEEPS burn-in iterations every iteration sweeps; with
+    more, the schedule follows the acceptance rate of the first iterations, and the draws'
+    log-likelihoods are those of the draws (the move-only draws' come from the proposal's
+    pass, or repeat the previous draw's after a rejection)."""
+    _, data, prior, layout, start = _setup("component", n=2000)
+    proposal, _ = gibbs_proposal.laplace_proposal(
+        data.rows, prior, layout, start.weights, start.beta, start.sigma
+    )
+    job = gibbs._chain_job(
+        data, prior, start, draws=60, tune=tune, seed=np.random.SeedSequence(5), proposal=proposal
+    )
+    result = gibbs_sweep.run_chain(job)
+    expected = gibbs_sweep.metropolis_steps(result.accepted_tune / tune) if scheduled else 0
+    assert result.metropolis_steps == expected
+    if scheduled:  # n = 2,000, 7 parameters: the posterior is near normal
+        assert result.metropolis_steps > 0
+    log_y = np.log(data.scaler.y_scale)
+    for d in range(0, 60, 7):
+        params = (np.log(result.weights[d]), result.beta[d], result.sigma[d])
+        ll = gibbs_proposal.soft_stats(data.rows, *params).log_likelihood - data.n_rows * log_y
+        # the sweep's and the EM's log-likelihood of the same parameters: rounding only
+        assert result.log_likelihood[d] == pytest.approx(ll, rel=1e-10)
