@@ -612,7 +612,9 @@ def sample_gibbs(
     metropolis : bool
         Before each sweep's labels, propose the parameters from a multivariate t around the
         posterior mode with the Laplace covariance and accept or reject the proposal by
-        Metropolis-Hastings (:mod:`bayes_mlr.bayes.gibbs_proposal`). The move leaves the
+        Metropolis-Hastings (:mod:`bayes_mlr.bayes.gibbs_proposal`); where the first 100
+        burn-in proposals are accepted often, iterations of the move alone run between the
+        sweeps (:func:`bayes_mlr.bayes.gibbs_sweep.metropolis_steps`). The move leaves the
         posterior invariant and makes successive draws far less correlated where the posterior
         is near normal; where no Laplace approximation exists at the EM estimate (an empty or
         degenerate component) it is left out, and ``posterior.attrs["gibbs_move"]`` says why.
@@ -626,7 +628,8 @@ def sample_gibbs(
         As :func:`bayes_mlr.bayes.model.sample_posterior`, with ``posterior.attrs["sampler"]``
         ``"gibbs"``, ``tuning_steps``, ``gibbs_slice_steps`` (sigma draws that fell back to
         a slice step), ``gibbs_move`` (``"independence Metropolis"``, or why there is none)
-        and, with the move, ``gibbs_acceptance_rate`` (over the kept draws) and
+        and, with the move, ``gibbs_acceptance_rate`` (over the kept draws),
+        ``gibbs_metropolis_steps`` (per chain: move-only iterations between sweeps) and
         ``sample_stats["accepted"]`` (chain, draw).
 
     Raises

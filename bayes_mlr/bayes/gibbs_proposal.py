@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from bayes_mlr.core.stats import SufficientStats, block_stats
+from bayes_mlr.core.stats import SufficientStats, block_stats, residual_sums, sum_stats
 
 __all__ = [
     "PROPOSAL_DF",
@@ -142,11 +142,7 @@ def _prior_gradient(phi: np.ndarray, layout: Layout, prior: Any) -> np.ndarray:
 
 def soft_stats(rows: Any, log_weights: np.ndarray, beta: np.ndarray, sigma: np.ndarray):
     """The EM's soft sufficient statistics at ``θ`` (one pass over ``rows``)."""
-    total = None
-    for Zb, wb in rows.blocks():
-        st = block_stats(Zb, log_weights, beta, sigma, wb)
-        total = st if total is None else total + st
-    return total
+    return sum_stats(block_stats(Zb, log_weights, beta, sigma, wb) for Zb, wb in rows.blocks())
 
 
 def _likelihood_gradient(stats: SufficientStats, phi: np.ndarray, layout: Layout) -> np.ndarray:
@@ -154,14 +150,13 @@ def _likelihood_gradient(stats: SufficientStats, phi: np.ndarray, layout: Layout
     identity ``∇ log p(y | θ) = E[∇ log p(y, z | θ) | y, θ]``."""
     K, q, s = layout.n_components, layout.n_coef, layout.n_sigma
     log_w, beta, sigma = layout.unpack(phi)
-    G, b, yy = stats.gram[:, :q, :q], stats.gram[:, :q, q], stats.gram[:, q, q]
+    G, b = stats.gram[:, :q, :q], stats.gram[:, :q, q]
     inv_s2 = 1.0 / sigma**2
     g_eta = stats.nk[:-1] - stats.n_obs * np.exp(log_w[:-1])
     g_beta = (b - np.einsum("kij,kj->ki", G, beta)) * inv_s2[:, None]
     parts = [g_eta, g_beta.ravel()]
     if s:
-        rss = yy - 2.0 * np.einsum("ki,ki->k", beta, b) + np.einsum("ki,kij,kj->k", beta, G, beta)
-        g_u = rss * inv_s2 - stats.nk
+        g_u = residual_sums(stats.gram, beta) * inv_s2 - stats.nk
         parts.append(g_u if s == K else np.array([g_u.sum()]))
     return np.concatenate(parts)
 

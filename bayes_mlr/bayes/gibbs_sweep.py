@@ -67,7 +67,7 @@ import numpy as np
 
 from bayes_mlr.bayes.gibbs_proposal import IndependenceProposal, log_target_prior
 from bayes_mlr.core.data import Scaler
-from bayes_mlr.core.stats import LOG_2PI, SufficientStats, iter_blocks
+from bayes_mlr.core.stats import LOG_2PI, SufficientStats, iter_blocks, residual_sums
 
 __all__ = [
     "BLOCK_ROWS",
@@ -530,15 +530,6 @@ def draw_coefficients(
     return mean + np.linalg.solve(np.swapaxes(chol, -1, -2), noise[..., None])[..., 0]
 
 
-def residual_sums(gram: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """``RSS_j = Σ_{z_i = j} (y_i - x1_iᵀβ_j)²`` from the statistics (the M-step's three-term
-    form, :func:`bayes_mlr.core.em.m_step_from_stats`)."""
-    q = beta.shape[1]
-    G, b, yy = gram[:, :q, :q], gram[:, :q, q], gram[:, q, q]
-    rss = yy - 2.0 * np.einsum("kq,kq->k", beta, b) + np.einsum("kp,kpq,kq->k", beta, G, beta)
-    return np.maximum(rss, 0.0)
-
-
 def _log_sigma_target(u: float, n: float, rss: float, scale: float) -> float:
     """Log density of ``log σ`` given ``n`` rows with residual sum ``rss`` and a
     HalfNormal(``scale``) prior (up to a constant)."""
@@ -958,13 +949,12 @@ def run_chains(jobs: list[ChainJob]) -> list[ChainResult]:
                 labels.append(chain.after_pass(st, t) if own else None)
             if last:
                 break
-            redo = [c for c, got in zip(chains, labels, strict=True) if c.plan[0] and got is None]
-            if redo:  # sweeps whose proposal was rejected: the current parameters' labels
-                again = iter(label_passes(first.rows, [c.redo_state() for c in redo]))
-                labels = [
-                    next(again) if (c.plan[0] and got is None) else got
-                    for c, got in zip(chains, labels, strict=True)
-                ]
+            # sweeps whose proposal was rejected: the current parameters' labels, one more pass
+            redo = [i for i, c in enumerate(chains) if c.plan[0] and labels[i] is None]
+            if redo:
+                again = label_passes(first.rows, [chains[i].redo_state() for i in redo])
+                for i, st in zip(redo, again, strict=True):
+                    labels[i] = st
             for chain, got in zip(chains, labels, strict=True):
                 if chain.plan[0]:
                     chain.sweep(got, t)
