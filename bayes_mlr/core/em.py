@@ -40,7 +40,7 @@ from bayes_mlr._validation import (
 )
 from bayes_mlr.core.components.gaussian import sigma_from_rss
 from bayes_mlr.core.data import InMemoryData, Scaler
-from bayes_mlr.core.linalg import _RANK_TOL, solve_weighted_least_squares
+from bayes_mlr.core.linalg import solve_weighted_least_squares_batch
 from bayes_mlr.core.spurious import spurious_components
 from bayes_mlr.core.stats import (
     SufficientStats,
@@ -50,6 +50,7 @@ from bayes_mlr.core.stats import (
     density_terms,
     log_resp,
     pair_products,
+    residual_sums,
     unpack_gram,
 )
 from bayes_mlr.exceptions import ConvergenceWarning, DegenerateFitWarning, SpuriousFitWarning
@@ -211,28 +212,6 @@ def _log(weights: np.ndarray) -> np.ndarray:
         return np.log(weights)
 
 
-def _solve_components(gram: np.ndarray, xty: np.ndarray) -> np.ndarray:
-    """:func:`~bayes_mlr.core.linalg.solve_weighted_least_squares` for the K components at
-    once: ``gram`` (K, q, q), ``xty`` (K, q) -> (K, q).
-
-    When every system is of full rank as that function judges it (every diagonal entry above
-    the rank tolerance, and every Cholesky pivot of the unit-diagonal matrices too), they are
-    solved together in a few batched calls, which saves most of the M-step's time on small q;
-    otherwise each goes through the function itself (its minimum-norm solution included).
-    """
-    d = np.sqrt(np.clip(np.diagonal(gram, axis1=1, axis2=2), 0.0, None))
-    d_max = d.max(axis=1, keepdims=True)
-    if np.all(d_max > 0) and np.all(d > _RANK_TOL * d_max):
-        g = gram / (d[:, :, None] * d[:, None, :])
-        try:
-            chol = np.linalg.cholesky(g)
-        except np.linalg.LinAlgError:
-            chol = None
-        if chol is not None and np.min(np.diagonal(chol, axis1=1, axis2=2)) ** 2 >= _RANK_TOL:
-            return np.linalg.solve(g, (xty / d)[:, :, None])[:, :, 0] / d
-    return np.array([solve_weighted_least_squares(G, b) for G, b in zip(gram, xty, strict=True)])
-
-
 def m_step_from_stats(
     stats: SufficientStats, *, variance: str, sigma_fixed: float | None, sigma_floor: float
 ) -> _Params:
@@ -240,11 +219,8 @@ def m_step_from_stats(
     nk, gram = stats.nk, stats.gram
     q = gram.shape[1] - 1
     weights = nk / nk.sum()
-    G, b, yy = gram[:, :q, :q], gram[:, :q, q], gram[:, q, q]
-    beta = _solve_components(G, b)
-    # Σ_i γ_ij (y_i - x1_iᵀβ_j)²; the three-term form stays valid for minimum-norm solutions.
-    rss = yy - 2.0 * np.einsum("kq,kq->k", beta, b) + np.einsum("kp,kpq,kq->k", beta, G, beta)
-    rss = np.maximum(rss, 0.0)
+    beta = solve_weighted_least_squares_batch(gram[:, :q, :q], gram[:, :q, q])
+    rss = residual_sums(gram, beta)  # Σ_i γ_ij (y_i - x1_iᵀβ_j)²
     sigma = sigma_from_rss(
         rss, nk, variance=variance, sigma_fixed=sigma_fixed, sigma_floor=sigma_floor
     )

@@ -264,6 +264,26 @@ def iter_blocks(n: int, block_rows: int = DEFAULT_BLOCK_ROWS):
         yield slice(start, min(start + block_rows, n))
 
 
+def residual_sums(gram: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``RSS_j = Σ_i w_ij (y_i - x1_iᵀβ_j)²`` from the augmented Gram matrices, by the
+    three-term form ``yy - 2 βᵀb + βᵀGβ`` (valid for minimum-norm solutions too), clipped at 0.
+
+    Parameters
+    ----------
+    gram : ndarray of shape (K, q + 1, q + 1)
+        ``Σ_i w_ij z_i z_iᵀ`` with ``z_i = [x1_i, y_i]``.
+    beta : ndarray of shape (K, q)
+
+    Returns
+    -------
+    ndarray of shape (K,)
+    """
+    q = beta.shape[1]
+    G, b, yy = gram[:, :q, :q], gram[:, :q, q], gram[:, q, q]
+    rss = yy - 2.0 * np.einsum("kq,kq->k", beta, b) + np.einsum("kp,kpq,kq->k", beta, G, beta)
+    return np.maximum(rss, 0.0)
+
+
 def sum_stats(parts) -> SufficientStats:
     """Sum block statistics in the order given (fixed order: results do not depend on how
     many threads or workers produced the parts)."""

@@ -13,7 +13,8 @@ from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
 from bayes_mlr import ConvergenceWarning, DegenerateFitWarning, EMResult, fit_em, simulate
-from bayes_mlr.core.em import e_step, m_step, solve_weighted_least_squares
+from bayes_mlr.core.em import e_step, m_step
+from bayes_mlr.core.linalg import solve_weighted_least_squares
 from tests.conftest import TRUTH_2, TRUTH_3, make_data
 
 DATA = Path(__file__).parents[1] / "data"

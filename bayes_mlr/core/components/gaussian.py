@@ -24,13 +24,14 @@ import math
 import numpy as np
 
 from bayes_mlr.core.components.family import NUMPY_OPS, Family
-from bayes_mlr.core.linalg import solve_weighted_least_squares
+from bayes_mlr.core.linalg import solve_weighted_least_squares, solve_weighted_least_squares_batch
 from bayes_mlr.core.spurious import spurious_components
 from bayes_mlr.core.stats import (
     SufficientStats,
     block_stats,
     component_log_density,
     iter_blocks,
+    residual_sums,
     sum_stats,
 )
 
@@ -214,11 +215,7 @@ class GaussianComponents:
         """
         gram, nk = stats.gram, stats.nk
         beta = solve_components(gram, self.shared, sigma)
-        q = self.n_coef
-        G, b, yy = gram[:, :q, :q], gram[:, :q, q], gram[:, q, q]
-        # Σ_i r_ij (y_i - x1_iᵀβ_j)²; the three-term form stays valid for minimum-norm solutions.
-        rss = yy - 2.0 * np.einsum("kq,kq->k", beta, b) + np.einsum("kq,kqr,kr->k", beta, G, beta)
-        rss = np.maximum(rss, 0.0)
+        rss = residual_sums(gram, beta)  # Σ_i r_ij (y_i - x1_iᵀβ_j)²
         new_sigma = sigma_from_rss(
             rss,
             nk,
@@ -242,7 +239,7 @@ def solve_components(gram: np.ndarray, shared: np.ndarray, sigma: np.ndarray) ->
     q + 1), ``[[A_j, b_j], [·, ·]]``, columns ``shared`` solved jointly with weights 1/σ_j²."""
     K, q = gram.shape[0], shared.shape[0]
     if not shared.any():
-        return np.stack([solve_weighted_least_squares(g[:q, :q], g[:q, q]) for g in gram])
+        return solve_weighted_least_squares_batch(gram[:, :q, :q], gram[:, :q, q])
     s, p = np.flatnonzero(shared), np.flatnonzero(~shared)
     ns, npv = s.size, p.size
     scaled = gram / (sigma**2)[:, None, None]

@@ -44,7 +44,7 @@ from scipy.special import digamma, gammaln
 
 from bayes_mlr.core.components.family import NUMPY_OPS, Family
 from bayes_mlr.core.components.gaussian import GaussianComponents, sigma_from_rss, solve_components
-from bayes_mlr.core.stats import block_stats, iter_blocks
+from bayes_mlr.core.stats import block_stats, iter_blocks, residual_sums
 
 __all__ = ["DF_MAX", "DF_MIN", "StudentT", "StudentTComponents"]
 
@@ -217,11 +217,8 @@ class StudentTComponents(GaussianComponents):
     def m_step_from_stats(self, stats: TStats, beta, sigma, df=None):
         gram, nk = stats.gram, stats.nk
         beta = solve_components(gram, self.shared, sigma)
-        q = self.n_coef
-        G, b, yy = gram[:, :q, :q], gram[:, :q, q], gram[:, q, q]
-        rss = yy - 2.0 * np.einsum("kq,kq->k", beta, b) + np.einsum("kq,kqr,kr->k", beta, G, beta)
         new_sigma = sigma_from_rss(
-            np.maximum(rss, 0.0),
+            residual_sums(gram, beta),
             nk,
             variance=self.variance,
             sigma_fixed=self.sigma_fixed,
