@@ -27,12 +27,14 @@ import numpy as np
 __all__ = [
     "Timing",
     "add_peer_arguments",
+    "add_sampling_arguments",
     "base_parser",
     "commit_label",
     "environment_line",
     "fmt_num",
     "peer_sizes",
     "print_table",
+    "sampling_sizes",
     "say",
     "time_call",
     "to_jsonable",
@@ -80,6 +82,39 @@ def peer_sizes(parser: argparse.ArgumentParser, args, *, default_n: int, quick_n
     if repeats < 1 or n < 100:
         parser.error("--repeats must be at least 1 and --n at least 100")
     return n, repeats
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a posterior benchmark against the hand-written ``pm.NormalMixture``
+    baseline (``bench_sampling``, ``bench_gibbs``): the problem's size, the like-for-like runs
+    and which baselines to skip."""
+    parser.add_argument("--n", type=int, default=None, help="rows (default 20000; quick 2000)")
+    parser.add_argument("--draws", type=int, default=None, help="kept draws per chain")
+    parser.add_argument(
+        "--tune", type=int, default=None, help="tuning (burn-in) iterations per chain"
+    )
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="like-for-like pairs (ours, baseline on the same cores); default 3, quick 1",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip every baseline run")
+    parser.add_argument(
+        "--no-pymc-default",
+        action="store_true",
+        help="skip the secondary baseline on PyMC's default number of cores",
+    )
+
+
+def sampling_sizes(args) -> tuple[int, int, int, int, int]:
+    """``(n, draws, tune, chains, runs)`` from the options of :func:`add_sampling_arguments`."""
+    n = args.n or (2000 if args.quick else 20_000)
+    draws = args.draws or (200 if args.quick else 1000)
+    tune = args.tune if args.tune is not None else (200 if args.quick else 1000)
+    runs = args.runs or (1 if args.quick else 3)
+    return n, draws, tune, args.chains, runs
 
 
 def say(*parts: Any) -> None:

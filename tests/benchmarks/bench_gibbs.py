@@ -49,7 +49,15 @@ from typing import Any
 
 import numpy as np
 
-from ._common import base_parser, commit_label, environment_line, print_table, say
+from ._common import (
+    add_sampling_arguments,
+    base_parser,
+    commit_label,
+    environment_line,
+    print_table,
+    sampling_sizes,
+    say,
+)
 from .bench_sampling import (
     DATA_SEED,
     TRUE_COEF,
@@ -274,19 +282,7 @@ def _row(label: str, rec: dict[str, Any]) -> list[Any]:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; return its figures."""
     parser = base_parser(__doc__.splitlines()[0], prog="bench_gibbs")
-    parser.add_argument("--n", type=int, default=None, help="rows (default 20000; quick 2000)")
-    parser.add_argument("--draws", type=int, default=None, help="kept draws per chain")
-    parser.add_argument("--tune", type=int, default=None, help="burn-in iterations per chain")
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument(
-        "--runs", type=int, default=None, help="like-for-like pairs; default 3, quick 1"
-    )
-    parser.add_argument("--no-baseline", action="store_true", help="skip every baseline run")
-    parser.add_argument(
-        "--no-pymc-default",
-        action="store_true",
-        help="skip the secondary baseline on PyMC's default number of cores",
-    )
+    add_sampling_arguments(parser)
     parser.add_argument("--large-n", type=int, default=None, help="rows of the large run")
     parser.add_argument("--large-features", type=int, default=10)
     parser.add_argument("--large-chunk", type=int, default=100_000, help="Dask chunk rows")
@@ -304,11 +300,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--no-large", action="store_true", help="skip the million-row run")
     args = parser.parse_args(argv)
-    n = args.n or (2000 if args.quick else 20_000)
-    draws = args.draws or (200 if args.quick else 1000)
-    tune = args.tune if args.tune is not None else (200 if args.quick else 1000)
-    chains = args.chains
-    runs = args.runs or (1 if args.quick else 3)
+    n, draws, tune, chains, runs = sampling_sizes(args)
     if runs < 1:
         parser.error("--runs must be at least 1")
 

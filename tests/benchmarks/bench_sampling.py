@@ -64,7 +64,16 @@ from typing import Any
 
 import numpy as np
 
-from ._common import base_parser, commit_label, environment_line, print_table, say, time_call
+from ._common import (
+    add_sampling_arguments,
+    base_parser,
+    commit_label,
+    environment_line,
+    print_table,
+    sampling_sizes,
+    say,
+    time_call,
+)
 
 __all__ = ["main"]
 
@@ -463,26 +472,11 @@ def _row(label: str, rec: dict[str, Any]) -> list[Any]:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; return its figures (seconds, min ESS, ESS/s, ratios)."""
     parser = base_parser(__doc__.splitlines()[0], prog="bench_sampling")
-    parser.add_argument("--n", type=int, default=None, help="rows (default 20000; quick 2000)")
-    parser.add_argument("--draws", type=int, default=None, help="kept draws per chain")
-    parser.add_argument("--tune", type=int, default=None, help="tuning steps per chain")
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument(
-        "--runs",
-        type=int,
-        default=None,
-        help="like-for-like pairs (ours, baseline on the same cores); default 3, quick 1",
-    )
+    add_sampling_arguments(parser)
     parser.add_argument(
         "--samplers",
         default="auto",
         help="comma-separated sample_posterior samplers to time (default: auto)",
-    )
-    parser.add_argument("--no-baseline", action="store_true", help="skip every baseline run")
-    parser.add_argument(
-        "--no-pymc-default",
-        action="store_true",
-        help="skip the secondary baseline on PyMC's default number of cores",
     )
     parser.add_argument("--no-em-starts", action="store_true", help="skip the run with starts='em'")
     parser.add_argument("--no-gradient", action="store_true", help="skip the gradient timing")
@@ -492,11 +486,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         help="skip the sampler-overhead run of the 'where the time goes' breakdown",
     )
     args = parser.parse_args(argv)
-    n = args.n or (2000 if args.quick else 20_000)
-    draws = args.draws or (200 if args.quick else 1000)
-    tune = args.tune if args.tune is not None else (200 if args.quick else 1000)
-    chains = args.chains
-    runs = args.runs or (1 if args.quick else 3)
+    n, draws, tune, chains, runs = sampling_sizes(args)
     samplers = args.samplers.split(",")
     if runs < 1:
         parser.error("--runs must be at least 1")
